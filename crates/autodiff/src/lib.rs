@@ -1,0 +1,27 @@
+//! A tape-based reverse-mode autodiff engine on `f32` matrices, with a rayon-parallel GEMM and a
+//! finite-difference gradient checker.
+//!
+//! ```
+//! use autodiff::{Tape, ndarray::array};
+//!
+//! let tape = Tape::new();
+//! let w = tape.leaf(array![[1.0f32, -2.0], [0.5, 3.0]]);
+//! let x = tape.constant(array![[1.0f32, 2.0]]);
+//! let loss = x.matmul(w).tanh().sum();
+//! let grads = tape.backward(loss);
+//! assert_eq!(grads.get(w).unwrap().dim(), (2, 2));
+//! ```
+#![warn(missing_docs)]
+
+pub mod gemm;
+pub mod gradcheck;
+pub mod ops;
+mod tape;
+
+pub use gradcheck::{GradcheckConfig, GradcheckError, gradcheck};
+pub use ndarray;
+pub use ops::*;
+pub use tape::{Anomaly, BackwardFn, Grads, Tape, Var};
+
+/// Every value on the tape: rows are examples, a scalar is 1×1, a bias is 1×n.
+pub type Matrix = ndarray::Array2<f32>;

@@ -1,0 +1,346 @@
+//! The fused, numerically stable pieces of a VAE's objective, each with a hand-derived backward:
+//! Bernoulli and Gaussian likelihoods, the Gaussian KL against N(0, I), reparameterization.
+//!
+//! Per-example losses are m×1 columns (summed over features), to be averaged by the caller.
+
+use std::f32::consts::PI;
+use std::rc::Rc;
+
+use ndarray::{Axis, Zip};
+
+use super::sum_to;
+use super::unary::{logistic, softplus_f32};
+use crate::{Matrix, Var};
+
+#[track_caller]
+fn same_shape(op: &str, a: (usize, usize), b: (usize, usize)) {
+    assert!(a == b, "{op}: shapes {a:?} and {b:?} differ");
+}
+
+/// Row sums as an m×1 column.
+fn row_sums(x: Matrix) -> Matrix {
+    x.sum_axis(Axis(1)).insert_axis(Axis(1))
+}
+
+/// Binary cross-entropy of targets `x ∈ [0, 1]` under Bernoulli logits `l`, summed per example:
+/// `yᵢ = Σⱼ softplus(lᵢⱼ) - lᵢⱼ·xᵢⱼ` (= `-Σ x ln σ(l) + (1-x) ln(1-σ(l))`, without ever forming
+/// `σ(l)`, so finite for any finite logit); `∂yᵢ/∂lᵢⱼ = σ(lᵢⱼ) - xᵢⱼ`, `∂yᵢ/∂xᵢⱼ = -lᵢⱼ`.
+#[track_caller]
+pub fn bce_with_logits<'t>(logits: Var<'t>, targets: Var<'t>) -> Var<'t> {
+    let (l, x) = (logits.value(), targets.value());
+    same_shape("bce_with_logits", l.dim(), x.dim());
+    let per_pixel = Zip::from(&*l)
+        .and(&*x)
+        .map_collect(|&l, &x| softplus_f32(l) - l * x);
+    let y = row_sums(per_pixel);
+    logits
+        .tape()
+        .push_masked("bce_with_logits", y, &[logits, targets], move |g, need| {
+            vec![
+                need[0].then(|| {
+                    Zip::from(&*l)
+                        .and(&*x)
+                        .and_broadcast(g)
+                        .map_collect(|&l, &x, &g| g * (logistic(l) - x))
+                }),
+                need[1].then(|| Zip::from(&*l).and_broadcast(g).map_collect(|&l, &g| -g * l)),
+            ]
+        })
+}
+
+/// `KL(N(μ, e^{log σ²}) ‖ N(0, I))` per example: `yᵢ = ½ Σⱼ (μ² + e^{log σ²} - 1 - log σ²)`;
+/// `∂yᵢ/∂μᵢⱼ = μᵢⱼ`, `∂yᵢ/∂log σ²ᵢⱼ = ½(e^{log σ²ᵢⱼ} - 1)`.
+#[track_caller]
+pub fn gaussian_kl<'t>(mu: Var<'t>, log_var: Var<'t>) -> Var<'t> {
+    let (m, lv) = (mu.value(), log_var.value());
+    same_shape("gaussian_kl", m.dim(), lv.dim());
+    let terms = Zip::from(&*m)
+        .and(&*lv)
+        .map_collect(|&m, &lv| 0.5 * (m * m + lv.exp() - 1.0 - lv));
+    mu.tape()
+        .push("gaussian_kl", row_sums(terms), &[mu, log_var], move |g| {
+            vec![
+                Zip::from(&*m).and_broadcast(g).map_collect(|&m, &g| g * m),
+                Zip::from(&*lv)
+                    .and_broadcast(g)
+                    .map_collect(|&lv, &g| g * 0.5 * (lv.exp() - 1.0)),
+            ]
+        })
+}
+
+/// `z = μ + e^{½ log σ²} ⊙ ε` with the noise `ε` supplied by the caller (usually N(0, I));
+/// `∂z/∂μ = 1`, `∂z/∂log σ² = ½ e^{½ log σ²} ⊙ ε = ½ (z - μ)`.
+#[track_caller]
+pub fn reparameterize<'t>(mu: Var<'t>, log_var: Var<'t>, eps: &Matrix) -> Var<'t> {
+    let (m, lv) = (mu.value(), log_var.value());
+    same_shape("reparameterize", m.dim(), lv.dim());
+    same_shape("reparameterize (noise)", m.dim(), eps.dim());
+    let sigma_eps = Zip::from(&*lv)
+        .and(eps)
+        .map_collect(|&lv, &e| (0.5 * lv).exp() * e);
+    let z = &*m + &sigma_eps;
+    mu.tape()
+        .push("reparameterize", z, &[mu, log_var], move |g| {
+            vec![
+                g.clone(),
+                Zip::from(g)
+                    .and(&sigma_eps)
+                    .map_collect(|&g, &s| 0.5 * g * s),
+            ]
+        })
+}
+
+/// Mean squared error per example: `yᵢ = (1/n) Σⱼ (pᵢⱼ - tᵢⱼ)²`;
+/// `∂yᵢ/∂pᵢⱼ = 2(pᵢⱼ - tᵢⱼ)/n = -∂yᵢ/∂tᵢⱼ`.
+#[track_caller]
+pub fn mse<'t>(pred: Var<'t>, target: Var<'t>) -> Var<'t> {
+    let (p, t) = (pred.value(), target.value());
+    same_shape("mse", p.dim(), t.dim());
+    let n = p.ncols() as f32;
+    let diff = Rc::new(&*p - &*t);
+    let y = row_sums(diff.mapv(|d| d * d)) / n;
+    pred.tape()
+        .push_masked("mse", y, &[pred, target], move |g, need| {
+            let gp = Zip::from(&*diff)
+                .and_broadcast(g)
+                .map_collect(|&d, &g| 2.0 * g * d / n);
+            let gt = need[1].then(|| -&gp);
+            vec![need[0].then_some(gp), gt]
+        })
+}
+
+/// Negative log-likelihood of `x` under `N(mean, e^{log σ²})`, summed per example:
+/// `yᵢ = ½ Σⱼ (ln 2π + log σ²ᵢⱼ + (xᵢⱼ - meanᵢⱼ)² e^{-log σ²ᵢⱼ})`. `log_var` may be m×n or
+/// broadcast (1×n per feature, 1×1 shared, e.g. a fixed decoder variance).
+/// With `r = (x - mean)·e^{-log σ²}`: `∂y/∂mean = -r`, `∂y/∂x = r`,
+/// `∂y/∂log σ² = ½ (1 - (x - mean)² e^{-log σ²})`.
+#[track_caller]
+pub fn gaussian_nll<'t>(mean: Var<'t>, log_var: Var<'t>, x: Var<'t>) -> Var<'t> {
+    let (mu, lv, xv) = (mean.value(), log_var.value(), x.value());
+    same_shape("gaussian_nll", mu.dim(), xv.dim());
+    let shape = mu.dim();
+    let lv_shape = lv.dim();
+    let lv_full = lv.broadcast(shape).unwrap_or_else(|| {
+        panic!("gaussian_nll: log_var shape {lv_shape:?} does not broadcast to {shape:?}")
+    });
+    let ln_2pi = (2.0 * PI).ln();
+    let diff = Rc::new(&*xv - &*mu);
+    let terms = Zip::from(&*diff)
+        .and(lv_full)
+        .map_collect(|&d, &lv| 0.5 * (ln_2pi + lv + d * d * (-lv).exp()));
+    mean.tape().push_masked(
+        "gaussian_nll",
+        row_sums(terms),
+        &[mean, log_var, x],
+        move |g, need| {
+            let lv_full = lv.broadcast(shape).expect("checked in forward");
+            let r = Zip::from(&*diff)
+                .and(lv_full)
+                .and_broadcast(g)
+                .map_collect(|&d, &lv, &g| g * d * (-lv).exp());
+            let g_lv = need[1].then(|| {
+                let full = Zip::from(&*diff)
+                    .and(lv_full)
+                    .and_broadcast(g)
+                    .map_collect(|&d, &lv, &g| 0.5 * g * (1.0 - d * d * (-lv).exp()));
+                sum_to(full, lv_shape)
+            });
+            vec![need[0].then(|| -&r), g_lv, need[2].then_some(r)]
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GradcheckConfig, Tape, gradcheck};
+    use ndarray::array;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// A matrix with the given values repeated to fill `shape`.
+    fn filled(shape: (usize, usize), values: &[f32]) -> Matrix {
+        Matrix::from_shape_fn(shape, |(i, j)| values[(i * shape.1 + j) % values.len()])
+    }
+
+    #[test]
+    fn bce_matches_the_naive_formula_where_that_is_finite() {
+        let tape = Tape::new();
+        let l = array![[-3.0f32, -0.5, 0.0, 0.7, 4.0], [1.0, -1.0, 2.0, -2.0, 0.1]];
+        let x = array![[0.0f32, 1.0, 0.3, 1.0, 0.0], [1.0, 1.0, 0.0, 0.5, 0.9]];
+        let y = bce_with_logits(tape.constant(l.clone()), tape.constant(x.clone())).value();
+        for i in 0..2 {
+            let naive: f64 = (0..5)
+                .map(|j| {
+                    let (l, x) = (f64::from(l[[i, j]]), f64::from(x[[i, j]]));
+                    let p = 1.0 / (1.0 + (-l).exp());
+                    -(x * p.ln() + (1.0 - x) * (1.0 - p).ln())
+                })
+                .sum();
+            assert!(
+                (f64::from(y[[i, 0]]) - naive).abs() < 1e-5,
+                "{} vs {naive}",
+                y[[i, 0]]
+            );
+        }
+    }
+
+    #[test]
+    fn bce_is_finite_for_huge_logits() {
+        // softplus(1e4) - 1e4·0 = 1e4; softplus(-1e4) - (-1e4)·1 = 1e4; the matched ones are 0.
+        let tape = Tape::new();
+        let l = tape.leaf(array![[1e4f32, -1e4, 1e4, -1e4]]);
+        let x = tape.constant(array![[0.0f32, 1.0, 1.0, 0.0]]);
+        let y = bce_with_logits(l, x);
+        assert_eq!(y.item(), 2e4);
+        let g = tape.backward(y.sum()).wrt(l);
+        // σ(l) - x: 1 - 0, 0 - 1, 1 - 1, 0 - 0.
+        assert_eq!(g, array![[1.0f32, -1.0, 0.0, 0.0]]);
+    }
+
+    #[test]
+    fn bce_gradients_at_ordinary_and_extreme_logits() {
+        for logits in [&[-2.0f32, -0.3, 0.4, 1.5][..], &[-30.0, -12.0, 12.0, 30.0]] {
+            let inputs = [
+                filled((3, 4), logits),
+                filled((3, 4), &[0.0, 1.0, 0.25, 0.8, 1.0]),
+            ];
+            gradcheck(
+                |v| bce_with_logits(v[0], v[1]),
+                &inputs,
+                &GradcheckConfig::default(),
+            )
+            .unwrap_or_else(|e| panic!("logits {logits:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn kl_matches_closed_forms() {
+        let tape = Tape::new();
+        // KL(N(0, 1) ‖ N(0, 1)) = 0.
+        // KL(N(1, 1) ‖ N(0, 1)) = ½·1² = 0.5 per dimension.
+        // KL(N(0, e²) ‖ N(0, 1)) = ½(e² - 1 - 2) = ½(7.389056 - 3) = 2.194528.
+        let mu = tape.leaf(array![[0.0f32, 0.0], [1.0, 1.0], [0.0, 0.0]]);
+        let log_var = tape.leaf(array![[0.0f32, 0.0], [0.0, 0.0], [2.0, 2.0]]);
+        let kl = gaussian_kl(mu, log_var).value();
+        let expected = [0.0f32, 1.0, 2.0 * 0.5 * (2.0f32.exp() - 3.0)];
+        for (i, e) in expected.iter().enumerate() {
+            assert!(
+                (kl[[i, 0]] - e).abs() < 1e-5,
+                "row {i}: {} vs {e}",
+                kl[[i, 0]]
+            );
+        }
+    }
+
+    /// Every integer log σ² from -10 to 10, each in a gradcheck of its own (see
+    /// [`GradcheckConfig`] on why an output of order e¹⁰ must not share a call with small ones).
+    fn across_log_var(f: impl Fn(Matrix, Matrix)) {
+        for log_var in -10..=10 {
+            f(
+                filled((2, 3), &[0.3, -1.2, 2.0, 0.0, -0.4]),
+                filled((2, 3), &[log_var as f32, log_var as f32 + 0.25]),
+            );
+        }
+    }
+
+    #[test]
+    fn kl_gradients_across_log_var_from_minus_10_to_10() {
+        across_log_var(|mu, log_var| {
+            let at = log_var[[0, 0]];
+            gradcheck(
+                |v| gaussian_kl(v[0], v[1]),
+                &[mu, log_var],
+                &GradcheckConfig::default(),
+            )
+            .unwrap_or_else(|e| panic!("log σ² = {at}: {e}"));
+        });
+    }
+
+    #[test]
+    fn reparameterize_matches_its_definition_and_gradients() {
+        let tape = Tape::new();
+        let (mu, log_var) = (array![[1.0f32, -2.0]], array![[0.0f32, 2.0f32.ln() * 2.0]]);
+        let eps = array![[0.5f32, -1.0]];
+        // z = μ + σ·ε with σ = e^{½ log σ²}: 1 + 1·0.5 = 1.5; -2 + 2·(-1) = -4.
+        let z = reparameterize(tape.leaf(mu), tape.leaf(log_var), &eps).value();
+        assert!(
+            (z[[0, 0]] - 1.5).abs() < 1e-6 && (z[[0, 1]] + 4.0).abs() < 1e-5,
+            "{z}"
+        );
+
+        let eps = filled((2, 3), &[0.7, -1.1, 0.2, 1.9, -0.5]);
+        across_log_var(|mu, log_var| {
+            let at = log_var[[0, 0]];
+            let inputs = [mu, log_var];
+            gradcheck(
+                |v| reparameterize(v[0], v[1], &eps),
+                &inputs,
+                &GradcheckConfig::default(),
+            )
+            .unwrap_or_else(|e| panic!("log σ² = {at}: {e}"));
+        });
+    }
+
+    #[test]
+    fn reparameterized_samples_have_the_right_mean_and_variance() {
+        // z = 1.5 + e^{½ ln 0.25}·ε = 1.5 + 0.5·ε: mean 1.5, variance 0.25. With n = 200 000
+        // draws the standard error of the mean is 0.5/√n ≈ 0.0011 and of the variance
+        // 0.25·√(2/n) ≈ 0.0008; the tolerances are about five of those.
+        let n = 200_000;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let eps = Matrix::from_shape_fn((n, 1), |_| StandardNormal.sample(&mut rng));
+        let tape = Tape::new();
+        let mu = tape.constant(Matrix::from_elem((n, 1), 1.5));
+        let log_var = tape.constant(Matrix::from_elem((n, 1), 0.25f32.ln()));
+        let z = reparameterize(mu, log_var, &eps).value();
+        let mean = z.mean().unwrap();
+        let var = z.mapv(|z| (z - mean) * (z - mean)).sum() / (n as f32 - 1.0);
+        assert!((mean - 1.5).abs() < 0.006, "mean {mean}");
+        assert!((var - 0.25).abs() < 0.004, "variance {var}");
+    }
+
+    #[test]
+    fn mse_value_and_gradients() {
+        let tape = Tape::new();
+        // ((1-0)² + (2-4)²)/2 = 2.5.
+        let y = mse(
+            tape.leaf(array![[1.0f32, 2.0]]),
+            tape.constant(array![[0.0f32, 4.0]]),
+        );
+        assert_eq!(y.item(), 2.5);
+        let inputs = [
+            filled((3, 4), &[0.3, -1.2, 2.0]),
+            filled((3, 4), &[1.0, 0.1, -0.7, 0.4]),
+        ];
+        gradcheck(|v| mse(v[0], v[1]), &inputs, &GradcheckConfig::default()).unwrap();
+    }
+
+    #[test]
+    fn gaussian_nll_matches_the_density_and_has_the_right_gradients() {
+        // x = 1 under N(0, e^0 = 1): ½(ln 2π + 0 + 1) = 1.4189385.
+        let tape = Tape::new();
+        let y = gaussian_nll(
+            tape.leaf(array![[0.0f32]]),
+            tape.constant(array![[0.0f32]]),
+            tape.constant(array![[1.0f32]]),
+        );
+        assert!((y.item() - 1.418_938_5).abs() < 1e-6);
+        let mean = filled((3, 4), &[0.3, -1.2, 2.0]);
+        let x = filled((3, 4), &[1.0, 0.1, -0.7, 0.4, 0.0]);
+        for log_var in [
+            filled((3, 4), &[-2.0, 0.0, 1.5]),
+            filled((1, 4), &[-1.0, 0.5]),
+            filled((1, 1), &[0.7]),
+        ] {
+            let inputs = [mean.clone(), log_var, x.clone()];
+            gradcheck(
+                |v| gaussian_nll(v[0], v[1], v[2]),
+                &inputs,
+                &GradcheckConfig::default(),
+            )
+            .unwrap();
+        }
+    }
+}
