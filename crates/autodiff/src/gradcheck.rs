@@ -85,6 +85,23 @@ pub fn gradcheck<F>(
 where
     F: for<'t> Fn(&[Var<'t>]) -> Var<'t>,
 {
+    gradcheck_against(&f, &f, inputs, config)
+}
+
+/// Checks that the tape's gradient of `f` is the true derivative of `reference`: the analytic
+/// side differentiates `f`, the central differences evaluate `reference`. This is how ops whose
+/// gradient is defined rather than derived are checked: `detach(x)` against a constant,
+/// `straight_through(a, b)` against `b`. [`gradcheck`] is `gradcheck_against(f, f, ..)`.
+pub fn gradcheck_against<F, R>(
+    f: F,
+    reference: R,
+    inputs: &[Matrix],
+    config: &GradcheckConfig,
+) -> Result<GradcheckReport, GradcheckError>
+where
+    F: for<'t> Fn(&[Var<'t>]) -> Var<'t>,
+    R: for<'t> Fn(&[Var<'t>]) -> Var<'t>,
+{
     let (analytic, cotangent) = {
         let tape = Tape::new();
         let vars: Vec<Var<'_>> = inputs.iter().map(|x| tape.leaf(x.clone())).collect();
@@ -98,7 +115,14 @@ where
     let evaluate = |xs: &[Matrix]| -> Matrix {
         let tape = Tape::new();
         let vars: Vec<Var<'_>> = xs.iter().map(|x| tape.constant(x.clone())).collect();
-        f(&vars).value().as_ref().clone()
+        let y = reference(&vars).value().as_ref().clone();
+        assert!(
+            y.dim() == cotangent.dim(),
+            "gradcheck: the reference's output shape {:?} differs from f's {:?}",
+            y.dim(),
+            cotangent.dim()
+        );
+        y
     };
 
     // How precisely ⟨c, f(x)⟩ is known in f32: the scale of the resolution floor.

@@ -18,7 +18,9 @@ pub mod gradcheck;
 pub mod ops;
 mod tape;
 
-pub use gradcheck::{GradcheckConfig, GradcheckError, gradcheck};
+pub use gradcheck::{
+    GradcheckConfig, GradcheckError, GradcheckReport, gradcheck, gradcheck_against,
+};
 pub use ndarray;
 pub use ops::*;
 pub use tape::{Anomaly, BackwardFn, Grads, Tape, Var};
