@@ -42,12 +42,9 @@ fn setup() -> Setup {
     ];
     let mut params = Vec::new();
     for (fan_in, fan_out) in layers {
-        params.push(normal(
-            &mut rng,
-            (fan_in, fan_out),
-            (2.0 / fan_in as f32).sqrt(),
-        ));
-        params.push(Matrix::zeros((1, fan_out)));
+        let scale = (2.0 / fan_in as f32).sqrt();
+        params.push(Rc::new(normal(&mut rng, (fan_in, fan_out), scale)));
+        params.push(Rc::new(Matrix::zeros((1, fan_out))));
     }
     let x = Rc::new(Matrix::from_shape_fn((BATCH, IN), |_| {
         if rng.random::<f32>() < 0.13 { 1.0 } else { 0.0 }
