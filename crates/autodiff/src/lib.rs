@@ -15,6 +15,7 @@
 
 pub mod gemm;
 pub mod gradcheck;
+mod math;
 pub mod ops;
 mod tape;
 

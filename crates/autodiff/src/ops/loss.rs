@@ -9,7 +9,7 @@ use std::rc::Rc;
 use ndarray::{Axis, Zip};
 
 use super::sum_to;
-use super::unary::{logistic, softplus_f32};
+use crate::math::softplus_and_logistic;
 use crate::{Matrix, Var};
 
 #[track_caller]
@@ -23,25 +23,37 @@ fn row_sums(x: Matrix) -> Matrix {
 }
 
 /// Binary cross-entropy of targets `x ∈ [0, 1]` under Bernoulli logits `l`, summed per example:
-/// `yᵢ = Σⱼ softplus(lᵢⱼ) - lᵢⱼ·xᵢⱼ` (= `-Σ x ln σ(l) + (1-x) ln(1-σ(l))`, without ever forming
-/// `σ(l)`, so finite for any finite logit); `∂yᵢ/∂lᵢⱼ = σ(lᵢⱼ) - xᵢⱼ`, `∂yᵢ/∂xᵢⱼ = -lᵢⱼ`.
+/// `yᵢ = Σⱼ softplus(lᵢⱼ) - lᵢⱼ·xᵢⱼ` (= `-Σ x ln σ(l) + (1-x) ln(1-σ(l))`, without ever taking
+/// the log of `σ(l)`, so finite for any finite logit); `∂yᵢ/∂lᵢⱼ = σ(lᵢⱼ) - xᵢⱼ`,
+/// `∂yᵢ/∂xᵢⱼ = -lᵢⱼ`. One pass computes the loss and saves `σ(l)` for the backward.
 #[track_caller]
 pub fn bce_with_logits<'t>(logits: Var<'t>, targets: Var<'t>) -> Var<'t> {
     let (l, x) = (logits.value(), targets.value());
     same_shape("bce_with_logits", l.dim(), x.dim());
-    let per_pixel = Zip::from(&*l)
-        .and(&*x)
-        .map_collect(|&l, &x| softplus_f32(l) - l * x);
-    let y = row_sums(per_pixel);
+    let mut sigma = Matrix::zeros(l.dim());
+    let mut y = Matrix::zeros((l.nrows(), 1));
+    Zip::from(sigma.rows_mut())
+        .and(l.rows())
+        .and(x.rows())
+        .and(y.rows_mut())
+        .for_each(|mut sigma, l, x, mut y| {
+            let mut total = 0.0;
+            Zip::from(&mut sigma).and(l).and(x).for_each(|s, &l, &x| {
+                let (softplus, logistic) = softplus_and_logistic(l);
+                *s = logistic;
+                total += softplus - l * x;
+            });
+            y[0] = total;
+        });
     logits
         .tape()
         .push_masked("bce_with_logits", y, &[logits, targets], move |g, need| {
             vec![
                 need[0].then(|| {
-                    Zip::from(&*l)
+                    Zip::from(&sigma)
                         .and(&*x)
                         .and_broadcast(g)
-                        .map_collect(|&l, &x, &g| g * (logistic(l) - x))
+                        .map_collect(|&s, &x, &g| g * (s - x))
                 }),
                 need[1].then(|| Zip::from(&*l).and_broadcast(g).map_collect(|&l, &g| -g * l)),
             ]
