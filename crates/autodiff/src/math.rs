@@ -59,6 +59,20 @@ pub(crate) fn softplus_and_logistic(l: f32) -> (f32, f32) {
     (softplus, logistic)
 }
 
+/// `Σ xs` with eight independent partial sums, which vectorises (a single running sum is a chain
+/// of dependent additions the compiler may not reorder) and rounds less than a running sum.
+pub(crate) fn sum_lanes(xs: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +112,14 @@ mod tests {
             worst = worst.max(ulps(ln_1p_unit(e), f64::from(e).ln_1p()));
         }
         assert!(worst < 4.0, "worst error {worst} ulps");
+    }
+
+    #[test]
+    fn sum_lanes_adds_every_element() {
+        // 1 + 2 + … + 21 = 21·22/2 = 231: a tail of 5 after two chunks of 8.
+        let xs: Vec<f32> = (1..=21).map(|i| i as f32).collect();
+        assert_eq!(sum_lanes(&xs), 231.0);
+        assert_eq!(sum_lanes(&[]), 0.0);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use ndarray::{Axis, Zip};
 
 use super::sum_to;
-use crate::math::softplus_and_logistic;
+use crate::math::{softplus_and_logistic, sum_lanes};
 use crate::{Matrix, Var};
 
 #[track_caller]
@@ -30,21 +30,26 @@ fn row_sums(x: Matrix) -> Matrix {
 pub fn bce_with_logits<'t>(logits: Var<'t>, targets: Var<'t>) -> Var<'t> {
     let (l, x) = (logits.value(), targets.value());
     same_shape("bce_with_logits", l.dim(), x.dim());
+    let (lc, xc) = (l.as_standard_layout(), x.as_standard_layout());
+    let (l_flat, x_flat) = (
+        lc.as_slice().expect("standard"),
+        xc.as_slice().expect("standard"),
+    );
+    let cols = l.ncols().max(1);
     let mut sigma = Matrix::zeros(l.dim());
+    let mut terms = vec![0.0f32; cols];
     let mut y = Matrix::zeros((l.nrows(), 1));
-    Zip::from(sigma.rows_mut())
-        .and(l.rows())
-        .and(x.rows())
-        .and(y.rows_mut())
-        .for_each(|mut sigma, l, x, mut y| {
-            let mut total = 0.0;
-            Zip::from(&mut sigma).and(l).and(x).for_each(|s, &l, &x| {
-                let (softplus, logistic) = softplus_and_logistic(l);
-                *s = logistic;
-                total += softplus - l * x;
-            });
-            y[0] = total;
-        });
+    let rows = sigma.as_slice_mut().expect("fresh").chunks_exact_mut(cols);
+    for (i, sigma) in rows.enumerate() {
+        let (l, x) = (&l_flat[i * cols..][..cols], &x_flat[i * cols..][..cols]);
+        // Elementwise with no reduction in the loop, so that it vectorises.
+        for (((s, t), &l), &x) in sigma.iter_mut().zip(&mut terms).zip(l).zip(x) {
+            let (softplus, logistic) = softplus_and_logistic(l);
+            *s = logistic;
+            *t = softplus - l * x;
+        }
+        y[[i, 0]] = sum_lanes(&terms);
+    }
     logits
         .tape()
         .push_masked("bce_with_logits", y, &[logits, targets], move |g, need| {
