@@ -158,7 +158,7 @@ where
             let analytic = f64::from(a);
             let error = (analytic - numeric).abs();
             let tolerance = config.atol + config.rtol * numeric.abs() + floor;
-            if !(error <= tolerance) {
+            if error.is_nan() || error > tolerance {
                 return Err(GradcheckError {
                     input: k,
                     index: [r, c],

@@ -129,7 +129,10 @@ mod tests {
         assert_eq!(at(Activation::Relu), array![[0.0f32, 0.5]]);
         // slope·x = 0.1·(−2) = −0.2
         assert_eq!(at(Activation::LeakyRelu(0.1)), array![[-0.2f32, 0.5]]);
-        assert_eq!(at(Activation::Tanh), array![[(-2.0f32).tanh(), 0.5f32.tanh()]]);
+        assert_eq!(
+            at(Activation::Tanh),
+            array![[(-2.0f32).tanh(), 0.5f32.tanh()]]
+        );
         // σ(−2) = 1/(1 + e²) = 0.11920292, σ(0.5) = 0.62245933
         let s = at(Activation::Sigmoid);
         assert!((s[[0, 0]] - 0.119_202_92).abs() < 1e-6 && (s[[0, 1]] - 0.622_459_3).abs() < 1e-6);

@@ -39,7 +39,7 @@ impl ParamStore {
     }
 
     /// Uses `vars` (in id order, one per parameter, of the parameters' shapes) as the parameters,
-    /// for instance the leaves [`autodiff::gradcheck`] creates.
+    /// for instance the leaves [`autodiff::gradcheck()`] creates.
     ///
     /// Panics if the number of variables or a shape differs from the store's.
     #[track_caller]
@@ -88,11 +88,7 @@ impl<'t> Bound<'t> {
         ParamGrads::new(
             self.vars
                 .iter()
-                .map(|&v| {
-                    grads
-                        .take(v)
-                        .unwrap_or_else(|| Matrix::zeros(v.shape()))
-                })
+                .map(|&v| grads.take(v).unwrap_or_else(|| Matrix::zeros(v.shape())))
                 .collect(),
         )
     }

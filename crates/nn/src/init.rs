@@ -46,7 +46,11 @@ mod tests {
     fn moments(m: &Matrix) -> (f64, f64) {
         let n = m.len() as f64;
         let mean = m.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-        let var = m.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
+        let var = m
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / n;
         (mean, var)
     }
 

@@ -116,7 +116,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "Linear `enc.fc1`: input of shape (4, 3) for a weight of shape (2, 5)")]
+    #[should_panic(
+        expected = "Linear `enc.fc1`: input of shape (4, 3) for a weight of shape (2, 5)"
+    )]
     fn wrong_input_width_panics_with_both_shapes() {
         let mut store = ParamStore::new();
         let layer = Linear::new(

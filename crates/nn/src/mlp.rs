@@ -120,7 +120,12 @@ mod tests {
         ];
         assert_eq!(names, expected.map(|(n, d)| (n.to_string(), d)));
         assert_eq!(mlp.layers().len(), 2);
-        Mlp::new(&mut store, "", &MlpConfig::new(&[2, 1], Activation::Tanh), &mut rng);
+        Mlp::new(
+            &mut store,
+            "",
+            &MlpConfig::new(&[2, 1], Activation::Tanh),
+            &mut rng,
+        );
         assert!(store.id("fc1.w").is_some());
     }
 

@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(store.name(w), "enc.fc1.w");
         assert_eq!(store.value(w), &array![[1.0f32, 2.0]]);
         assert_eq!(store.len(), 2);
-        assert_eq!(format!("{store:?}"), r#"{"enc.fc1.w": (1, 2), "enc.fc1.b": (1, 1)}"#);
+        assert_eq!(
+            format!("{store:?}"),
+            r#"{"enc.fc1.w": (1, 2), "enc.fc1.b": (1, 1)}"#
+        );
     }
 
     #[test]

@@ -1,1 +1,254 @@
-//! Checkpoints in safetensors.
+//! Checkpoints in safetensors: parameters under their dotted names, optimizer state as
+//! `optim.<name>.<buffer>` tensors, the optimizer's kind, step count and hyperparameters and the
+//! caller's own entries as string metadata; written atomically and deterministically, read back
+//! only after every tensor has been checked.
+//!
+//! Layout of a checkpoint (all tensors F32, row-major, in name order):
+//!
+//! | tensor / metadata key      | content                                                  |
+//! |----------------------------|----------------------------------------------------------|
+//! | `<param>`                  | the parameter, `[rows, cols]`: weights `[in, out]`, biases `[1, out]` |
+//! | `optim.<param>.<buffer>`   | its optimizer buffer (`m`, `v`; `momentum_buffer`), same shape |
+//! | `optim`                    | the optimizer: `adam`, `adamw` or `sgd`                   |
+//! | `optim.<scalar>`           | `t` (steps taken), `lr`, `beta1`, `beta2`, `eps`, ...     |
+//! | anything else              | the caller's metadata (epoch, RNG state, config, ...)    |
+
+mod atomic;
+mod error;
+mod format;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use autodiff::Matrix;
+
+pub use error::{CheckpointError, ErrorKind};
+
+use crate::{Optimizer, OptimizerState, ParamStore};
+use format::{File, Shape, Tensor};
+
+/// String metadata of a checkpoint, sorted by key.
+pub type Metadata = BTreeMap<String, String>;
+
+/// The metadata key of the optimizer's kind; its scalars are `optim.<scalar>` and its buffers
+/// `optim.<param>.<buffer>`. Callers' keys may not be `optim` or start with `optim.`.
+const OPTIM: &str = "optim";
+
+/// Writes the parameters, the optimizer state and `metadata` to `path`, atomically (a synced
+/// temporary file renamed over the target). The same inputs give the same bytes.
+///
+/// Panics if a metadata key is reserved (`optim`, `optim.*`) or the optimizer was built for
+/// another store.
+#[track_caller]
+pub fn save(
+    path: impl AsRef<Path>,
+    store: &ParamStore,
+    optimizer: &(impl Optimizer + ?Sized),
+    metadata: &Metadata,
+) -> Result<(), CheckpointError> {
+    let bytes = encode(store, Some(&optimizer.state()), metadata);
+    write(path.as_ref(), &bytes)
+}
+
+/// Writes the parameters and `metadata` only (for evaluation and sampling), atomically.
+///
+/// Panics if a metadata key is reserved (`optim`, `optim.*`).
+#[track_caller]
+pub fn save_params(
+    path: impl AsRef<Path>,
+    store: &ParamStore,
+    metadata: &Metadata,
+) -> Result<(), CheckpointError> {
+    let bytes = encode(store, None, metadata);
+    write(path.as_ref(), &bytes)
+}
+
+/// Restores the parameters and the optimizer state written by [`save`] and returns the caller's
+/// metadata.
+///
+/// Every tensor name, shape and dtype and the optimizer's kind and scalars are checked before
+/// anything is assigned: on error the store and the optimizer are unchanged, and the error names
+/// the file and the first mismatch.
+pub fn load(
+    path: impl AsRef<Path>,
+    store: &mut ParamStore,
+    optimizer: &mut (impl Optimizer + ?Sized),
+) -> Result<Metadata, CheckpointError> {
+    let path = path.as_ref();
+    let error = at(path);
+    let bytes = fs::read(path).map_err(|e| error(e.into()))?;
+    let file = File::parse(&bytes).map_err(&error)?;
+    let metadata = file.metadata();
+    let current = optimizer.state();
+    check_kind(&metadata, &current.kind).map_err(&error)?;
+    let mut expected = param_shapes(store);
+    for buffer in current.buffers.keys() {
+        for (_, name, value) in store.iter() {
+            expected.insert(buffer_name(name, buffer), value.dim());
+        }
+    }
+    let mut tensors = file.tensors(&expected, |_| false).map_err(&error)?;
+    let state = take_state(current, &metadata, &mut tensors, store);
+    optimizer.set_state(state).map_err(|e| error(e.into()))?;
+    assign(store, tensors);
+    Ok(callers(metadata))
+}
+
+/// Restores the parameters only (from a file of [`save`] or [`save_params`], ignoring any
+/// optimizer state) and returns the caller's metadata. On error the store is unchanged.
+pub fn load_params(
+    path: impl AsRef<Path>,
+    store: &mut ParamStore,
+) -> Result<Metadata, CheckpointError> {
+    let path = path.as_ref();
+    let error = at(path);
+    let bytes = fs::read(path).map_err(|e| error(e.into()))?;
+    let file = File::parse(&bytes).map_err(&error)?;
+    let prefix = format!("{OPTIM}.");
+    let tensors = file
+        .tensors(&param_shapes(store), |name| name.starts_with(&prefix))
+        .map_err(&error)?;
+    assign(store, tensors);
+    Ok(callers(file.metadata()))
+}
+
+/// The bytes of a checkpoint.
+#[track_caller]
+fn encode(store: &ParamStore, optimizer: Option<&OptimizerState>, metadata: &Metadata) -> Vec<u8> {
+    if let Some(key) = metadata.keys().find(|k| is_reserved(k)) {
+        panic!("checkpoint: the metadata key `{key}` is reserved for the optimizer");
+    }
+    let mut tensors: BTreeMap<String, Tensor<'_>> = store
+        .iter()
+        .map(|(_, name, value)| (name.to_string(), (value.dim(), as_slice(value))))
+        .collect();
+    let mut metadata = metadata.clone();
+    if let Some(state) = optimizer {
+        metadata.insert(OPTIM.to_string(), state.kind.clone());
+        for (key, value) in &state.scalars {
+            metadata.insert(format!("{OPTIM}.{key}"), value.clone());
+        }
+        for (buffer, per_param) in &state.buffers {
+            assert!(
+                per_param.len() == store.len(),
+                "checkpoint: the optimizer's `{buffer}` covers {} parameters, the store {}",
+                per_param.len(),
+                store.len()
+            );
+            for ((_, name, value), data) in store.iter().zip(per_param) {
+                assert!(
+                    data.len() == value.len(),
+                    "checkpoint: the optimizer's `{buffer}` of `{name}` has {} elements, the parameter {:?}",
+                    data.len(),
+                    value.dim()
+                );
+                tensors.insert(buffer_name(name, buffer), (value.dim(), data.as_slice()));
+            }
+        }
+    }
+    format::encode(&tensors, &metadata)
+}
+
+/// Writes `bytes` to `path` atomically.
+fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    atomic::write(path, bytes).map_err(|e| at(path)(e.into()))
+}
+
+/// Attaches the path to an error.
+fn at(path: &Path) -> impl Fn(ErrorKind) -> CheckpointError + '_ {
+    move |kind| CheckpointError {
+        path: path.to_path_buf(),
+        kind,
+    }
+}
+
+/// Checks that the file's optimizer is `kind`.
+fn check_kind(metadata: &Metadata, kind: &str) -> Result<(), ErrorKind> {
+    let detail = match metadata.get(OPTIM) {
+        Some(found) if found == kind => return Ok(()),
+        Some(found) => format!("the file holds `{found}` state, the optimizer is `{kind}`"),
+        None => format!("absent (a parameters-only file?), the optimizer is `{kind}`"),
+    };
+    Err(ErrorKind::Metadata {
+        key: OPTIM.to_string(),
+        detail,
+    })
+}
+
+/// The optimizer state of a checked file: its `optim.*` scalars and, for each buffer of the
+/// `current` state, the tensors `optim.<param>.<buffer>` (taken out of `tensors`).
+fn take_state(
+    current: OptimizerState,
+    metadata: &Metadata,
+    tensors: &mut BTreeMap<String, Vec<f32>>,
+    store: &ParamStore,
+) -> OptimizerState {
+    let prefix = format!("{OPTIM}.");
+    let scalars = metadata
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone())))
+        .collect();
+    let buffers = current
+        .buffers
+        .into_keys()
+        .map(|buffer| {
+            let per_param = store
+                .iter()
+                .map(|(_, name, _)| {
+                    let tensor = tensors.remove(&buffer_name(name, &buffer));
+                    tensor.expect("checked by File::tensors")
+                })
+                .collect();
+            (buffer, per_param)
+        })
+        .collect();
+    OptimizerState {
+        kind: current.kind,
+        scalars,
+        buffers,
+    }
+}
+
+/// The elements of a parameter, row-major (the store keeps standard layout).
+fn as_slice(value: &Matrix) -> &[f32] {
+    value
+        .as_slice()
+        .expect("the store keeps parameters in standard layout")
+}
+
+/// The tensor name of an optimizer buffer.
+fn buffer_name(param: &str, buffer: &str) -> String {
+    format!("{OPTIM}.{param}.{buffer}")
+}
+
+fn is_reserved(key: &str) -> bool {
+    key == OPTIM || key.starts_with(&format!("{OPTIM}."))
+}
+
+/// Every parameter's name and shape.
+fn param_shapes(store: &ParamStore) -> BTreeMap<String, Shape> {
+    store
+        .iter()
+        .map(|(_, name, value)| (name.to_string(), value.dim()))
+        .collect()
+}
+
+/// Assigns checked parameter values (one per parameter, of its shape).
+fn assign(store: &mut ParamStore, mut tensors: BTreeMap<String, Vec<f32>>) {
+    let ids: Vec<_> = store.ids().collect();
+    for id in ids {
+        let data = tensors.remove(store.name(id)).expect("checked");
+        let value = Matrix::from_shape_vec(store.value(id).dim(), data).expect("checked");
+        store.replace(id, value);
+    }
+}
+
+/// The caller's entries: all but the optimizer's.
+fn callers(mut metadata: Metadata) -> Metadata {
+    metadata.retain(|k, _| !is_reserved(k));
+    metadata
+}
+
+#[cfg(test)]
+mod tests;

@@ -140,7 +140,8 @@ impl Optimizer for Adam {
                     let g = g + l2 * *theta;
                     *m = beta1 * *m + (1.0 - beta1) * g;
                     *v = beta2 * *v + (1.0 - beta2) * g * g;
-                    *theta = *theta * decay - step_size * *m / (v.sqrt() / bias_correction2_sqrt + eps);
+                    *theta =
+                        *theta * decay - step_size * *m / (v.sqrt() / bias_correction2_sqrt + eps);
                 });
         }
     }
@@ -217,7 +218,10 @@ mod tests {
         assert_eq!((c.lr, c.beta1, c.beta2, c.eps), (1e-3, 0.9, 0.999, 1e-8));
         assert_eq!((c.weight_decay, c.decoupled_weight_decay), (0.0, false));
         let w = AdamConfig::adamw();
-        assert_eq!((w.lr, w.weight_decay, w.decoupled_weight_decay), (1e-3, 1e-2, true));
+        assert_eq!(
+            (w.lr, w.weight_decay, w.decoupled_weight_decay),
+            (1e-3, 1e-2, true)
+        );
     }
 
     #[test]
@@ -323,21 +327,32 @@ mod tests {
         bad.scalars.insert("beta2".into(), "abc".into());
         let before = fresh.clone();
         let err = fresh.set_state(bad).unwrap_err();
-        assert_eq!(err.to_string(), r#"scalar `beta2` = "abc" is not a valid number"#);
+        assert_eq!(
+            err.to_string(),
+            r#"scalar `beta2` = "abc" is not a valid number"#
+        );
         assert_eq!(fresh, before);
 
         let mut bad = state.clone();
         bad.buffers.get_mut("v").unwrap()[0].push(0.0);
-        assert!(matches!(fresh.set_state(bad), Err(StateError::BufferSize { .. })));
+        assert!(matches!(
+            fresh.set_state(bad),
+            Err(StateError::BufferSize { .. })
+        ));
         assert_eq!(fresh, before);
 
         let mut adamw = Adam::new(&store(), AdamConfig::adamw());
         let err = adamw.set_state(state).unwrap_err();
-        assert_eq!(err.to_string(), "state of `adam` cannot be loaded into `adamw`");
+        assert_eq!(
+            err.to_string(),
+            "state of `adam` cannot be loaded into `adamw`"
+        );
     }
 
     #[test]
-    #[should_panic(expected = "adam: gradient of `theta` (#0) has shape (2, 1), the parameter (1, 2)")]
+    #[should_panic(
+        expected = "adam: gradient of `theta` (#0) has shape (2, 1), the parameter (1, 2)"
+    )]
     fn a_gradient_of_the_wrong_shape_panics() {
         let mut store = store();
         let mut grads = ParamGrads::zeros(&store);

@@ -46,7 +46,10 @@ impl Schedule {
                 step_size,
                 gamma,
             } => {
-                assert!(step_size > 0, "Schedule::StepDecay: step_size must be at least 1");
+                assert!(
+                    step_size > 0,
+                    "Schedule::StepDecay: step_size must be at least 1"
+                );
                 let k = (step / step_size).min(i32::MAX as u64) as i32;
                 (f64::from(lr) * f64::from(gamma).powi(k)) as f32
             }
@@ -107,7 +110,16 @@ mod tests {
         // k = 8 (step = total) and after: 0.1.
         let got = [0, 1, 2, 3, 4, 6, 8, 10, 12, 100].map(|t| s.lr(t));
         let expected = [
-            0.25, 0.5, 0.75, 1.0, 1.0, 0.868_198_05, 0.55, 0.231_801_95, 0.1, 0.1,
+            0.25,
+            0.5,
+            0.75,
+            1.0,
+            1.0,
+            0.868_198_05,
+            0.55,
+            0.231_801_95,
+            0.1,
+            0.1,
         ];
         for (t, (g, e)) in got.iter().zip(expected).enumerate() {
             assert!((g - e).abs() < 1e-6, "#{t}: {g} vs {e}");

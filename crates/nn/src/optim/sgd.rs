@@ -118,12 +118,15 @@ impl Optimizer for Sgd {
             }
             let shape = theta.dim();
             let b = as_matrix(&mut self.momentum_buffer[id.index()], shape);
-            Zip::from(&mut theta).and(g).and(b).for_each(|theta, &g, b| {
-                let g = g + weight_decay * *theta;
-                *b = mu * *b + g;
-                let d = if nesterov { g + mu * *b } else { *b };
-                *theta -= lr * d;
-            });
+            Zip::from(&mut theta)
+                .and(g)
+                .and(b)
+                .for_each(|theta, &g, b| {
+                    let g = g + weight_decay * *theta;
+                    *b = mu * *b + g;
+                    let d = if nesterov { g + mu * *b } else { *b };
+                    *theta -= lr * d;
+                });
         }
     }
 
@@ -189,7 +192,10 @@ impl Optimizer for Sgd {
         }
         check_buffers(&self.buffers(), &state.buffers)?;
         if self.has_momentum() {
-            self.momentum_buffer = state.buffers.remove("momentum_buffer").expect("checked above");
+            self.momentum_buffer = state
+                .buffers
+                .remove("momentum_buffer")
+                .expect("checked above");
         }
         self.config = config;
         self.t = t;
@@ -260,7 +266,10 @@ mod tests {
         trajectory(&mut sgd, 2);
         let state = sgd.state();
         assert_eq!(state.scalars["nesterov"], "true");
-        assert_eq!(state.buffers.keys().collect::<Vec<_>>(), ["momentum_buffer"]);
+        assert_eq!(
+            state.buffers.keys().collect::<Vec<_>>(),
+            ["momentum_buffer"]
+        );
         let mut fresh = Sgd::new(&store(), config(0.5, false));
         fresh.set_state(state.clone()).unwrap();
         assert_eq!(fresh, sgd);
