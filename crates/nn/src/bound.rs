@@ -38,6 +38,16 @@ impl ParamStore {
         Bound { tape, vars }
     }
 
+    /// Every parameter as a constant of `tape`: a forward pass for evaluation or sampling, whose
+    /// tape keeps no backward rules. The values are shared, not copied.
+    pub fn bind_frozen<'t>(&self, tape: &'t Tape) -> Bound<'t> {
+        let vars = self
+            .ids()
+            .map(|id| tape.constant(Rc::clone(self.shared(id))))
+            .collect();
+        Bound { tape, vars }
+    }
+
     /// Uses `vars` (in id order, one per parameter, of the parameters' shapes) as the parameters,
     /// for instance the leaves [`autodiff::gradcheck()`] creates.
     ///
@@ -119,6 +129,16 @@ mod tests {
         let grads = p.grads(tape.backward(p[a].square().sum()));
         assert_eq!(grads[a], array![[2.0f32, 4.0]]);
         assert_eq!(grads[b], array![[0.0f32]]);
+    }
+
+    #[test]
+    fn frozen_parameters_are_shared_constants() {
+        let mut store = ParamStore::new();
+        let a = store.add("a", array![[1.0f32, 2.0]]);
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        assert!(Rc::ptr_eq(&p[a].value(), store.shared(a)));
+        assert!(!p[a].square().requires_grad());
     }
 
     #[test]

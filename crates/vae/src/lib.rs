@@ -1,4 +1,11 @@
 //! Variational autoencoders: data, models, losses, training and evaluation.
 #![warn(missing_docs)]
 
+pub mod data;
+pub mod dist;
+pub mod eval;
+pub mod image;
+pub mod models;
+
+pub use autodiff;
 pub use nn;
