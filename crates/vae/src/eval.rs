@@ -48,7 +48,7 @@ pub fn elbo(vae: &Vae, store: &ParamStore, x: &Matrix, rng: &mut ChaCha8Rng) -> 
 /// `-ln p(x)` averaged over the rows of `x`, estimated with `k` importance samples from the
 /// posterior (Burda et al. 2016):
 /// `ln p(x) ≈ logsumexp_k [ln p(x|z_k) + ln p(z_k) - ln q(z_k|x)] - ln K`.
-/// Memory stays bounded for any `k`: at most [`CHUNK_ROWS`] (image, sample) pairs at a time.
+/// Memory stays bounded for any `k`: at most 4096 (image, sample) pairs are decoded at a time.
 pub fn iw_nll(vae: &Vae, store: &ParamStore, x: &Matrix, k: usize, rng: &mut ChaCha8Rng) -> f64 {
     assert!(k > 0, "iw_nll: needs at least one sample");
     let per_chunk = k.min(CHUNK_ROWS);

@@ -6,6 +6,9 @@ pub mod dist;
 pub mod eval;
 pub mod image;
 pub mod models;
+pub mod pictures;
+pub mod run;
+pub mod train;
 
 pub use autodiff;
 pub use nn;

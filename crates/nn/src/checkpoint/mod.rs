@@ -95,6 +95,16 @@ pub fn load(
     Ok(callers(metadata))
 }
 
+/// The caller's metadata of a checkpoint, without loading its tensors (to learn, say, which
+/// model to build before [`load`]). The file's header is fully validated.
+pub fn read_metadata(path: impl AsRef<Path>) -> Result<Metadata, CheckpointError> {
+    let path = path.as_ref();
+    let error = at(path);
+    let bytes = fs::read(path).map_err(|e| error(e.into()))?;
+    let file = File::parse(&bytes).map_err(&error)?;
+    Ok(callers(file.metadata()))
+}
+
 /// Restores the parameters only (from a file of [`save`] or [`save_params`], ignoring any
 /// optimizer state) and returns the caller's metadata. On error the store is unchanged.
 pub fn load_params(

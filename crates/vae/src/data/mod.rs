@@ -1,0 +1,35 @@
+//! MNIST-format datasets: IDX gz reading, binarization, shuffled batches.
+//!
+//! ```no_run
+//! use vae::data::{Binarize, Dataset, TrainSet, eval_targets};
+//! # fn main() -> Result<(), vae::data::DataError> {
+//! let splits = Dataset::Mnist.load(None, None)?;                 // or Some(dir), Some(limit)
+//! let test = eval_targets(&splits.test, Binarize::Dynamic);     // fixed seed: same every run
+//! let train = TrainSet::new(splits.train, Binarize::Dynamic);
+//! # Ok(())
+//! # }
+//! ```
+
+mod batch;
+mod binarize;
+mod dataset;
+mod error;
+mod idx;
+mod split;
+#[cfg(test)]
+pub(crate) mod testutil;
+mod train_set;
+
+pub use batch::Batch;
+pub use binarize::{
+    Binarize, EVAL_BINARIZE_SEED, STATIC_BINARIZE_SEED, UnknownBinarize, binarize_once,
+    eval_targets,
+};
+pub use dataset::{
+    DEBIAN_FASHION_MNIST, Dataset, FILES, Splits, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
+    TRAIN_LABELS, UnknownDataset, load_split,
+};
+pub use error::{DataError, Problem};
+pub use idx::{IdxImages, IdxKind, MAX_BODY_BYTES, NUM_CLASSES, read_images, read_labels};
+pub use split::Split;
+pub use train_set::{Epoch, TrainSet};

@@ -1,0 +1,610 @@
+//! A training run from start to finish: its configuration, its directory (`config.toml`,
+//! `metrics.csv`, `checkpoint.safetensors`, the pictures), resuming from a checkpoint, and the
+//! final evaluation.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use autodiff::Matrix;
+use nn::checkpoint::{self, CheckpointError, Metadata};
+use nn::{Activation, Adam, AdamConfig, ParamStore};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::{
+    Binarize, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, TrainSet, eval_targets,
+    load_split,
+};
+use crate::eval::{self, ActiveUnits, Elbo};
+use crate::image::{self, ImageError};
+use crate::models::{Likelihood, Metrics, Vae, VaeConfig};
+use crate::pictures;
+use crate::train;
+
+/// The file names of a run directory.
+pub mod files {
+    /// The run's configuration, as TOML.
+    pub const CONFIG: &str = "config.toml";
+    /// One row per epoch.
+    pub const METRICS: &str = "metrics.csv";
+    /// Parameters, optimizer state, epoch and RNG state, rewritten atomically every epoch.
+    pub const CHECKPOINT: &str = "checkpoint.safetensors";
+    /// 8×8 decodings of z ~ N(0, I).
+    pub const SAMPLES: &str = "samples.png";
+    /// Test images above their reconstructions.
+    pub const RECONSTRUCTIONS: &str = "reconstructions.png";
+    /// Decoded straight lines in latent space between pairs of test images.
+    pub const INTERPOLATION: &str = "interpolation.png";
+    /// A 2-D latent space decoded on a grid (latent dimension 2 only).
+    pub const MANIFOLD: &str = "manifold.png";
+    /// Test posterior means coloured by label (latent dimension 2 only).
+    pub const LATENT: &str = "latent.png";
+}
+
+/// Everything that defines a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// Which data set.
+    pub dataset: Dataset,
+    /// Where its files are (`None`: the usual places).
+    pub data_dir: Option<PathBuf>,
+    /// Train on the first N training images only.
+    pub train_limit: Option<usize>,
+    /// How targets are binarized.
+    pub binarize: Binarize,
+    /// Encoder hidden widths (the decoder mirrors them).
+    pub hidden: Vec<usize>,
+    /// Dimensions of z.
+    pub latent_dim: usize,
+    /// Between hidden layers.
+    pub activation: Activation,
+    /// The decoder's distribution.
+    pub likelihood: Likelihood,
+    /// Weight of the KL term.
+    pub beta: f32,
+    /// Total epochs (a resumed run continues up to this number).
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Seeds initialisation, shuffling, binarization and noise.
+    pub seed: u64,
+    /// Importance samples of the final log-likelihood estimate (0: skip it).
+    pub iw_samples: usize,
+}
+
+impl Default for RunConfig {
+    /// The defaults of `vae-train` (see the README for why).
+    fn default() -> Self {
+        RunConfig {
+            dataset: Dataset::Mnist,
+            data_dir: None,
+            train_limit: None,
+            binarize: Binarize::Dynamic,
+            hidden: vec![512, 256],
+            latent_dim: 32,
+            activation: Activation::Relu,
+            likelihood: Likelihood::Bernoulli,
+            beta: 1.0,
+            epochs: 50,
+            batch_size: 128,
+            lr: 1e-3,
+            seed: 0,
+            iw_samples: 1000,
+        }
+    }
+}
+
+/// A run that could not go on, with what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The data set is missing or malformed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A picture could not be written.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Another file could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// A configuration or checkpoint that does not make sense.
+    #[error("{0}")]
+    Config(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The checkpoint metadata keys that define a run's trajectory, with their values.
+impl RunConfig {
+    fn trajectory(&self) -> Vec<(&'static str, String)> {
+        let hidden: Vec<String> = self.hidden.iter().map(usize::to_string).collect();
+        vec![
+            ("model", "vae".to_string()),
+            ("dataset", self.dataset.name().to_string()),
+            (
+                "train_limit",
+                self.train_limit.map_or("none".into(), |n| n.to_string()),
+            ),
+            ("binarize", self.binarize.name().to_string()),
+            ("hidden", hidden.join(",")),
+            ("latent_dim", self.latent_dim.to_string()),
+            ("activation", self.activation.to_string()),
+            ("likelihood", self.likelihood.to_string()),
+            ("beta", self.beta.to_string()),
+            ("batch_size", self.batch_size.to_string()),
+            ("lr", self.lr.to_string()),
+            ("seed", self.seed.to_string()),
+        ]
+    }
+
+    /// Takes the trajectory-defining settings (model, data, optimisation, seed) from a
+    /// checkpoint's metadata, keeping `epochs`, `data_dir` and `iw_samples`.
+    pub fn apply_checkpoint(&mut self, meta: &Metadata, path: &Path) -> Result<(), RunError> {
+        let get = |key: &str| {
+            meta.get(key).map(String::as_str).ok_or_else(|| {
+                RunError::Config(format!(
+                    "{}: not a henbun VAE checkpoint (no `{key}` in its metadata)",
+                    path.display()
+                ))
+            })
+        };
+        let bad = |key: &str, value: &str| {
+            RunError::Config(format!(
+                "{}: metadata `{key}` = `{value}` is not valid",
+                path.display()
+            ))
+        };
+        fn parse<T: std::str::FromStr>(
+            v: &str,
+            key: &str,
+            bad: &dyn Fn(&str, &str) -> RunError,
+        ) -> Result<T, RunError> {
+            v.parse().map_err(|_| bad(key, v))
+        }
+        let model = get("model")?;
+        if model != "vae" {
+            return Err(bad("model", model));
+        }
+        self.dataset = parse(get("dataset")?, "dataset", &bad)?;
+        self.train_limit = match get("train_limit")? {
+            "none" => None,
+            v => Some(parse(v, "train_limit", &bad)?),
+        };
+        self.binarize = parse(get("binarize")?, "binarize", &bad)?;
+        self.hidden = get("hidden")?
+            .split(',')
+            .map(|w| parse(w, "hidden", &bad))
+            .collect::<Result<_, _>>()?;
+        self.latent_dim = parse(get("latent_dim")?, "latent_dim", &bad)?;
+        self.activation = parse(get("activation")?, "activation", &bad)?;
+        self.likelihood = parse(get("likelihood")?, "likelihood", &bad)?;
+        self.beta = parse(get("beta")?, "beta", &bad)?;
+        self.batch_size = parse(get("batch_size")?, "batch_size", &bad)?;
+        self.lr = parse(get("lr")?, "lr", &bad)?;
+        self.seed = parse(get("seed")?, "seed", &bad)?;
+        self.validate()
+    }
+
+    /// Rejects settings that cannot train.
+    pub fn validate(&self) -> Result<(), RunError> {
+        let fail = |m: &str| Err(RunError::Config(m.to_string()));
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return fail("--hidden needs at least one width, none of them 0");
+        }
+        if self.latent_dim == 0 {
+            return fail("--latent-dim must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return fail("--batch-size must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return fail("--lr must be a positive number");
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return fail("--beta must be a non-negative number");
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML (`config.toml` of the run directory).
+    pub fn to_toml(&self) -> String {
+        let mut s = String::from("# henbun vae-train run configuration\n");
+        for (key, value) in self.trajectory() {
+            let quoted = matches!(
+                key,
+                "model" | "dataset" | "binarize" | "activation" | "likelihood" | "train_limit"
+            );
+            let value = match key {
+                "hidden" => format!("[{value}]"),
+                _ if quoted => format!("\"{value}\""),
+                _ => value,
+            };
+            let _ = writeln!(s, "{key} = {value}");
+        }
+        let _ = writeln!(s, "epochs = {}", self.epochs);
+        let _ = writeln!(s, "iw_samples = {}", self.iw_samples);
+        if let Some(dir) = &self.data_dir {
+            let _ = writeln!(s, "data_dir = {:?}", dir.display().to_string());
+        }
+        s
+    }
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochRow {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean over the epoch's batches of recon + kl (the negative ELBO, whatever β).
+    pub train_neg_elbo: f64,
+    /// On the fixed test targets.
+    pub test: Elbo,
+    /// Wall-clock seconds of the epoch's training (evaluation excluded).
+    pub seconds: f64,
+}
+
+const METRICS_HEADER: &str = "epoch,train_neg_elbo,test_neg_elbo,test_recon,test_kl,seconds";
+
+impl EpochRow {
+    fn csv(&self) -> String {
+        format!(
+            "{},{:.4},{:.4},{:.4},{:.4},{:.3}",
+            self.epoch,
+            self.train_neg_elbo,
+            self.test.neg_elbo,
+            self.test.recon,
+            self.test.kl,
+            self.seconds
+        )
+    }
+}
+
+/// What a run reports as it goes. Every method has an empty default.
+pub trait Observer {
+    /// Before the first batch of `epoch` (1-based) of `epochs`, which has `batches` batches.
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
+    /// After each training step.
+    fn batch(&mut self, _metrics: &Metrics) {}
+    /// After an epoch's evaluation and checkpoint.
+    fn epoch_end(&mut self, _row: &EpochRow) {}
+    /// A line worth telling the user.
+    fn note(&mut self, _message: &str) {}
+}
+
+/// An observer that reports nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// What a finished run measured and wrote.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Epochs trained in total (including those before a resume).
+    pub epochs: usize,
+    /// The last epoch's test ELBO.
+    pub test: Option<Elbo>,
+    /// `-ln p(x)` on the test set with `iw_samples` importance samples.
+    pub iw_nll: Option<f64>,
+    /// The latent dimensions in use.
+    pub active_units: ActiveUnits,
+    /// Every file written, in the run directory.
+    pub files: Vec<PathBuf>,
+}
+
+/// The model, its parameters and the data of a run, ready to evaluate or sample from.
+pub struct Loaded {
+    /// The configuration (from the checkpoint where one was loaded).
+    pub config: RunConfig,
+    /// The model.
+    pub vae: Vae,
+    /// Its parameters.
+    pub store: ParamStore,
+    /// The test images with their fixed targets.
+    pub test: Split,
+}
+
+fn build(config: &RunConfig, input_dim: usize) -> (Vae, ParamStore) {
+    let mut store = ParamStore::new();
+    let model = VaeConfig {
+        input_dim,
+        hidden: config.hidden.clone(),
+        latent_dim: config.latent_dim,
+        activation: config.activation,
+        likelihood: config.likelihood,
+        beta: config.beta,
+    };
+    let vae = Vae::new(
+        &mut store,
+        model,
+        &mut ChaCha8Rng::seed_from_u64(config.seed),
+    );
+    (vae, store)
+}
+
+/// The RNG of the training loop: the run's seed on a stream of its own, so that it never
+/// repeats the initialiser's draws.
+fn training_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    rng
+}
+
+/// The RNG of every evaluation: the same draws each epoch, so epochs compare like for like.
+fn evaluation_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(2);
+    rng
+}
+
+fn save_rng(rng: &ChaCha8Rng, meta: &mut Metadata) {
+    let seed: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
+    meta.insert("rng.seed".into(), seed);
+    meta.insert("rng.stream".into(), rng.get_stream().to_string());
+    meta.insert("rng.word_pos".into(), rng.get_word_pos().to_string());
+}
+
+fn load_rng(meta: &Metadata, path: &Path) -> Result<ChaCha8Rng, RunError> {
+    let bad = || {
+        RunError::Config(format!(
+            "{}: missing or malformed RNG state (rng.seed, rng.stream, rng.word_pos)",
+            path.display()
+        ))
+    };
+    let hex = meta.get("rng.seed").ok_or_else(bad)?;
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut seed = [0u8; 32];
+    for (i, byte) in seed.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    let stream: u64 = meta
+        .get("rng.stream")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(bad)?;
+    let word_pos: u128 = meta
+        .get("rng.word_pos")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(bad)?;
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    rng.set_stream(stream);
+    rng.set_word_pos(word_pos);
+    Ok(rng)
+}
+
+/// All images of a split as one matrix of targets.
+pub fn images(split: &Split) -> Matrix {
+    split.batch(&(0..split.len()).collect::<Vec<_>>()).images
+}
+
+/// Reads a run's checkpoint (parameters only) and its test data, for evaluation and sampling.
+/// `config` supplies `data_dir` and `iw_samples`; the rest comes from the checkpoint.
+pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
+    let meta = checkpoint::read_metadata(path)?;
+    config.apply_checkpoint(&meta, path)?;
+    let dir = config.dataset.find_dir(config.data_dir.as_deref())?;
+    let test = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
+    let (vae, mut store) = build(&config, test.pixels_per_image());
+    checkpoint::load_params(path, &mut store)?;
+    let test = eval_targets(&test, config.binarize);
+    Ok(Loaded {
+        config,
+        vae,
+        store,
+        test,
+    })
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text).map_err(io_error(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_error(path))
+}
+
+/// Trains (or, with `resume`, continues) a run in `out`, writing its files there.
+pub fn train(
+    mut config: RunConfig,
+    out: &Path,
+    resume: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<Summary, RunError> {
+    let resumed = match resume {
+        Some(path) => {
+            let meta = checkpoint::read_metadata(path)?;
+            config.apply_checkpoint(&meta, path)?;
+            Some((path, meta))
+        }
+        None => None,
+    };
+    config.validate()?;
+    let splits = config
+        .dataset
+        .load(config.data_dir.as_deref(), config.train_limit)?;
+    observer.note(&format!(
+        "{}: {} training and {} test images from {}",
+        config.dataset,
+        splits.train.len(),
+        splits.test.len(),
+        splits.dir.display()
+    ));
+    let (vae, mut store) = build(&config, splits.train.pixels_per_image());
+    let mut opt = Adam::new(
+        &store,
+        AdamConfig {
+            lr: config.lr,
+            ..AdamConfig::default()
+        },
+    );
+    let mut rng = training_rng(config.seed);
+    let mut start = 0;
+    if let Some((path, meta)) = &resumed {
+        checkpoint::load(path, &mut store, &mut opt)?;
+        rng = load_rng(meta, path)?;
+        start = meta
+            .get("epoch")
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| {
+                RunError::Config(format!("{}: no epoch in its metadata", path.display()))
+            })?;
+        observer.note(&format!(
+            "resumed from {} after epoch {start}",
+            path.display()
+        ));
+    }
+
+    fs::create_dir_all(out).map_err(io_error(out))?;
+    let config_path = out.join(files::CONFIG);
+    write_atomic(&config_path, &config.to_toml())?;
+    let metrics_path = out.join(files::METRICS);
+    let mut metrics_csv = previous_rows(&metrics_path, start)?;
+    let checkpoint_path = out.join(files::CHECKPOINT);
+
+    let train = TrainSet::new(splits.train, config.binarize);
+    let test = eval_targets(&splits.test, config.binarize);
+    let test_x = images(&test);
+    let batches = train.len().div_ceil(config.batch_size);
+    let mut last = None;
+    for epoch in start + 1..=config.epochs {
+        observer.epoch_start(epoch, config.epochs, batches);
+        let started = Instant::now();
+        let mean = train::epoch(
+            &vae,
+            &mut store,
+            &mut opt,
+            &train,
+            config.batch_size,
+            &mut rng,
+            |m| observer.batch(m),
+        );
+        let seconds = started.elapsed().as_secs_f64();
+        let test_elbo = eval::elbo(&vae, &store, &test_x, &mut evaluation_rng(config.seed));
+        let row = EpochRow {
+            epoch,
+            train_neg_elbo: mean.part("recon").unwrap_or(0.0) + mean.part("kl").unwrap_or(0.0),
+            test: test_elbo,
+            seconds,
+        };
+        let mut meta: Metadata = config
+            .trajectory()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        meta.insert("epoch".into(), epoch.to_string());
+        save_rng(&rng, &mut meta);
+        checkpoint::save(&checkpoint_path, &store, &opt, &meta)?;
+        let _ = writeln!(metrics_csv, "{}", row.csv());
+        write_atomic(&metrics_path, &metrics_csv)?;
+        observer.epoch_end(&row);
+        last = Some(test_elbo);
+    }
+
+    let mut written = vec![config_path, metrics_path, checkpoint_path];
+    written.extend(write_pictures(&vae, &store, &test, out, config.seed)?);
+    let iw_nll = (config.iw_samples > 0).then(|| {
+        observer.note(&format!(
+            "estimating log p(x) on {} test images with {} importance samples",
+            test.len(),
+            config.iw_samples
+        ));
+        eval::iw_nll(
+            &vae,
+            &store,
+            &test_x,
+            config.iw_samples,
+            &mut evaluation_rng(config.seed),
+        )
+    });
+    let active_units = eval::active_units(&vae, &store, &test_x);
+    Ok(Summary {
+        epochs: config.epochs.max(start),
+        test: last,
+        iw_nll,
+        active_units,
+        files: written,
+    })
+}
+
+/// The header and the rows of epochs `1..=keep` of an existing `metrics.csv` (a resumed run
+/// continues it; rows written after the checkpoint it resumes from are dropped).
+fn previous_rows(path: &Path, keep: usize) -> Result<String, RunError> {
+    let mut csv = format!("{METRICS_HEADER}\n");
+    if keep == 0 {
+        return Ok(csv);
+    }
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(csv),
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    for line in text.lines().skip(1) {
+        let epoch: Option<usize> = line.split(',').next().and_then(|e| e.parse().ok());
+        if epoch.is_some_and(|e| e <= keep) {
+            csv.push_str(line);
+            csv.push('\n');
+        }
+    }
+    Ok(csv)
+}
+
+/// Writes the pictures of a trained model into `out`; returns their paths.
+pub fn write_pictures(
+    vae: &Vae,
+    store: &ParamStore,
+    test: &Split,
+    out: &Path,
+    seed: u64,
+) -> Result<Vec<PathBuf>, RunError> {
+    let shape = test.image_shape();
+    let x = test
+        .batch(&(0..test.len().min(64)).collect::<Vec<_>>())
+        .images;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(3);
+    let mut written = Vec::new();
+    let mut grid = |name: &str, images: Matrix, cols: usize| -> Result<(), RunError> {
+        let path = out.join(name);
+        image::save_grid(&path, &images, shape, cols)?;
+        written.push(path);
+        Ok(())
+    };
+    grid(
+        files::SAMPLES,
+        pictures::samples(vae, store, 64, &mut rng),
+        8,
+    )?;
+    grid(
+        files::RECONSTRUCTIONS,
+        pictures::reconstructions(vae, store, &x, 4, 16),
+        16,
+    )?;
+    grid(
+        files::INTERPOLATION,
+        pictures::interpolation(vae, store, &x, 8, 10),
+        12,
+    )?;
+    if vae.config().latent_dim == 2 {
+        grid(files::MANIFOLD, pictures::manifold(vae, store, 20), 20)?;
+        let means = eval::posterior_means(vae, store, &images(test));
+        let points: Vec<(f32, f32)> = means.rows().into_iter().map(|r| (r[0], r[1])).collect();
+        let path = out.join(files::LATENT);
+        image::save_scatter(&path, &points, test.labels(), 600)?;
+        written.push(path);
+    }
+    Ok(written)
+}

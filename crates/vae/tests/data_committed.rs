@@ -1,0 +1,85 @@
+//! The committed MNIST in `data/mnist/`: byte-exact files (SHA-256) and the documented contents.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use vae::data::{Dataset, FILES, Split};
+
+fn mnist_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+}
+
+/// The sums listed in data/README.md.
+const SHA256: [(&str, &str); 4] = [
+    (
+        "t10k-images-idx3-ubyte.gz",
+        "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be",
+    ),
+    (
+        "t10k-labels-idx1-ubyte.gz",
+        "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
+    ),
+    (
+        "train-images-idx3-ubyte.gz",
+        "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971",
+    ),
+    (
+        "train-labels-idx1-ubyte.gz",
+        "1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203",
+    ),
+];
+
+#[test]
+fn committed_files_have_the_documented_sha256() {
+    assert!(
+        FILES
+            .iter()
+            .all(|f| SHA256.iter().any(|(name, _)| name == f))
+    );
+    for (name, expected) in SHA256 {
+        let bytes = std::fs::read(mnist_dir().join(name)).unwrap();
+        assert_eq!(format!("{:x}", Sha256::digest(&bytes)), expected, "{name}");
+    }
+}
+
+fn label_counts(split: &Split) -> [usize; 10] {
+    let mut counts = [0; 10];
+    for &l in split.labels() {
+        counts[usize::from(l)] += 1;
+    }
+    counts
+}
+
+#[test]
+fn committed_mnist_loads_with_the_documented_counts() {
+    let splits = Dataset::Mnist.load(Some(&mnist_dir()), None).unwrap();
+    assert_eq!(
+        (splits.train.len(), splits.train.image_shape()),
+        (60_000, (28, 28))
+    );
+    assert_eq!(
+        (splits.test.len(), splits.test.image_shape()),
+        (10_000, (28, 28))
+    );
+    // Label counts as listed in data/README.md.
+    assert_eq!(
+        label_counts(&splits.train),
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
+    assert_eq!(
+        label_counts(&splits.test),
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+    // The well-known first digits: a 5 opens the training set, a 7 the test set.
+    assert_eq!((splits.train.labels()[0], splits.test.labels()[0]), (5, 7));
+}
+
+#[test]
+fn committed_mnist_is_found_without_a_data_dir() {
+    // Tests run in crates/vae, where ./data/mnist does not exist: the checkout's data/ is used.
+    let dir = Dataset::Mnist.find_dir(None).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(dir).unwrap(),
+        std::fs::canonicalize(mnist_dir()).unwrap()
+    );
+}
