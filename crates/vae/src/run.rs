@@ -346,7 +346,7 @@ fn training_rng(seed: u64) -> ChaCha8Rng {
 }
 
 /// The RNG of every evaluation: the same draws each epoch, so epochs compare like for like.
-fn evaluation_rng(seed: u64) -> ChaCha8Rng {
+pub fn evaluation_rng(seed: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(2);
     rng

@@ -1,0 +1,148 @@
+//! The command line, spelled exactly as scripts rely on it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use vae::data::{Binarize, Dataset};
+use vae::models::Likelihood;
+use vae::nn::Activation;
+use vae::run::RunConfig;
+
+/// Train variational autoencoders on MNIST or Fashion-MNIST, evaluate them, sample from them.
+#[derive(Parser, Debug)]
+#[command(name = "vae-train", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// With no subcommand: `train`.
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a VAE (the default).
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on the test set: -ELBO, importance-weighted -log p(x), active units.
+    Eval(EvalArgs),
+    /// Decode samples from the prior of a checkpoint into a PNG grid.
+    Sample(SampleArgs),
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("`{s}` is not a positive whole number")),
+        Ok(n) => Ok(n),
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: Dataset,
+    /// Folder holding the four IDX gz files (default: data/<dataset>, then the system's copy).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Epochs to train (in total, when resuming).
+    #[arg(long, default_value_t = RunConfig::default().epochs)]
+    pub epochs: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = RunConfig::default().batch_size, value_parser = positive)]
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = RunConfig::default().lr)]
+    pub lr: f32,
+    /// Dimensions of z.
+    #[arg(long, default_value_t = RunConfig::default().latent_dim, value_parser = positive)]
+    pub latent_dim: usize,
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', default_value = "512,256", value_parser = positive)]
+    pub hidden: Vec<usize>,
+    /// relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
+    #[arg(long, default_value = "relu")]
+    pub activation: Activation,
+    /// dynamic (fresh Bernoulli draws each time), static (drawn once), none (grayscale targets).
+    #[arg(long, default_value = "dynamic")]
+    pub binarize: Binarize,
+    /// bernoulli, or gaussian (unit variance: a squared error).
+    #[arg(long, default_value = "bernoulli")]
+    pub likelihood: Likelihood,
+    /// Weight of the KL term (1: the ELBO).
+    #[arg(long, default_value_t = 1.0)]
+    pub beta: f32,
+    /// Seeds initialisation, shuffling, binarization and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = positive)]
+    pub threads: Option<usize>,
+    /// Train on the first N training images only.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub train_limit: Option<usize>,
+    /// Importance samples for the final test log-likelihood (0: skip it).
+    #[arg(long, value_name = "K", default_value_t = RunConfig::default().iw_samples)]
+    pub iw_samples: usize,
+    /// Run directory (default: runs/<dataset>-vae-<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue from a checkpoint (its model, data and optimiser settings are used).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
+    /// No progress bar and no per-epoch lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    pub fn into_config(self) -> RunConfig {
+        RunConfig {
+            dataset: self.dataset,
+            data_dir: self.data_dir,
+            train_limit: self.train_limit,
+            binarize: self.binarize,
+            hidden: self.hidden,
+            latent_dim: self.latent_dim,
+            activation: self.activation,
+            likelihood: self.likelihood,
+            beta: self.beta,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            iw_samples: self.iw_samples,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A checkpoint written by `vae-train train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Importance samples (5000 is the papers' protocol; 0 skips the estimate).
+    #[arg(long, value_name = "K", default_value_t = 1000)]
+    pub iw_samples: usize,
+    /// Folder holding the data set's files.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = positive)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// A checkpoint written by `vae-train train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// How many samples.
+    #[arg(long, default_value_t = 64, value_parser = positive)]
+    pub n: usize,
+    /// The PNG to write.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

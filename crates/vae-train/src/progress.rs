@@ -1,0 +1,83 @@
+//! Progress on the terminal: a bar per epoch (indicatif, hidden when stderr is not a terminal)
+//! and one summary line per epoch.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vae::models::Metrics;
+use vae::run::{EpochRow, Observer};
+
+/// Reports to stderr (bar, notes) and stdout (epoch lines); `quiet` silences all but errors.
+pub struct Terminal {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    epochs: usize,
+}
+
+impl Terminal {
+    pub fn new(quiet: bool) -> Self {
+        Terminal {
+            quiet,
+            bar: None,
+            epochs: 0,
+        }
+    }
+}
+
+impl Observer for Terminal {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        self.epochs = epochs;
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{epochs}"));
+        self.bar = Some(bar);
+    }
+
+    fn batch(&mut self, metrics: &Metrics) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            if bar.position() % 20 == 0 {
+                bar.set_message(format!("loss {:.2}", metrics.loss));
+            }
+        }
+    }
+
+    fn epoch_end(&mut self, row: &EpochRow) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if !self.quiet {
+            println!(
+                "epoch {:>3}/{}  train -ELBO {:8.3}  test -ELBO {:8.3} (recon {:8.3}, KL {:7.3})  {:6.2} s",
+                row.epoch,
+                self.epochs,
+                row.train_neg_elbo,
+                row.test.neg_elbo,
+                row.test.recon,
+                row.test.kl,
+                row.seconds
+            );
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
