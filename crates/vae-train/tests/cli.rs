@@ -1,0 +1,176 @@
+//! The `vae-train` binary as a user runs it: every file written, the subcommands, and one clear
+//! message (never a panic) for bad flags, bad data and bad checkpoints.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn vae_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vae-train"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("henbun-cli-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fails with exactly one `error:` line and no panic.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "succeeded: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(err.contains(needle), "no `{needle}` in: {err}");
+}
+
+#[test]
+fn train_writes_every_file_then_eval_and_sample_read_the_checkpoint() {
+    let dir = scratch("train");
+    let out = dir.join("run");
+    let o = vae_train(&[
+        "--train-limit",
+        "256",
+        "--epochs",
+        "2",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "2",
+        "--iw-samples",
+        "10",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("epoch   2/2"), "{stdout}");
+    assert!(stdout.contains("-log p(x)"), "{stdout}");
+    for name in [
+        "config.toml",
+        "metrics.csv",
+        "checkpoint.safetensors",
+        "samples.png",
+        "reconstructions.png",
+        "interpolation.png",
+        "manifold.png",
+        "latent.png",
+    ] {
+        assert!(out.join(name).is_file(), "{name} missing");
+        assert!(stdout.contains(name), "{name} not listed in: {stdout}");
+    }
+    let config = fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("hidden = [32]") && config.contains("latent_dim = 2"),
+        "{config}"
+    );
+
+    let checkpoint = out.join("checkpoint.safetensors");
+    let o = vae_train(&[
+        "eval",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--iw-samples",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("test -ELBO")
+            && stdout.contains("K = 5")
+            && stdout.contains("active units"),
+        "{stdout}"
+    );
+
+    let png = dir.join("s.png");
+    let o = vae_train(&[
+        "sample",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--n",
+        "9",
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(&fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_flags_are_refused_by_name() {
+    let o = vae_train(&["--activation", "swish"]);
+    assert_clean_failure(&o, "swish");
+    let o = vae_train(&["--hidden", "400,0"]);
+    assert_clean_failure(&o, "--hidden");
+    let o = vae_train(&["--batch-size", "0"]);
+    assert_clean_failure(&o, "--batch-size");
+    let o = vae_train(&["--dataset", "cifar"]);
+    assert_clean_failure(&o, "cifar");
+}
+
+#[test]
+fn a_missing_or_broken_data_directory_is_an_error_naming_the_file() {
+    let dir = scratch("data");
+    let missing = dir.join("nowhere");
+    let o = vae_train(&[
+        "--data-dir",
+        missing.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "nowhere");
+
+    // The four files present, the images not gzip at all.
+    let broken = dir.join("broken");
+    fs::create_dir_all(&broken).unwrap();
+    for name in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        fs::write(broken.join(name), b"not a gzip file").unwrap();
+    }
+    let o = vae_train(&[
+        "--data-dir",
+        broken.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "train-images-idx3-ubyte.gz");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unreadable_checkpoint_is_an_error_naming_it() {
+    let dir = scratch("ckpt");
+    let garbage = dir.join("garbage.safetensors");
+    fs::write(
+        &garbage,
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all",
+    )
+    .unwrap();
+    let o = vae_train(&["eval", "--checkpoint", garbage.to_str().unwrap()]);
+    assert_clean_failure(&o, "garbage.safetensors");
+    let o = vae_train(&[
+        "sample",
+        "--checkpoint",
+        dir.join("absent.safetensors").to_str().unwrap(),
+        "--out",
+        "x.png",
+    ]);
+    assert_clean_failure(&o, "absent.safetensors");
+    let o = vae_train(&["--resume", garbage.to_str().unwrap()]);
+    assert_clean_failure(&o, "garbage.safetensors");
+    fs::remove_dir_all(&dir).unwrap();
+}
