@@ -11,6 +11,10 @@ use super::{
 };
 use crate::{ParamGrads, ParamStore};
 
+/// Parameters at least this large (a 784×400 weight has 313,600 elements) are updated by all
+/// rayon threads; smaller ones are not worth the hand-off.
+const PARALLEL_MIN: usize = 1 << 15;
+
 /// Hyperparameters of [`Adam`]. [`Default`] is `torch.optim.Adam`'s, [`AdamConfig::adamw`]
 /// `torch.optim.AdamW`'s.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -132,17 +136,19 @@ impl Optimizer for Adam {
             let shape = theta.dim();
             let m = as_matrix(&mut self.m[id.index()], shape);
             let v = as_matrix(&mut self.v[id.index()], shape);
-            Zip::from(&mut theta)
-                .and(g)
-                .and(m)
-                .and(v)
-                .for_each(|theta, &g, m, v| {
-                    let g = g + l2 * *theta;
-                    *m = beta1 * *m + (1.0 - beta1) * g;
-                    *v = beta2 * *v + (1.0 - beta2) * g * g;
-                    *theta =
-                        *theta * decay - step_size * *m / (v.sqrt() / bias_correction2_sqrt + eps);
-                });
+            let update = |theta: &mut f32, &g: &f32, m: &mut f32, v: &mut f32| {
+                let g = g + l2 * *theta;
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                *theta = *theta * decay - step_size * *m / (v.sqrt() / bias_correction2_sqrt + eps);
+            };
+            let zip = Zip::from(&mut theta).and(g).and(m).and(v);
+            // Elementwise, so the result does not depend on how the work is split.
+            if shape.0 * shape.1 >= PARALLEL_MIN {
+                zip.par_for_each(update);
+            } else {
+                zip.for_each(update);
+            }
         }
     }
 
