@@ -1,0 +1,69 @@
+//! End to end: one whole training step (batch in, Adam update out) on the committed MNIST, for
+//! the PyTorch-example network (784-400-20, grayscale targets) and for `vae-train`'s defaults.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use henbun::nn::{Adam, AdamConfig, ParamStore};
+use henbun::vae::data::{Binarize, Dataset, TrainSet};
+use henbun::vae::models::{Vae, VaeConfig};
+use henbun::vae::run::RunConfig;
+use henbun::vae::train;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn bench(c: &mut Criterion) {
+    let splits = Dataset::Mnist
+        .load(None, Some(2048))
+        .expect("committed MNIST");
+    let defaults = RunConfig::default();
+    let setups = [
+        ("pytorch_example_784_400_20", vec![400], 20, Binarize::None),
+        (
+            "defaults",
+            defaults.hidden.clone(),
+            defaults.latent_dim,
+            defaults.binarize,
+        ),
+    ];
+    let mut group = c.benchmark_group("train_step_batch128");
+    group.sample_size(30);
+    for (name, hidden, latent_dim, binarize) in setups {
+        let train_set = TrainSet::new(splits.train.clone(), binarize);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut store = ParamStore::new();
+        let config = VaeConfig {
+            input_dim: 784,
+            hidden,
+            latent_dim,
+            activation: defaults.activation,
+            likelihood: defaults.likelihood,
+            beta: 1.0,
+        };
+        let vae = Vae::new(&mut store, config, &mut rng);
+        let mut opt = Adam::new(&store, AdamConfig::default());
+        let mut epoch = train_set.epoch(128, &mut rng);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let batch = match epoch.next_batch(&mut rng) {
+                    Some(batch) => batch,
+                    None => {
+                        epoch = train_set.epoch(128, &mut rng);
+                        epoch.next_batch(&mut rng).expect("non-empty")
+                    }
+                };
+                black_box(train::step(
+                    &vae,
+                    &mut store,
+                    &mut opt,
+                    batch.images,
+                    &mut rng,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
