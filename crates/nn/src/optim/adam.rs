@@ -11,10 +11,6 @@ use super::{
 };
 use crate::{ParamGrads, ParamStore};
 
-/// Parameters at least this large (a 784×400 weight has 313,600 elements) are updated by all
-/// rayon threads; smaller ones are not worth the hand-off.
-const PARALLEL_MIN: usize = 1 << 15;
-
 /// Hyperparameters of [`Adam`]. [`Default`] is `torch.optim.Adam`'s, [`AdamConfig::adamw`]
 /// `torch.optim.AdamW`'s.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,13 +138,7 @@ impl Optimizer for Adam {
                 *v = beta2 * *v + (1.0 - beta2) * g * g;
                 *theta = *theta * decay - step_size * *m / (v.sqrt() / bias_correction2_sqrt + eps);
             };
-            let zip = Zip::from(&mut theta).and(g).and(m).and(v);
-            // Elementwise, so the result does not depend on how the work is split.
-            if shape.0 * shape.1 >= PARALLEL_MIN {
-                zip.par_for_each(update);
-            } else {
-                zip.for_each(update);
-            }
+            Zip::from(&mut theta).and(g).and(m).and(v).for_each(update);
         }
     }
 
