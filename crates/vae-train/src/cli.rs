@@ -57,7 +57,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = RunConfig::default().latent_dim, value_parser = positive)]
     pub latent_dim: usize,
     /// Encoder hidden widths, comma-separated (the decoder mirrors them).
-    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', default_value = "512,256", value_parser = positive)]
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', default_value = "400", value_parser = positive)]
     pub hidden: Vec<usize>,
     /// relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
     #[arg(long, default_value = "relu")]
@@ -145,4 +145,25 @@ pub struct SampleArgs {
     /// Seed of the prior draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_flags_means_the_library_defaults() {
+        let cli = Cli::try_parse_from(["vae-train"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.train.into_config(), RunConfig::default());
+    }
+
+    #[test]
+    fn hidden_takes_a_comma_separated_list() {
+        let cli = Cli::try_parse_from(["vae-train", "train", "--hidden", "512,256"]).unwrap();
+        match cli.command {
+            Some(Command::Train(args)) => assert_eq!(args.hidden, [512, 256]),
+            other => panic!("{other:?}"),
+        }
+    }
 }

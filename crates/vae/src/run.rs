@@ -85,7 +85,7 @@ impl Default for RunConfig {
             data_dir: None,
             train_limit: None,
             binarize: Binarize::Dynamic,
-            hidden: vec![512, 256],
+            hidden: vec![400],
             latent_dim: 32,
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
