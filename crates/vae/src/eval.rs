@@ -165,22 +165,11 @@ pub fn reconstruct(vae: &Vae, store: &ParamStore, x: &Matrix, n: usize) -> Matri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{Likelihood, VaeConfig};
-    use nn::Activation;
+    use crate::models::{Likelihood, tiny_vae};
     use rand::SeedableRng;
 
     fn tiny() -> (ParamStore, Vae, Matrix) {
-        let mut store = ParamStore::new();
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let config = VaeConfig {
-            input_dim: 6,
-            hidden: vec![5],
-            latent_dim: 2,
-            activation: Activation::Tanh,
-            likelihood: Likelihood::Bernoulli,
-            beta: 1.0,
-        };
-        let vae = Vae::new(&mut store, config, &mut rng);
+        let (store, vae) = tiny_vae(6, 2, Likelihood::Bernoulli);
         let x = Matrix::from_shape_fn((7, 6), |(i, j)| ((i * 5 + j * 3) % 2) as f32);
         (store, vae, x)
     }

@@ -93,22 +93,11 @@ pub fn manifold(vae: &Vae, store: &ParamStore, grid: usize) -> Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{Likelihood, VaeConfig};
-    use nn::Activation;
+    use crate::models::{Likelihood, tiny_vae};
     use rand::SeedableRng;
 
     fn tiny(latent_dim: usize) -> (ParamStore, Vae, Matrix) {
-        let mut store = ParamStore::new();
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let config = VaeConfig {
-            input_dim: 4,
-            hidden: vec![3],
-            latent_dim,
-            activation: Activation::Relu,
-            likelihood: Likelihood::Bernoulli,
-            beta: 1.0,
-        };
-        let vae = Vae::new(&mut store, config, &mut rng);
+        let (store, vae) = tiny_vae(4, latent_dim, Likelihood::Bernoulli);
         let x = Matrix::from_shape_fn((10, 4), |(i, j)| ((i + j) % 2) as f32);
         (store, vae, x)
     }

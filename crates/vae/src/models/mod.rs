@@ -85,3 +85,28 @@ impl MetricsMean {
         }
     }
 }
+
+/// A tiny VAE for tests: `input_dim` pixels, one tanh hidden layer of 5, seeded weights.
+#[cfg(test)]
+pub(crate) fn tiny_vae(
+    input_dim: usize,
+    latent_dim: usize,
+    likelihood: Likelihood,
+) -> (nn::ParamStore, Vae) {
+    use rand::SeedableRng;
+    let mut store = nn::ParamStore::new();
+    let config = VaeConfig {
+        input_dim,
+        hidden: vec![5],
+        latent_dim,
+        activation: nn::Activation::Tanh,
+        likelihood,
+        beta: 1.0,
+    };
+    let vae = Vae::new(
+        &mut store,
+        config,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+    );
+    (store, vae)
+}

@@ -176,18 +176,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn tiny(likelihood: Likelihood) -> (ParamStore, Vae) {
-        let mut store = ParamStore::new();
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let config = VaeConfig {
-            input_dim: 6,
-            hidden: vec![5],
-            latent_dim: 2,
-            activation: Activation::Tanh,
-            likelihood,
-            beta: 1.0,
-        };
-        let vae = Vae::new(&mut store, config, &mut rng);
-        (store, vae)
+        crate::models::tiny_vae(6, 2, likelihood)
     }
 
     #[test]
