@@ -90,7 +90,7 @@ impl Default for RunConfig {
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
             beta: 1.0,
-            epochs: 50,
+            epochs: 30,
             batch_size: 128,
             lr: 1e-3,
             seed: 0,
