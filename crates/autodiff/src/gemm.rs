@@ -66,13 +66,9 @@ pub fn gemm(
     c: ArrayViewMut2<'_, f32>,
 ) {
     let (m, k, n) = check_shapes(&a, &b, &c);
-    if m == 0 || n == 0 {
+    let Some(c) = needs_product(k, alpha, beta, c) else {
         return;
-    }
-    if k == 0 || alpha == 0.0 {
-        scale_c(beta, c);
-        return;
-    }
+    };
     let threads = rayon::current_num_threads();
     let work = m.saturating_mul(n).saturating_mul(k);
     if threads <= 1 || work < PARALLEL_MIN_WORK {
@@ -98,15 +94,28 @@ pub fn gemm_single_thread(
     beta: f32,
     c: ArrayViewMut2<'_, f32>,
 ) {
-    let (m, k, n) = check_shapes(&a, &b, &c);
-    if m == 0 || n == 0 {
-        return;
+    let (_, k, _) = check_shapes(&a, &b, &c);
+    if let Some(c) = needs_product(k, alpha, beta, c) {
+        sgemm_view(alpha, a, b, beta, c);
     }
-    if k == 0 || alpha == 0.0 {
+}
+
+/// Handles the cases with no product to compute: an empty C, and K = 0 or α = 0 (C ← β·C).
+/// Returns C when the product is still to be done.
+fn needs_product(
+    k: usize,
+    alpha: f32,
+    beta: f32,
+    c: ArrayViewMut2<'_, f32>,
+) -> Option<ArrayViewMut2<'_, f32>> {
+    if c.is_empty() {
+        None
+    } else if k == 0 || alpha == 0.0 {
         scale_c(beta, c);
-        return;
+        None
+    } else {
+        Some(c)
     }
-    sgemm_view(alpha, a, b, beta, c);
 }
 
 /// Checks `a: M×K`, `b: K×N`, `c: M×N` and returns `(M, K, N)`; panics at the caller otherwise.
