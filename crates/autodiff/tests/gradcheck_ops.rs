@@ -307,6 +307,19 @@ fn cases() -> Vec<Case> {
             |r| vec![normal(r, (3, 4)), normal(r, (3, 4))],
         ),
         case(
+            "gaussian_kl_between",
+            "",
+            |v| gaussian_kl_between(v[0], v[1], v[2], v[3]),
+            |r| {
+                vec![
+                    normal(r, (3, 4)),
+                    normal(r, (3, 4)),
+                    normal(r, (3, 4)),
+                    normal(r, (3, 4)),
+                ]
+            },
+        ),
+        case(
             "reparameterize",
             "fixed noise",
             |v| reparameterize(v[0], v[1], &fixed_eps(v[0].shape())),

@@ -1,5 +1,6 @@
 //! The fused, numerically stable pieces of a VAE's objective, each with a hand-derived backward:
-//! Bernoulli and Gaussian likelihoods, the Gaussian KL against N(0, I), reparameterization.
+//! Bernoulli and Gaussian likelihoods, the Gaussian KL against N(0, I) and against a learned
+//! diagonal Gaussian, reparameterization.
 //!
 //! Per-example losses are m×1 columns (summed over features), to be averaged by the caller.
 
@@ -82,6 +83,64 @@ pub fn gaussian_kl<'t>(mu: Var<'t>, log_var: Var<'t>) -> Var<'t> {
                     .and_broadcast(g)
                     .map_collect(|&lv, &g| g * 0.5 * (lv.exp() - 1.0)),
             ]
+        })
+}
+
+/// `KL(N(μ_q, e^{log σ²_q}) ‖ N(μ_p, e^{log σ²_p}))` per example, for a learned prior:
+/// `yᵢ = ½ Σⱼ (log σ²_p - log σ²_q + (e^{log σ²_q} + (μ_q - μ_p)²)·e^{-log σ²_p} - 1)`.
+/// With `r = e^{log σ²_q - log σ²_p}` (one exponential, so no overflow for equal large
+/// variances) and `d = μ_q - μ_p`: `∂y/∂μ_q = d·e^{-log σ²_p} = -∂y/∂μ_p`,
+/// `∂y/∂log σ²_q = ½(r - 1)`, `∂y/∂log σ²_p = ½(1 - r - d²·e^{-log σ²_p})`.
+#[track_caller]
+pub fn gaussian_kl_between<'t>(
+    mu_q: Var<'t>,
+    log_var_q: Var<'t>,
+    mu_p: Var<'t>,
+    log_var_p: Var<'t>,
+) -> Var<'t> {
+    let (mq, lq, mp, lp) = (
+        mu_q.value(),
+        log_var_q.value(),
+        mu_p.value(),
+        log_var_p.value(),
+    );
+    for (name, other) in [("log σ²_q", &lq), ("μ_p", &mp), ("log σ²_p", &lp)] {
+        same_shape(
+            &format!("gaussian_kl_between (μ_q and {name})"),
+            mq.dim(),
+            other.dim(),
+        );
+    }
+    // Per element, saved for the backward: d, d·e^{-log σ²_p} and r.
+    let d = &*mq - &*mp;
+    let scaled_d = Zip::from(&d)
+        .and(&*lp)
+        .map_collect(|&d, &lp| d * (-lp).exp());
+    let ratio = Zip::from(&*lq)
+        .and(&*lp)
+        .map_collect(|&lq, &lp| (lq - lp).exp());
+    let terms = Zip::from(&d)
+        .and(&scaled_d)
+        .and(&ratio)
+        .and(&*lq)
+        .and(&*lp)
+        .map_collect(|&d, &sd, &r, &lq, &lp| 0.5 * (lp - lq + r + d * sd - 1.0));
+    let inputs = [mu_q, log_var_q, mu_p, log_var_p];
+    mu_q.tape()
+        .push("gaussian_kl_between", row_sums(terms), &inputs, move |g| {
+            let d_mu_q = Zip::from(&scaled_d)
+                .and_broadcast(g)
+                .map_collect(|&sd, &g| g * sd);
+            let d_lv_q = Zip::from(&ratio)
+                .and_broadcast(g)
+                .map_collect(|&r, &g| g * 0.5 * (r - 1.0));
+            let d_lv_p = Zip::from(&ratio)
+                .and(&scaled_d)
+                .and(&d)
+                .and_broadcast(g)
+                .map_collect(|&r, &sd, &d, &g| g * 0.5 * (1.0 - r - d * sd));
+            let d_mu_p = -&d_mu_q;
+            vec![d_mu_q, d_lv_q, d_mu_p, d_lv_p]
         })
 }
 
@@ -249,6 +308,54 @@ mod tests {
                 kl[[i, 0]]
             );
         }
+    }
+
+    #[test]
+    fn kl_between_matches_closed_forms_and_reduces_to_the_standard_prior() {
+        let tape = Tape::new();
+        // KL(N(1, 1) ‖ N(1, 1)) = 0.
+        // KL(N(0, 1) ‖ N(2, 4)) = ½(ln 4 - 0 + (1 + 4)/4 - 1) = ½(1.386294 + 0.25) = 0.818147.
+        // KL(N(3, e) ‖ N(1, e)) = ½(1 - 1 + (e + 4)/e - 1) = 2/e = 0.735759.
+        let mu_q = tape.leaf(array![[1.0f32], [0.0], [3.0]]);
+        let lv_q = tape.leaf(array![[0.0f32], [0.0], [1.0]]);
+        let mu_p = tape.leaf(array![[1.0f32], [2.0], [1.0]]);
+        let lv_p = tape.leaf(array![[0.0f32], [4.0f32.ln()], [1.0]]);
+        let kl = gaussian_kl_between(mu_q, lv_q, mu_p, lv_p).value();
+        for (i, e) in [0.0f32, 0.818_147, 0.735_759].iter().enumerate() {
+            assert!((kl[[i, 0]] - e).abs() < 1e-5, "row {i}: {}", kl[[i, 0]]);
+        }
+        // Against N(0, I) it is gaussian_kl.
+        let mu = filled((2, 3), &[0.3, -1.2, 2.0, 0.0, -0.4]);
+        let lv = filled((2, 3), &[-2.0, 0.5, 1.5]);
+        let (mu, lv) = (tape.leaf(mu), tape.leaf(lv));
+        let zeros = tape.constant(Matrix::zeros((2, 3)));
+        let general = gaussian_kl_between(mu, lv, zeros, zeros).value();
+        let standard = gaussian_kl(mu, lv).value();
+        for (a, b) in general.iter().zip(standard.iter()) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn kl_between_gradients_across_log_var_from_minus_10_to_10() {
+        // Both variances swept together (a prior as wide as the posterior) and apart (the
+        // posterior's log σ² swept against a prior at log σ² = ±1).
+        across_log_var(|mu, log_var| {
+            let at = log_var[[0, 0]];
+            let mu_p = filled((2, 3), &[-0.5, 0.8, 0.1]);
+            for log_var_p in [
+                log_var.mapv(|v| v - 0.5),
+                Matrix::from_elem((2, 3), 1.0),
+                Matrix::from_elem((2, 3), -1.0),
+            ] {
+                gradcheck(
+                    |v| gaussian_kl_between(v[0], v[1], v[2], v[3]),
+                    &[mu.clone(), log_var.clone(), mu_p.clone(), log_var_p],
+                    &GradcheckConfig::default(),
+                )
+                .unwrap_or_else(|e| panic!("log σ²_q = {at}: {e}"));
+            }
+        });
     }
 
     /// Every integer log σ² from -10 to 10, each in a gradcheck of its own (see

@@ -15,7 +15,9 @@ mod unary;
 pub use arith::{add, div, mul, neg, scale, sub};
 pub use flow::{detach, straight_through};
 pub use linalg::{affine, matmul};
-pub use loss::{bce_with_logits, gaussian_kl, gaussian_nll, mse, reparameterize};
+pub use loss::{
+    bce_with_logits, gaussian_kl, gaussian_kl_between, gaussian_nll, mse, reparameterize,
+};
 pub use reduce::{log_softmax, logsumexp, mean, mean_cols, mean_rows, sum, sum_cols, sum_rows};
 pub use shape::{concat_cols, gather_rows, slice_cols};
 pub use unary::{exp, leaky_relu, log, relu, sigmoid, softplus, sqrt, square, tanh};
