@@ -77,15 +77,31 @@ impl Mlp {
     /// The network applied to a batch `x` of shape `[batch, widths[0]]`.
     #[track_caller]
     pub fn forward<'t>(&self, p: &Bound<'t>, x: Var<'t>) -> Var<'t> {
+        self.forward_from(p, self.layers[0].forward(p, x))
+    }
+
+    /// The network from the first layer's pre-activation `pre` (`x·W₁ + b₁`, plus whatever
+    /// the caller adds, e.g. a condition's term `c·W_c` or rows gathered from a shared `x·W₁`):
+    /// `forward(p, x) == forward_from(p, layers()[0].forward(p, x))`.
+    #[track_caller]
+    pub fn forward_from<'t>(&self, p: &Bound<'t>, pre: Var<'t>) -> Var<'t> {
         let last = self.layers.len() - 1;
-        self.layers.iter().enumerate().fold(x, |h, (k, layer)| {
-            let y = layer.forward(p, h);
-            if k == last {
-                self.output.apply(y)
-            } else {
-                self.activation.apply(y)
-            }
-        })
+        let first = if last == 0 {
+            self.output.apply(pre)
+        } else {
+            self.activation.apply(pre)
+        };
+        self.layers[1..]
+            .iter()
+            .enumerate()
+            .fold(first, |h, (k, layer)| {
+                let y = layer.forward(p, h);
+                if k + 1 == last {
+                    self.output.apply(y)
+                } else {
+                    self.activation.apply(y)
+                }
+            })
     }
 
     /// The layers, input first.
@@ -179,5 +195,38 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         // 5·3 inputs + 3·4 + 4 + 4·2 + 2 parameters = 41 elements.
         assert_eq!(report.elements, 41);
+    }
+
+    #[test]
+    fn forward_from_adds_to_the_first_pre_activation() {
+        let mut store = ParamStore::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for widths in [&[3, 2][..], &[3, 4, 2]] {
+            let mlp = Mlp::new(
+                &mut store,
+                &format!("m{}", widths.len()),
+                &MlpConfig::new(widths, Activation::Tanh),
+                &mut rng,
+            );
+            let x = Init::HeNormal.matrix(5, 3, &mut rng);
+            let extra = Init::HeNormal.matrix(5, widths[1], &mut rng);
+            let tape = Tape::new();
+            let p = store.bind(&tape);
+            let x = p.constant(x);
+            let plain = mlp.forward(&p, x);
+            let same = mlp.forward_from(&p, mlp.layers()[0].forward(&p, x));
+            assert_eq!(*plain.value(), *same.value());
+            // A one-layer net's output is linear: the extra term passes through unchanged.
+            let shifted = mlp.forward_from(
+                &p,
+                mlp.layers()[0].forward(&p, x) + p.constant(extra.clone()),
+            );
+            if widths.len() == 2 {
+                let diff = &*shifted.value() - &*plain.value();
+                assert!(diff.iter().zip(&extra).all(|(a, b)| (a - b).abs() < 1e-6));
+            } else {
+                assert_ne!(*shifted.value(), *plain.value());
+            }
+        }
     }
 }
