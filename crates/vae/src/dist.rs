@@ -10,20 +10,37 @@ pub fn standard_normal(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Matrix {
     Matrix::from_shape_fn(shape, |_| StandardNormal.sample(rng))
 }
 
-/// `ln p(z) - ln q(z|x)` per row for `z = μ + σ·ε`, `p = N(0, I)`, `q = N(μ, σ²)`:
-/// `-½ Σ z² + ½ Σ (ε² + log σ²)`. The `ln 2π` terms of both densities cancel.
-pub fn log_prior_minus_log_posterior(z: &Matrix, eps: &Matrix, log_var: &Matrix) -> Vec<f64> {
-    z.rows()
-        .into_iter()
-        .zip(eps.rows())
-        .zip(log_var.rows())
-        .map(|((z, e), lv)| {
-            let prior: f64 = z.iter().map(|&z| f64::from(z) * f64::from(z)).sum();
-            let posterior: f64 = e
+/// `ln p(z) - ln q(z|x)` per row for `z = μ + σ·ε`, `q = N(μ, σ²)`, and `p = N(0, I)` (`prior`
+/// `None`): `-½ Σ z² + ½ Σ (ε² + log σ²)`; or a learned `p = N(μ_p, e^{log σ²_p})` (`prior`
+/// `Some((μ_p, log σ²_p))`): `-½ Σ ((z - μ_p)² e^{-log σ²_p} + log σ²_p) + ½ Σ (ε² + log σ²)`.
+/// The `ln 2π` terms of both densities cancel.
+pub fn log_prior_minus_log_posterior(
+    z: &Matrix,
+    eps: &Matrix,
+    log_var: &Matrix,
+    prior: Option<(&Matrix, &Matrix)>,
+) -> Vec<f64> {
+    (0..z.nrows())
+        .map(|i| {
+            let posterior: f64 = eps
+                .row(i)
                 .iter()
-                .zip(lv)
+                .zip(log_var.row(i))
                 .map(|(&e, &lv)| f64::from(e) * f64::from(e) + f64::from(lv))
                 .sum();
+            let prior: f64 = match prior {
+                None => z.row(i).iter().map(|&z| f64::from(z).powi(2)).sum(),
+                Some((mu_p, lv_p)) => z
+                    .row(i)
+                    .iter()
+                    .zip(mu_p.row(i))
+                    .zip(lv_p.row(i))
+                    .map(|((&z, &m), &lv)| {
+                        let lv = f64::from(lv);
+                        (f64::from(z) - f64::from(m)).powi(2) * (-lv).exp() + lv
+                    })
+                    .sum(),
+            };
             0.5 * (posterior - prior)
         })
         .collect()
@@ -88,7 +105,7 @@ mod tests {
         // μ = 0, log σ² = 0, ε = z = [1, 2]: p and q are the same density, so the difference is 0.
         let z = array![[1.0f32, 2.0]];
         assert_eq!(
-            log_prior_minus_log_posterior(&z, &z, &array![[0.0f32, 0.0]]),
+            log_prior_minus_log_posterior(&z, &z, &array![[0.0f32, 0.0]], None),
             [0.0]
         );
         // log σ² = ln 4 (σ = 2), ε = 1, μ = 0 so z = 2: ln N(2; 0, 1) - ln N(2; 0, 4)
@@ -97,8 +114,31 @@ mod tests {
             &array![[2.0f32]],
             &array![[1.0f32]],
             &array![[4.0f32.ln()]],
+            None,
         );
         assert!((lp[0] - (-1.5 + std::f64::consts::LN_2)).abs() < 1e-6);
+        // The same q against a learned prior N(1, e): ln N(2; 1, e) - ln N(2; 0, 4)
+        // = (-½·1/e - ½) - (-½ - ½ ln 4) = -0.5/e + ln 2 = 0.509210.
+        let mu_p = array![[1.0f32]];
+        let lv_p = array![[1.0f32]];
+        let lp = log_prior_minus_log_posterior(
+            &array![[2.0f32]],
+            &array![[1.0f32]],
+            &array![[4.0f32.ln()]],
+            Some((&mu_p, &lv_p)),
+        );
+        let expected = -0.5 / std::f64::consts::E + std::f64::consts::LN_2;
+        assert!((lp[0] - expected).abs() < 1e-6, "{}", lp[0]);
+        // A learned prior at N(0, 1) is the standard one.
+        let (m0, l0) = (array![[0.0f32, 0.0]], array![[0.0f32, 0.0]]);
+        let (z, e, lv) = (
+            array![[0.3f32, -1.1]],
+            array![[0.5f32, 0.2]],
+            array![[0.1f32, -0.7]],
+        );
+        let a = log_prior_minus_log_posterior(&z, &e, &lv, None)[0];
+        let b = log_prior_minus_log_posterior(&z, &e, &lv, Some((&m0, &l0)))[0];
+        assert!((a - b).abs() < 1e-9);
     }
 
     #[test]

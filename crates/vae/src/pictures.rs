@@ -13,7 +13,7 @@ use crate::models::Vae;
 /// `n` decoder means of `z ~ N(0, I)`.
 pub fn samples(vae: &Vae, store: &ParamStore, n: usize, rng: &mut ChaCha8Rng) -> Matrix {
     let z = standard_normal(rng, (n, vae.config().latent_dim));
-    decode_images(vae, store, &z)
+    decode_images(vae, store, &z, None)
 }
 
 /// `blocks` pairs of rows: `cols` test images, then their reconstructions through the
@@ -27,7 +27,12 @@ pub fn reconstructions(
 ) -> Matrix {
     let n = (blocks * cols).min(x.nrows());
     let originals = x.slice(s![..n, ..]).to_owned();
-    let recon = decode_images(vae, store, &posterior_means(vae, store, &originals));
+    let recon = decode_images(
+        vae,
+        store,
+        &posterior_means(vae, store, &originals, None),
+        None,
+    );
     let rows: Vec<_> = (0..n.div_ceil(cols))
         .flat_map(|b| {
             let r = b * cols..((b + 1) * cols).min(n);
@@ -48,7 +53,7 @@ pub fn interpolation(
 ) -> Matrix {
     let pairs = pairs.min(x.nrows() / 2);
     let ends = x.slice(s![..2 * pairs, ..]).to_owned();
-    let means = posterior_means(vae, store, &ends);
+    let means = posterior_means(vae, store, &ends, None);
     let latent = means.ncols();
     let mut z = Matrix::zeros((pairs * steps, latent));
     for i in 0..pairs {
@@ -62,7 +67,7 @@ pub fn interpolation(
             z.row_mut(i * steps + k).assign(&line);
         }
     }
-    let decoded = decode_images(vae, store, &z);
+    let decoded = decode_images(vae, store, &z, None);
     let mut rows = Vec::with_capacity(pairs * (steps + 2));
     for i in 0..pairs {
         rows.push(ends.slice(s![2 * i..2 * i + 1, ..]));
@@ -87,7 +92,7 @@ pub fn manifold(vae: &Vae, store: &ParamStore, grid: usize) -> Matrix {
         let q = if d == 0 { u(c) } else { u(grid - 1 - r) };
         normal_quantile(q) as f32
     });
-    decode_images(vae, store, &z)
+    decode_images(vae, store, &z, None)
 }
 
 #[cfg(test)]
@@ -131,7 +136,8 @@ mod tests {
         let ends = decode_images(
             &vae,
             &store,
-            &posterior_means(&vae, &store, &x.slice(s![..2, ..]).to_owned()),
+            &posterior_means(&vae, &store, &x.slice(s![..2, ..]).to_owned(), None),
+            None,
         );
         // Step 0 (row 1) is t = 0, the first mean; step 3 (row 4) is t = 1, the second.
         for (a, b) in i.row(1).iter().zip(ends.row(0)) {

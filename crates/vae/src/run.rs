@@ -20,7 +20,7 @@ use crate::data::{
 };
 use crate::eval::{self, ActiveUnits, Elbo};
 use crate::image::{self, ImageError};
-use crate::models::{Likelihood, Metrics, Vae, VaeConfig};
+use crate::models::{Likelihood, Metrics, Prior, Vae, VaeConfig};
 use crate::pictures;
 use crate::train;
 
@@ -328,6 +328,8 @@ fn build(config: &RunConfig, input_dim: usize) -> (Vae, ParamStore) {
         activation: config.activation,
         likelihood: config.likelihood,
         beta: config.beta,
+        cond_dim: 0,
+        prior: Prior::Standard,
     };
     let vae = Vae::new(
         &mut store,
@@ -493,7 +495,13 @@ pub fn train(
             |m| observer.batch(m),
         );
         let seconds = started.elapsed().as_secs_f64();
-        let test_elbo = eval::elbo(&vae, &store, &test_x, &mut evaluation_rng(config.seed));
+        let test_elbo = eval::elbo(
+            &vae,
+            &store,
+            &test_x,
+            None,
+            &mut evaluation_rng(config.seed),
+        );
         let row = EpochRow {
             epoch,
             train_neg_elbo: mean.part("recon").unwrap_or(0.0) + mean.part("kl").unwrap_or(0.0),
@@ -526,11 +534,12 @@ pub fn train(
             &vae,
             &store,
             &test_x,
+            None,
             config.iw_samples,
             &mut evaluation_rng(config.seed),
         )
     });
-    let active_units = eval::active_units(&vae, &store, &test_x);
+    let active_units = eval::active_units(&vae, &store, &test_x, None);
     Ok(Summary {
         epochs: config.epochs.max(start),
         test: last,
@@ -600,7 +609,7 @@ pub fn write_pictures(
     )?;
     if vae.config().latent_dim == 2 {
         grid(files::MANIFOLD, pictures::manifold(vae, store, 20), 20)?;
-        let means = eval::posterior_means(vae, store, &images(test));
+        let means = eval::posterior_means(vae, store, &images(test), None);
         let points: Vec<(f32, f32)> = means.rows().into_iter().map(|r| (r[0], r[1])).collect();
         let path = out.join(files::LATENT);
         image::save_scatter(&path, &points, test.labels(), 600)?;

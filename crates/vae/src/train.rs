@@ -20,7 +20,7 @@ pub fn step(
         let tape = Tape::new();
         let p = store.bind(&tape);
         let x = p.constant(images);
-        let out = vae.loss(&p, x, rng);
+        let out = vae.loss(&p, x, None, rng);
         (out.metrics(), p.grads(tape.backward(out.loss)))
     }; // the tape is dropped before the update, so the parameters are no longer shared
     opt.step(store, &grads);

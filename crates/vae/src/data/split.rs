@@ -85,6 +85,20 @@ impl Split {
             .truncate(self.labels.len() * self.pixels_per_image());
     }
 
+    /// A split of the images at `indices`, in that order (a labeled subset, say).
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    #[track_caller]
+    pub fn subset(&self, indices: &[usize]) -> Split {
+        let mut pixels = Vec::with_capacity(indices.len() * self.pixels_per_image());
+        for &i in indices {
+            pixels.extend_from_slice(self.image(i));
+        }
+        let labels = indices.iter().map(|&i| self.labels[i]).collect();
+        Split::new(pixels, labels, self.image_shape())
+    }
+
     /// The images at `indices` as a batch, each pixel as `pixel / 255`.
     ///
     /// # Panics
@@ -175,6 +189,15 @@ mod tests {
         assert_eq!(batches[0].indices, [0, 1]);
         assert_eq!(batches[1].indices, [2]);
         assert_eq!(batches[1].images.dim(), (1, 2));
+    }
+
+    #[test]
+    fn subset_takes_images_and_labels_in_index_order() {
+        let s = three().subset(&[2, 0]);
+        assert_eq!(
+            (s.pixels(), s.labels()),
+            (&[255, 0, 0, 255][..], &[9, 7][..])
+        );
     }
 
     #[test]

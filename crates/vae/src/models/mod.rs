@@ -1,8 +1,14 @@
 //! The models. Each is one file: its config, its constructor, its loss.
 
+mod completion;
+mod cvae;
+mod m2;
 mod vae;
 
-pub use vae::{Likelihood, ParseLikelihoodError, Vae, VaeConfig};
+pub use completion::{Completion, Mask, Observe, ParseObserveError, Regressor};
+pub use cvae::{CLASSES, Cvae, one_hot};
+pub use m2::{Counts, M2, PAPER_ALPHA, Unlabeled};
+pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig};
 
 use autodiff::Var;
 
@@ -102,6 +108,8 @@ pub(crate) fn tiny_vae(
         activation: nn::Activation::Tanh,
         likelihood,
         beta: 1.0,
+        cond_dim: 0,
+        prior: Prior::Standard,
     };
     let vae = Vae::new(
         &mut store,

@@ -1,11 +1,19 @@
 //! The VAE of Kingma & Welling (M1): an MLP encoder to (μ, log σ²), reparameterized sampling,
 //! an MLP decoder to Bernoulli logits (or a fixed-variance Gaussian mean), loss −ELBO.
+//!
+//! The same network, given a condition `c` (`cond_dim > 0`), is the conditional VAE of Sohn et
+//! al. (2015): `q(z|x, c)`, `p(x|z, c)`, and a prior that is N(0, I) or learned, `p(z|c)`. The
+//! condition enters the first layer of each network as a term `c·W_c` of its pre-activation,
+//! which is `concat(x, c)·W` with `W` split in two. The label CVAE, the completion CVAE and M2
+//! are built on it.
 
 use std::fmt;
 use std::str::FromStr;
 
-use autodiff::{Matrix, Var, bce_with_logits, gaussian_kl, gaussian_nll, reparameterize};
-use nn::{Activation, Bound, Linear, Mlp, MlpConfig, ParamStore};
+use autodiff::{
+    Matrix, Var, bce_with_logits, gaussian_kl, gaussian_kl_between, gaussian_nll, reparameterize,
+};
+use nn::{Activation, Bound, Init, Linear, Mlp, MlpConfig, ParamId, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
 use super::Loss;
@@ -62,33 +70,58 @@ pub struct VaeConfig {
     pub likelihood: Likelihood,
     /// Weight of the KL term (1 for the ELBO; β-VAE otherwise).
     pub beta: f32,
+    /// Width of the condition `c` given to every network (0: none, the plain VAE).
+    pub cond_dim: usize,
+    /// The prior over z.
+    pub prior: Prior,
+}
+
+/// The prior `p(z)` (or `p(z|c)`) of a [`Vae`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prior {
+    /// N(0, I), whatever the condition.
+    #[default]
+    Standard,
+    /// A diagonal Gaussian `p(z|c)` whose mean and log-variance an MLP of the condition gives
+    /// (`prior.fc*`, `prior.mu_log_var`): Sohn et al.'s prior network. Needs `cond_dim > 0`.
+    Learned,
 }
 
 /// Encoder `encoder.fc*` (input → hidden) and `encoder.mu_log_var` (→ [μ | log σ²], 2·latent
-/// wide); decoder `decoder.fc*` (latent → hidden reversed → input).
+/// wide); decoder `decoder.fc*` (latent → hidden reversed → input). With a condition, also
+/// `encoder.cond.w` and `decoder.cond.w` (cond → the first hidden width of each), and with a
+/// learned prior `prior.fc*` (cond → hidden) and `prior.mu_log_var`.
 #[derive(Debug, Clone)]
 pub struct Vae {
     config: VaeConfig,
     encoder: Mlp,
     mu_log_var: Linear,
     decoder: Mlp,
+    encoder_cond: Option<ParamId>,
+    decoder_cond: Option<ParamId>,
+    prior: Option<(Mlp, Linear)>,
 }
 
 impl Vae {
     /// Adds the parameters to `store`, weights drawn from `rng` (Xavier uniform, zero biases).
     ///
-    /// Panics if `config.hidden` is empty or a width is zero.
+    /// Panics if `config.hidden` is empty, a width is zero, or a learned prior has no condition.
     #[track_caller]
     pub fn new(store: &mut ParamStore, config: VaeConfig, rng: &mut ChaCha8Rng) -> Self {
         assert!(
             !config.hidden.is_empty(),
             "Vae: needs at least one hidden layer"
         );
+        assert!(
+            config.prior == Prior::Standard || config.cond_dim > 0,
+            "Vae: a learned prior p(z|c) needs a condition"
+        );
         let mut widths = vec![config.input_dim];
         widths.extend(&config.hidden);
         let mut encoder = MlpConfig::new(&widths, config.activation);
         encoder.output = config.activation;
         let encoder = Mlp::new(store, "encoder", &encoder, rng);
+        let first = config.hidden[0];
         let last = *config.hidden.last().expect("checked non-empty");
         let mu_log_var = Linear::new(
             store,
@@ -106,11 +139,29 @@ impl Vae {
             &MlpConfig::new(&widths, config.activation),
             rng,
         );
+        let c = config.cond_dim;
+        let mut cond_weight = |name: &str, width: usize| {
+            (c > 0).then(|| store.add(name, Init::XavierUniform.matrix(c, width, rng)))
+        };
+        let encoder_cond = cond_weight("encoder.cond.w", first);
+        let decoder_cond = cond_weight("decoder.cond.w", last);
+        let prior = (config.prior == Prior::Learned).then(|| {
+            let mut widths = vec![c];
+            widths.extend(&config.hidden);
+            let mut net = MlpConfig::new(&widths, config.activation);
+            net.output = config.activation;
+            let net = Mlp::new(store, "prior", &net, rng);
+            let head = Linear::new(store, "prior.mu_log_var", last, 2 * config.latent_dim, rng);
+            (net, head)
+        });
         Vae {
             config,
             encoder,
             mu_log_var,
             decoder,
+            encoder_cond,
+            decoder_cond,
+            prior,
         }
     }
 
@@ -119,16 +170,89 @@ impl Vae {
         &self.config
     }
 
-    /// q(z|x): the posterior's mean and log-variance, each batch×latent.
-    pub fn encode<'t>(&self, p: &Bound<'t>, x: Var<'t>) -> (Var<'t>, Var<'t>) {
-        let stats = self.mu_log_var.forward(p, self.encoder.forward(p, x));
-        let l = self.config.latent_dim;
-        (stats.slice_cols(0..l), stats.slice_cols(l..2 * l))
+    /// q(z|x) (or q(z|x, c)): the posterior's mean and log-variance, each batch×latent.
+    #[track_caller]
+    pub fn encode<'t>(&self, p: &Bound<'t>, x: Var<'t>, c: Option<Var<'t>>) -> (Var<'t>, Var<'t>) {
+        self.encode_from(p, self.encoder_input(p, x), c)
     }
 
-    /// p(x|z)'s parameters: Bernoulli logits or the Gaussian mean, batch×input.
-    pub fn decode<'t>(&self, p: &Bound<'t>, z: Var<'t>) -> Var<'t> {
-        self.decoder.forward(p, z)
+    /// `x·W₁ + b₁`, the encoder's first pre-activation without the condition's term: shared by
+    /// all the conditions one `x` is encoded under (M2 encodes each image under ten labels).
+    pub fn encoder_input<'t>(&self, p: &Bound<'t>, x: Var<'t>) -> Var<'t> {
+        self.encoder.layers()[0].forward(p, x)
+    }
+
+    /// [`Vae::encode`] from [`Vae::encoder_input`] (rows may have been gathered from it).
+    #[track_caller]
+    pub fn encode_from<'t>(
+        &self,
+        p: &Bound<'t>,
+        pre: Var<'t>,
+        c: Option<Var<'t>>,
+    ) -> (Var<'t>, Var<'t>) {
+        let pre = self.add_condition(p, pre, c, self.encoder_cond);
+        let stats = self
+            .mu_log_var
+            .forward(p, self.encoder.forward_from(p, pre));
+        split_stats(stats, self.config.latent_dim)
+    }
+
+    /// p(x|z) (or p(x|z, c))'s parameters: Bernoulli logits or the Gaussian mean, batch×input.
+    #[track_caller]
+    pub fn decode<'t>(&self, p: &Bound<'t>, z: Var<'t>, c: Option<Var<'t>>) -> Var<'t> {
+        let pre = self.decoder.layers()[0].forward(p, z);
+        let pre = self.add_condition(p, pre, c, self.decoder_cond);
+        self.decoder.forward_from(p, pre)
+    }
+
+    /// A learned prior's mean and log-variance given `c`; `None` for N(0, I).
+    #[track_caller]
+    pub fn prior<'t>(&self, p: &Bound<'t>, c: Option<Var<'t>>) -> Option<(Var<'t>, Var<'t>)> {
+        let (net, head) = self.prior.as_ref()?;
+        let c = c.expect("Vae: a learned prior needs the condition");
+        Some(split_stats(
+            head.forward(p, net.forward(p, c)),
+            self.config.latent_dim,
+        ))
+    }
+
+    /// `KL(q(z|x, c) ‖ p(z|c))` per example (batch×1), in closed form.
+    #[track_caller]
+    pub fn kl<'t>(
+        &self,
+        p: &Bound<'t>,
+        mu: Var<'t>,
+        log_var: Var<'t>,
+        c: Option<Var<'t>>,
+    ) -> Var<'t> {
+        match self.prior(p, c) {
+            None => gaussian_kl(mu, log_var),
+            Some((mu_p, log_var_p)) => gaussian_kl_between(mu, log_var, mu_p, log_var_p),
+        }
+    }
+
+    /// `pre + c·W_c`, checking that a condition is given exactly when the model has one.
+    #[track_caller]
+    fn add_condition<'t>(
+        &self,
+        p: &Bound<'t>,
+        pre: Var<'t>,
+        c: Option<Var<'t>>,
+        weight: Option<ParamId>,
+    ) -> Var<'t> {
+        match (c, weight) {
+            (None, None) => pre,
+            (Some(c), Some(w)) => {
+                assert_eq!(
+                    c.shape(),
+                    (pre.shape().0, self.config.cond_dim),
+                    "Vae: condition of the wrong shape"
+                );
+                pre + c.matmul(p[w])
+            }
+            (Some(_), None) => panic!("Vae: a condition given to an unconditional model"),
+            (None, Some(_)) => panic!("Vae: a conditional model needs its condition"),
+        }
     }
 
     /// `-ln p(x|z)` per example (batch×1) from the decoder's output.
@@ -151,15 +275,45 @@ impl Vae {
         }
     }
 
-    /// The negative ELBO of `x` (batch×input) with one reparameterized sample per example:
-    /// `recon + β·kl` averaged over the batch, with the parts `recon`, `kl` and `elbo`
-    /// (`-(recon + kl)`, whatever β) per example.
-    pub fn loss<'t>(&self, p: &Bound<'t>, x: Var<'t>, rng: &mut ChaCha8Rng) -> Loss<'t> {
-        let (mu, log_var) = self.encode(p, x);
+    /// `-ln p(x|z, c)` and `KL(q(z|x, c) ‖ p(z|c))` per example (batch×1 each), with one
+    /// reparameterized sample of z per example.
+    pub fn neg_elbo_parts<'t>(
+        &self,
+        p: &Bound<'t>,
+        x: Var<'t>,
+        c: Option<Var<'t>>,
+        rng: &mut ChaCha8Rng,
+    ) -> (Var<'t>, Var<'t>) {
+        let (mu, log_var) = self.encode(p, x, c);
+        self.parts_from_posterior(p, x, c, mu, log_var, rng)
+    }
+
+    /// [`Vae::neg_elbo_parts`] from the posterior's statistics.
+    pub fn parts_from_posterior<'t>(
+        &self,
+        p: &Bound<'t>,
+        x: Var<'t>,
+        c: Option<Var<'t>>,
+        mu: Var<'t>,
+        log_var: Var<'t>,
+        rng: &mut ChaCha8Rng,
+    ) -> (Var<'t>, Var<'t>) {
         let eps = standard_normal(rng, mu.shape());
         let z = reparameterize(mu, log_var, &eps);
-        let recon = self.recon(self.decode(p, z), x);
-        let kl = gaussian_kl(mu, log_var);
+        let recon = self.recon(self.decode(p, z, c), x);
+        (recon, self.kl(p, mu, log_var, c))
+    }
+
+    /// The negative ELBO of `x` (batch×input) given `c`, with one reparameterized sample per
+    /// example: `recon + β·kl` averaged over the batch, with the parts `recon` and `kl`.
+    pub fn loss<'t>(
+        &self,
+        p: &Bound<'t>,
+        x: Var<'t>,
+        c: Option<Var<'t>>,
+        rng: &mut ChaCha8Rng,
+    ) -> Loss<'t> {
+        let (recon, kl) = self.neg_elbo_parts(p, x, c, rng);
         let objective = if self.config.beta == 1.0 {
             recon + kl
         } else {
@@ -167,6 +321,14 @@ impl Vae {
         };
         Loss::new(objective.mean_rows(), [("recon", recon), ("kl", kl)])
     }
+}
+
+/// `[μ | log σ²]` (batch×2·latent) as its two halves.
+fn split_stats(stats: Var<'_>, latent: usize) -> (Var<'_>, Var<'_>) {
+    (
+        stats.slice_cols(0..latent),
+        stats.slice_cols(latent..2 * latent),
+    )
 }
 
 #[cfg(test)]
@@ -209,7 +371,8 @@ mod tests {
                 |v| {
                     let p = store.bind_vars(v[0].tape(), v);
                     let x = p.constant(x.clone());
-                    vae.loss(&p, x, &mut ChaCha8Rng::seed_from_u64(9)).loss
+                    vae.loss(&p, x, None, &mut ChaCha8Rng::seed_from_u64(9))
+                        .loss
                 },
                 &params,
                 &GradcheckConfig::default(),
@@ -224,7 +387,7 @@ mod tests {
         let tape = Tape::new();
         let p = store.bind(&tape);
         let x = p.constant(Matrix::from_elem((4, 6), 1.0));
-        let out = vae.loss(&p, x, &mut ChaCha8Rng::seed_from_u64(1));
+        let out = vae.loss(&p, x, None, &mut ChaCha8Rng::seed_from_u64(1));
         let m = out.metrics();
         let (recon, kl) = (m.part("recon").unwrap(), m.part("kl").unwrap());
         assert!((m.loss - (recon + kl)).abs() < 1e-5, "{m:?}");

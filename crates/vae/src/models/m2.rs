@@ -1,0 +1,291 @@
+//! M2 of Kingma, Rezende, Mohamed & Welling (2014), semi-supervised learning with a deep
+//! generative model: a classifier `q(y|x)`, an encoder `q(z|x, y)`, a decoder `p(x|y, z)`, priors
+//! `p(y)` uniform and `p(z) = N(0, I)`.
+//!
+//! - Labeled: `L(x, y) = -ELBO(x, y) = E_q[-ln p(x|y, z)] + KL(q(z|x, y) ‖ p(z)) - ln p(y)`.
+//! - Unlabeled: `U(x) = Σ_y q(y|x)·L(x, y) - H(q(y|x))`, summed over all ten classes (not
+//!   sampled), which is `Σ_y q(y|x)·(L(x, y) + ln q(y|x))`.
+//! - Objective: `Σ_labeled L + Σ_unlabeled U + α·(N/N_l)·Σ_labeled -ln q(y|x)` (α = 0.1 in the
+//!   paper), which trains the classifier on the labels too.
+
+use std::f32::consts::LN_10;
+
+use autodiff::{Matrix, Var, concat_cols};
+use nn::{Bound, Mlp, MlpConfig, ParamStore};
+use rand_chacha::ChaCha8Rng;
+
+use super::cvae::{CLASSES, one_hot};
+use super::{Loss, Prior, Vae, VaeConfig};
+
+/// The paper's weight of the classification term.
+pub const PAPER_ALPHA: f32 = 0.1;
+
+/// How many training examples carry a label: scales each batch's terms to the objective's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Counts {
+    /// `N_l`.
+    pub labeled: usize,
+    /// `N - N_l`.
+    pub unlabeled: usize,
+}
+
+/// The classifier `classifier.fc*` (input → hidden → 10) and a label-conditioned [`Vae`].
+#[derive(Debug, Clone)]
+pub struct M2 {
+    classifier: Mlp,
+    vae: Vae,
+    alpha: f32,
+}
+
+/// `U(x)` of each row of a batch, with its two parts.
+pub struct Unlabeled<'t> {
+    /// `U(x)` (batch×1).
+    pub bound: Var<'t>,
+    /// `Σ_y q(y|x)·E_q[-ln p(x|y, z)]` (batch×1).
+    pub recon: Var<'t>,
+    /// `KL(q(y, z|x) ‖ p(y, z)) = Σ_y q(y|x)·(KL_z(x, y) + ln q(y|x) - ln p(y))` (batch×1):
+    /// `bound = recon + kl`.
+    pub kl: Var<'t>,
+    /// `ln q(y|x)` (batch×10).
+    pub log_q: Var<'t>,
+}
+
+impl M2 {
+    /// The networks of `config` (the condition becomes the one-hot label, the prior N(0, I)),
+    /// with the classifier as wide as the encoder; `alpha` weights the classification term.
+    pub fn new(
+        store: &mut ParamStore,
+        config: VaeConfig,
+        alpha: f32,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let mut widths = vec![config.input_dim];
+        widths.extend(&config.hidden);
+        widths.push(CLASSES);
+        let classifier = Mlp::new(
+            store,
+            "classifier",
+            &MlpConfig::new(&widths, config.activation),
+            rng,
+        );
+        let config = VaeConfig {
+            cond_dim: CLASSES,
+            prior: Prior::Standard,
+            ..config
+        };
+        M2 {
+            classifier,
+            vae: Vae::new(store, config, rng),
+            alpha,
+        }
+    }
+
+    /// The label-conditioned VAE inside.
+    pub fn vae(&self) -> &Vae {
+        &self.vae
+    }
+
+    /// `ln q(y|x)` (batch×10).
+    pub fn log_q_y<'t>(&self, p: &Bound<'t>, x: Var<'t>) -> Var<'t> {
+        self.classifier.forward(p, x).log_softmax()
+    }
+
+    /// `L(x, y)` per example (batch×1) and its parts `(recon, kl)`, `L = recon + kl + ln 10`.
+    pub fn labeled<'t>(
+        &self,
+        p: &Bound<'t>,
+        x: Var<'t>,
+        labels: &[u8],
+        rng: &mut ChaCha8Rng,
+    ) -> (Var<'t>, Var<'t>, Var<'t>) {
+        let y = p.constant(one_hot(labels));
+        let (recon, kl) = self.vae.neg_elbo_parts(p, x, Some(y), rng);
+        (recon + kl + LN_10, recon, kl)
+    }
+
+    /// `U(x)` for every row of `x`: each image encoded and decoded under all ten labels at once
+    /// (rows `y·B + i`, class after class), its encoder's `x·W₁` computed once and shared.
+    pub fn unlabeled<'t>(&self, p: &Bound<'t>, x: Var<'t>, rng: &mut ChaCha8Rng) -> Unlabeled<'t> {
+        let b = x.shape().0;
+        let rows: Vec<usize> = (0..CLASSES).flat_map(|_| 0..b).collect();
+        let labels: Vec<u8> = (0..CLASSES as u8)
+            .flat_map(|y| std::iter::repeat_n(y, b))
+            .collect();
+        let y = p.constant(one_hot(&labels));
+        let pre = self.vae.encoder_input(p, x).gather_rows(&rows);
+        let (mu, log_var) = self.vae.encode_from(p, pre, Some(y));
+        let xs = x.gather_rows(&rows);
+        let (recon, kl) = self
+            .vae
+            .parts_from_posterior(p, xs, Some(y), mu, log_var, rng);
+        // 10B×1, class-major, to B×10: column y holds rows y·B..(y+1)·B.
+        let by_class = |v: Var<'t>| {
+            let cols: Vec<Var<'t>> = (0..CLASSES)
+                .map(|c| v.gather_rows(&(c * b..(c + 1) * b).collect::<Vec<_>>()))
+                .collect();
+            concat_cols(&cols)
+        };
+        let (recon, kl) = (by_class(recon), by_class(kl));
+        let log_q = self.log_q_y(p, x);
+        let q = log_q.exp();
+        let recon = (q * recon).sum_cols();
+        let kl = (q * (kl + log_q + LN_10)).sum_cols();
+        Unlabeled {
+            bound: recon + kl,
+            recon,
+            kl,
+            log_q,
+        }
+    }
+
+    /// The objective on a labeled batch (`labeled` images, `labels`) and an unlabeled batch,
+    /// divided by `N` so that it is per example: `(N_u/N)·mean U + (N_l/N)·mean L +
+    /// α·mean(-ln q(y|x))` (the last is `α·(N/N_l)·Σ_labeled -ln q / N`). Parts: `u`, `l`, `ce`
+    /// per example of their batches.
+    pub fn loss<'t>(
+        &self,
+        p: &Bound<'t>,
+        labeled: (&Matrix, &[u8]),
+        unlabeled: &Matrix,
+        counts: Counts,
+        rng: &mut ChaCha8Rng,
+    ) -> Loss<'t> {
+        let n = (counts.labeled + counts.unlabeled) as f32;
+        let (x_l, labels) = labeled;
+        let x_l = p.constant(x_l.clone());
+        let (l, _, _) = self.labeled(p, x_l, labels, rng);
+        let ce = -(self.log_q_y(p, x_l) * p.constant(one_hot(labels))).sum_cols();
+        let u = self.unlabeled(p, p.constant(unlabeled.clone()), rng).bound;
+        let objective = u.mean_rows() * (counts.unlabeled as f32 / n)
+            + l.mean_rows() * (counts.labeled as f32 / n)
+            + ce.mean_rows() * self.alpha;
+        Loss::new(objective, [("u", u), ("l", l), ("ce", ce)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::Likelihood;
+    use autodiff::{GradcheckConfig, Tape, gradcheck};
+    use rand::SeedableRng;
+
+    fn tiny() -> (ParamStore, M2) {
+        let mut store = ParamStore::new();
+        let config = VaeConfig {
+            input_dim: 6,
+            hidden: vec![4],
+            latent_dim: 2,
+            activation: nn::Activation::Tanh,
+            likelihood: Likelihood::Bernoulli,
+            beta: 1.0,
+            cond_dim: 0,
+            prior: Prior::Standard,
+        };
+        let m2 = M2::new(
+            &mut store,
+            config,
+            PAPER_ALPHA,
+            &mut ChaCha8Rng::seed_from_u64(8),
+        );
+        (store, m2)
+    }
+
+    fn x(rows: usize) -> Matrix {
+        Matrix::from_shape_fn((rows, 6), |(i, j)| ((i * 5 + j * 3) % 4 / 2) as f32)
+    }
+
+    #[test]
+    fn unlabeled_bound_is_the_q_weighted_labeled_bound_minus_the_entropy() {
+        let (store, m2) = tiny();
+        let tape = Tape::new();
+        let p = store.bind(&tape);
+        let xv = p.constant(x(3));
+        let u = m2.unlabeled(&p, xv, &mut ChaCha8Rng::seed_from_u64(2));
+        // L(x, y) class by class with one rng: the noise is drawn in the same order (class 0's
+        // three rows, then class 1's, ...) as the batched 30-row call.
+        let rng = &mut ChaCha8Rng::seed_from_u64(2);
+        let l: Vec<Matrix> = (0..10u8)
+            .map(|y| m2.labeled(&p, xv, &[y; 3], rng).0.value().as_ref().clone())
+            .collect();
+        let log_q = m2.log_q_y(&p, xv).value();
+        for i in 0..3 {
+            let q: Vec<f32> = (0..10).map(|y| log_q[[i, y]].exp()).collect();
+            assert!((q.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let weighted: f32 = (0..10).map(|y| q[y] * l[y][[i, 0]]).sum();
+            let entropy: f32 = -(0..10).map(|y| q[y] * log_q[[i, y]]).sum::<f32>();
+            let got = u.bound.value()[[i, 0]];
+            assert!(
+                (got - (weighted - entropy)).abs() < 1e-4,
+                "row {i}: U = {got}, Σ q L - H = {}",
+                weighted - entropy
+            );
+            // And U = recon + kl.
+            let parts = u.recon.value()[[i, 0]] + u.kl.value()[[i, 0]];
+            assert!((got - parts).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn unlabeled_bound_passes_gradcheck_through_the_classifier_and_both_networks() {
+        let (store, m2) = tiny();
+        let params: Vec<Matrix> = store.iter().map(|(_, _, v)| v.clone()).collect();
+        let x = x(3);
+        // The classifier's weights get gradients only through q(y|x): the Σ_y weighting and
+        // the entropy. A sign error in either fails here.
+        let report = gradcheck(
+            |v| {
+                let p = store.bind_vars(v[0].tape(), v);
+                m2.unlabeled(&p, p.constant(x.clone()), &mut ChaCha8Rng::seed_from_u64(4))
+                    .bound
+            },
+            &params,
+            &GradcheckConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            report.elements,
+            store.iter().map(|(_, _, v)| v.len()).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn objective_weights_the_three_terms_and_passes_gradcheck() {
+        let (store, m2) = tiny();
+        let (x_l, labels, x_u) = (x(2), [3u8, 7], x(4));
+        let counts = Counts {
+            labeled: 10,
+            unlabeled: 90,
+        };
+        let tape = Tape::new();
+        let p = store.bind(&tape);
+        let loss = m2.loss(
+            &p,
+            (&x_l, &labels),
+            &x_u,
+            counts,
+            &mut ChaCha8Rng::seed_from_u64(6),
+        );
+        let m = loss.metrics();
+        let (u, l, ce) = (
+            m.part("u").unwrap(),
+            m.part("l").unwrap(),
+            m.part("ce").unwrap(),
+        );
+        // N = 100: 0.9·mean U + 0.1·mean L + 0.1·mean CE.
+        let expected = 0.9 * u + 0.1 * l + 0.1 * ce;
+        assert!((m.loss - expected).abs() < 1e-4, "{} vs {expected}", m.loss);
+        assert!(ce > 0.0 && l > LN_10 as f64);
+        let params: Vec<Matrix> = store.iter().map(|(_, _, v)| v.clone()).collect();
+        gradcheck(
+            |v| {
+                let p = store.bind_vars(v[0].tape(), v);
+                let rng = &mut ChaCha8Rng::seed_from_u64(6);
+                m2.loss(&p, (&x_l, &labels), &x_u, counts, rng).loss
+            },
+            &params,
+            &GradcheckConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
