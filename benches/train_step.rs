@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use henbun::nn::{Adam, AdamConfig, ParamStore};
 use henbun::vae::data::{Binarize, Dataset, TrainSet};
-use henbun::vae::models::{Vae, VaeConfig};
+use henbun::vae::models::{Prior, Vae, VaeConfig};
 use henbun::vae::run::RunConfig;
 use henbun::vae::train;
 use rand::SeedableRng;
@@ -39,6 +39,8 @@ fn bench(c: &mut Criterion) {
             activation: defaults.activation,
             likelihood: defaults.likelihood,
             beta: 1.0,
+            cond_dim: 0,
+            prior: Prior::Standard,
         };
         let vae = Vae::new(&mut store, config, &mut rng);
         let mut opt = Adam::new(&store, AdamConfig::default());
@@ -52,13 +54,9 @@ fn bench(c: &mut Criterion) {
                         epoch.next_batch(&mut rng).expect("non-empty")
                     }
                 };
-                black_box(train::step(
-                    &vae,
-                    &mut store,
-                    &mut opt,
-                    batch.images,
-                    &mut rng,
-                ))
+                black_box(train::step(&mut store, &mut opt, |p| {
+                    vae.loss(p, p.constant(batch.images), None, &mut rng)
+                }))
             })
         });
     }

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use henbun::vae::data::Binarize;
+use henbun::vae::models::ModelKind;
 use henbun::vae::run::{self, RunConfig, Silent, files};
 
 /// A fresh, empty directory under the system's temp dir.
@@ -53,7 +54,7 @@ fn a_few_hundred_steps_lower_the_test_neg_elbo() {
     // better, and the test −ELBO fell by at least 20% over the run.
     assert!(last < 0.8 * first, "test -ELBO {first} → {last}");
     assert!(last < 250.0, "test -ELBO {last}");
-    assert_eq!(summary.test.unwrap().neg_elbo.round(), last.round());
+    assert_eq!(summary.test.unwrap().elbo.neg_elbo.round(), last.round());
     for name in [
         files::CONFIG,
         files::CHECKPOINT,
@@ -105,4 +106,94 @@ fn same_seed_same_bytes_and_a_resume_continues_exactly() {
     for dir in [a, b, c, d] {
         fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// `small` for another model, with 600 images and, for M2, 50 labels.
+fn small_model(model: ModelKind, epochs: usize) -> RunConfig {
+    RunConfig {
+        model,
+        labels: 50,
+        train_limit: Some(600),
+        iw_samples: 20,
+        ..small(epochs)
+    }
+}
+
+#[test]
+fn every_conditional_model_trains_writes_its_pictures_and_resumes_exactly() {
+    for (model, pictures, nll) in [
+        (
+            ModelKind::Cvae,
+            &[files::CLASSES, files::ANALOGIES][..],
+            Some("-log p(x|y)"),
+        ),
+        (
+            ModelKind::Completion,
+            &[files::COMPLETION],
+            Some("-log p(x_u|x_o)"),
+        ),
+        (
+            ModelKind::Regressor,
+            &[files::COMPLETION],
+            Some("-log p(x_u|x_o)"),
+        ),
+        (ModelKind::M2, &[files::CLASSES, files::ANALOGIES], None),
+    ] {
+        let (a, b) = (
+            scratch(&format!("{model}-a")),
+            scratch(&format!("{model}-b")),
+        );
+        let summary = run::train(small_model(model, 3), &a, None, &mut Silent).unwrap();
+        for name in pictures {
+            assert!(a.join(name).is_file(), "{model}: {name} missing");
+        }
+        assert_eq!(summary.last.nll.map(|(what, _)| what), nll, "{model}");
+        let rows = fs::read_to_string(a.join(files::METRICS)).unwrap();
+        let header = rows.lines().next().unwrap();
+        assert_eq!(
+            header.contains("test_error"),
+            model == ModelKind::M2,
+            "{header}"
+        );
+        // The test bound falls from the first epoch to the last.
+        let test: Vec<f64> = rows
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        assert!(test[2] < test[0], "{model}: test {test:?}");
+
+        // 2 epochs, a resume, 1 more: the same bytes as 3 in one go.
+        run::train(small_model(model, 2), &b, None, &mut Silent).unwrap();
+        let checkpoint = b.join(files::CHECKPOINT);
+        run::train(small_model(model, 3), &b, Some(&checkpoint), &mut Silent).unwrap();
+        let bytes = |d: &Path| fs::read(d.join(files::CHECKPOINT)).unwrap();
+        assert!(
+            bytes(&a) == bytes(&b),
+            "{model}: 3 epochs differ from 2 + resume + 1"
+        );
+        assert_eq!(metrics_without_timing(&a), metrics_without_timing(&b));
+        for dir in [a, b] {
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
+}
+
+#[test]
+fn m2_learns_to_classify_from_a_few_labels() {
+    // 2000 images, 100 of them labeled, 6 epochs: chance is 90% error. A small network on
+    // little data learns from the labels mostly through the classification term, so it is
+    // weighted up here (α = 1) to test that the labels train q(y|x) at all.
+    let dir = scratch("m2-learns");
+    let config = RunConfig {
+        labels: 100,
+        alpha: 1.0,
+        train_limit: Some(2000),
+        epochs: 6,
+        ..small_model(ModelKind::M2, 6)
+    };
+    let summary = run::train(config, &dir, None, &mut Silent).unwrap();
+    let error = summary.last.error.unwrap();
+    assert!(error < 0.4, "test error {error}");
+    fs::remove_dir_all(dir).unwrap();
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use vae::data::{Binarize, Dataset};
-use vae::models::Likelihood;
+use vae::models::{Likelihood, ModelKind, Observe};
 use vae::nn::Activation;
 use vae::run::RunConfig;
 
@@ -21,11 +21,13 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train a VAE (the default).
+    /// Train a model (the default).
     Train(TrainArgs),
-    /// Evaluate a checkpoint on the test set: -ELBO, importance-weighted -log p(x), active units.
+    /// Evaluate a checkpoint on the test set: -ELBO, importance-weighted log-likelihood, active
+    /// units (M2: the classification error).
     Eval(EvalArgs),
-    /// Decode samples from the prior of a checkpoint into a PNG grid.
+    /// Decode samples of a checkpoint into a PNG grid: from the prior (vae), under each label
+    /// (cvae, m2), or completions of test images (completion, regressor).
     Sample(SampleArgs),
 }
 
@@ -38,6 +40,19 @@ fn positive(s: &str) -> Result<usize, String> {
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
+    /// vae, cvae (conditioned on the label), completion (the unobserved pixels given the
+    /// observed), regressor (completion's deterministic baseline), m2 (semi-supervised).
+    #[arg(long, default_value = "vae")]
+    pub model: ModelKind,
+    /// completion and regressor: the part seen, left-half, top-half or quadrant (top-left).
+    #[arg(long, default_value = "quadrant")]
+    pub observe: Observe,
+    /// m2: training images that keep their label (a multiple of 10, the same number per class).
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().labels, value_parser = positive)]
+    pub labels: usize,
+    /// m2: weight α of the classification term (0.1 in the paper).
+    #[arg(long, default_value_t = RunConfig::default().alpha)]
+    pub alpha: f32,
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
@@ -83,7 +98,7 @@ pub struct TrainArgs {
     /// Importance samples for the final test log-likelihood (0: skip it).
     #[arg(long, value_name = "K", default_value_t = RunConfig::default().iw_samples)]
     pub iw_samples: usize,
-    /// Run directory (default: runs/<dataset>-vae-<timestamp>).
+    /// Run directory (default: runs/<dataset>-<model>-<timestamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Continue from a checkpoint (its model, data and optimiser settings are used).
@@ -97,6 +112,10 @@ pub struct TrainArgs {
 impl TrainArgs {
     pub fn into_config(self) -> RunConfig {
         RunConfig {
+            model: self.model,
+            observe: self.observe,
+            labels: self.labels,
+            alpha: self.alpha,
             dataset: self.dataset,
             data_dir: self.data_dir,
             train_limit: self.train_limit,
@@ -156,6 +175,36 @@ mod tests {
         let cli = Cli::try_parse_from(["vae-train"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.train.into_config(), RunConfig::default());
+    }
+
+    #[test]
+    fn model_flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "vae-train",
+            "--model",
+            "m2",
+            "--labels",
+            "600",
+            "--alpha",
+            "0.5",
+        ])
+        .unwrap();
+        let config = cli.train.into_config();
+        assert_eq!(
+            (config.model, config.labels, config.alpha),
+            (ModelKind::M2, 600, 0.5)
+        );
+        let cli = Cli::try_parse_from([
+            "vae-train",
+            "--model",
+            "completion",
+            "--observe",
+            "left-half",
+        ])
+        .unwrap();
+        assert_eq!(cli.train.into_config().observe, Observe::LeftHalf);
+        assert!(Cli::try_parse_from(["vae-train", "--model", "gan"]).is_err());
+        assert!(Cli::try_parse_from(["vae-train", "--observe", "corner"]).is_err());
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vae::eval;
 use vae::image;
+use vae::models::{CLASSES, ModelKind};
 use vae::pictures;
 use vae::run::{self, RunConfig, RunError};
 
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `runs/<dataset>-vae-<UTC yyyymmdd-hhmmss>`.
+/// `runs/<dataset>-<model>-<UTC yyyymmdd-hhmmss>`.
 fn default_out(config: &RunConfig) -> PathBuf {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -67,8 +67,9 @@ fn default_out(config: &RunConfig) -> PathBuf {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     PathBuf::from("runs").join(format!(
-        "{}-vae-{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        "{}-{}-{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
         config.dataset.name(),
+        config.model,
         rest / 3600,
         rest / 60 % 60,
         rest % 60
@@ -108,18 +109,24 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
     if let Some(test) = summary.test {
         println!(
             "test -ELBO {:.2} nats (recon {:.2}, KL {:.2}) after {} epochs",
-            test.neg_elbo, test.recon, test.kl, summary.epochs
+            test.elbo.neg_elbo, test.elbo.recon, test.elbo.kl, summary.epochs
         );
     }
-    if let Some(nll) = summary.iw_nll {
-        println!("test -log p(x) {nll:.2} nats (importance-weighted)");
-    }
-    println!(
-        "active units {} of {}",
-        summary.active_units.count,
-        summary.active_units.variances.len()
-    );
+    print_final(&summary.last);
     Ok(())
+}
+
+/// The end-of-run figures, one per line.
+fn print_final(last: &run::FinalTest) {
+    if let Some((what, nll)) = last.nll {
+        println!("test {what} {nll:.2} nats");
+    }
+    if let Some(error) = last.error {
+        println!("test classification error {:.2}%", 100.0 * error);
+    }
+    if let Some(au) = &last.active_units {
+        println!("active units {} of {}", au.count, au.variances.len());
+    }
 }
 
 fn evaluate(args: EvalArgs) -> Result<(), RunError> {
@@ -129,37 +136,67 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
         ..RunConfig::default()
     };
     let loaded = run::load(&args.checkpoint, config)?;
-    let x = run::images(&loaded.test);
     let mut rng = run::evaluation_rng(loaded.config.seed);
-    let (vae, store) = (&loaded.vae, &loaded.store);
-    let elbo = eval::elbo(vae, store, &x, &mut rng);
+    let tested = loaded
+        .model
+        .epoch_test(&loaded.store, &loaded.test, &mut rng);
     println!(
-        "{} test set, {} images",
+        "{} test set, {} images, model {}",
         loaded.config.dataset,
-        loaded.test.len()
+        loaded.test.split.len(),
+        loaded.config.model
     );
     println!(
         "test -ELBO {:.2} nats (recon {:.2}, KL {:.2})",
-        elbo.neg_elbo, elbo.recon, elbo.kl
+        tested.elbo.neg_elbo, tested.elbo.recon, tested.elbo.kl
     );
-    if args.iw_samples > 0 {
-        let nll = eval::iw_nll(vae, store, &x, args.iw_samples, &mut rng);
-        println!(
-            "test -log p(x) {nll:.2} nats (importance-weighted, K = {})",
-            args.iw_samples
-        );
+    let last = loaded
+        .model
+        .final_test(&loaded.store, &loaded.test, args.iw_samples, &mut rng);
+    if last.nll.is_some() && args.iw_samples > 0 {
+        println!("(importance-weighted, K = {})", args.iw_samples);
     }
-    let au = eval::active_units(vae, store, &x);
-    println!("active units {} of {}", au.count, au.variances.len());
+    print_final(&last);
     Ok(())
 }
 
 fn sample(args: SampleArgs) -> Result<(), RunError> {
     let loaded = run::load(&args.checkpoint, RunConfig::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let images = pictures::samples(&loaded.vae, &loaded.store, args.n, &mut rng);
-    let cols = (args.n as f64).sqrt().ceil().max(1.0) as usize;
-    image::save_grid(&args.out, &images, loaded.test.image_shape(), cols)?;
-    println!("wrote {} ({} samples)", args.out.display(), args.n);
+    let (store, test) = (&loaded.store, &loaded.test);
+    let (images, cols) = match &loaded.model {
+        run::Model::Vae(vae) => {
+            let cols = (args.n as f64).sqrt().ceil().max(1.0) as usize;
+            (pictures::samples(vae, store, args.n, &mut rng), cols)
+        }
+        run::Model::Cvae(_) | run::Model::M2(_) => {
+            let vae = loaded.model.vae().expect("conditional VAE");
+            let per_class = args.n.div_ceil(CLASSES);
+            (
+                pictures::classes(vae, store, per_class, &mut rng),
+                per_class,
+            )
+        }
+        run::Model::Completion(m) => {
+            let samples = 6;
+            let images = pictures::completions(m, store, &test.x, args.n, samples, &mut rng);
+            (images, samples + 2)
+        }
+        run::Model::Regressor(m) => (pictures::regressions(m, store, &test.x, args.n), 3),
+    };
+    image::save_grid(&args.out, &images, test.split.image_shape(), cols)?;
+    println!(
+        "wrote {} ({} of model {})",
+        args.out.display(),
+        match loaded.config.model {
+            ModelKind::Vae => format!("{} samples", args.n),
+            ModelKind::Cvae | ModelKind::M2 => "samples under each label".to_string(),
+            _ => format!(
+                "completions of {} test images",
+                args.n.min(test.split.len())
+            ),
+        },
+        loaded.config.model
+    );
     Ok(())
 }

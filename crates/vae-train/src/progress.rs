@@ -54,11 +54,19 @@ impl Observer for Terminal {
             bar.finish_and_clear();
         }
         if !self.quiet {
+            let train = if row.test_error.is_some() {
+                "train loss"
+            } else {
+                "train -ELBO"
+            };
+            let error = row
+                .test_error
+                .map_or(String::new(), |e| format!("  error {:5.2}%", 100.0 * e));
             println!(
-                "epoch {:>3}/{}  train -ELBO {:8.3}  test -ELBO {:8.3} (recon {:8.3}, KL {:7.3})  {:6.2} s",
+                "epoch {:>3}/{}  {train} {:8.3}  test -ELBO {:8.3} (recon {:8.3}, KL {:7.3}){error}  {:6.2} s",
                 row.epoch,
                 self.epochs,
-                row.train_neg_elbo,
+                row.train,
                 row.test.neg_elbo,
                 row.test.recon,
                 row.test.kl,

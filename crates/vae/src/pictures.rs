@@ -1,14 +1,21 @@
 //! The pictures of a run: samples from the prior, reconstructions, latent interpolations, the
-//! 2-D latent manifold, as matrices of images in [0, 1] (one image per row) for `image`.
+//! 2-D latent manifold; for the label-conditioned models the classes and the analogies; for
+//! completion the sampled completions. Each is a matrix of images in [0, 1] (one image per
+//! row) for `image`.
 
 use autodiff::Matrix;
 use ndarray::{Axis, concatenate, s};
 use nn::ParamStore;
 use rand_chacha::ChaCha8Rng;
 
+use autodiff::{Tape, reparameterize};
+
 use crate::dist::{normal_quantile, standard_normal};
 use crate::eval::{decode_images, posterior_means};
-use crate::models::Vae;
+use crate::models::{CLASSES, Completion, Regressor, Vae, one_hot};
+
+/// The gray that stands for "not observed" in the completion pictures.
+pub const UNOBSERVED_GRAY: f32 = 0.5;
 
 /// `n` decoder means of `z ~ N(0, I)`.
 pub fn samples(vae: &Vae, store: &ParamStore, n: usize, rng: &mut ChaCha8Rng) -> Matrix {
@@ -93,6 +100,107 @@ pub fn manifold(vae: &Vae, store: &ParamStore, grid: usize) -> Matrix {
         normal_quantile(q) as f32
     });
     decode_images(vae, store, &z, None)
+}
+
+/// For a label-conditioned model: row `y` decodes the same `per_class` draws of z ~ N(0, I)
+/// under label `y`, for y = 0–9 (so a column keeps its style and changes digit).
+pub fn classes(vae: &Vae, store: &ParamStore, per_class: usize, rng: &mut ChaCha8Rng) -> Matrix {
+    let z = standard_normal(rng, (per_class, vae.config().latent_dim));
+    let rows: Vec<usize> = (0..CLASSES).flat_map(|_| 0..per_class).collect();
+    let labels: Vec<u8> = (0..CLASSES as u8)
+        .flat_map(|y| std::iter::repeat_n(y, per_class))
+        .collect();
+    decode_images(
+        vae,
+        store,
+        &z.select(Axis(0), &rows),
+        Some(&one_hot(&labels)),
+    )
+}
+
+/// For a label-conditioned model, a row per test image (the first `n`): the image, then z taken
+/// from its posterior mean under its own label and decoded with each label 0–9 (11 per row).
+pub fn analogies(vae: &Vae, store: &ParamStore, x: &Matrix, labels: &[u8], n: usize) -> Matrix {
+    let n = n.min(x.nrows());
+    let x = x.slice(s![..n, ..]).to_owned();
+    let z = posterior_means(vae, store, &x, Some(&one_hot(&labels[..n])));
+    let mut rows = Vec::with_capacity(n * (CLASSES + 1));
+    let decoded: Vec<Matrix> = (0..CLASSES as u8)
+        .map(|y| decode_images(vae, store, &z, Some(&one_hot(&vec![y; n]))))
+        .collect();
+    for i in 0..n {
+        rows.push(x.slice(s![i..i + 1, ..]));
+        rows.extend(decoded.iter().map(|d| d.slice(s![i..i + 1, ..])));
+    }
+    concatenate(Axis(0), &rows).expect("same widths")
+}
+
+/// Whole images of `x`'s observed pixels with the rest [`UNOBSERVED_GRAY`].
+fn observed_only(mask: &crate::models::Mask, x: &Matrix) -> Matrix {
+    let (x_o, x_u) = mask.split(x);
+    mask.join(&x_o, &Matrix::from_elem(x_u.dim(), UNOBSERVED_GRAY))
+}
+
+/// A row per test image (the first `n`): the observed part, `samples` completions (z drawn
+/// from the prior network's `p(z|x_o)`, the unobserved pixels' decoded means beside the
+/// observed ones), and the truth (`samples + 2` per row).
+pub fn completions(
+    model: &Completion,
+    store: &ParamStore,
+    x: &Matrix,
+    n: usize,
+    samples: usize,
+    rng: &mut ChaCha8Rng,
+) -> Matrix {
+    let n = n.min(x.nrows());
+    let x = x.slice(s![..n, ..]).to_owned();
+    let (x_o, _) = model.mask().split(&x);
+    // Row i·samples + s completes image i.
+    let rows: Vec<usize> = (0..n)
+        .flat_map(|i| std::iter::repeat_n(i, samples))
+        .collect();
+    let x_o_r = x_o.select(Axis(0), &rows);
+    let filled = {
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        let c = p.constant(x_o_r.clone());
+        let (mu, log_var) = model.vae().prior(&p, Some(c)).expect("a learned prior");
+        let z = reparameterize(mu, log_var, &standard_normal(rng, mu.shape()));
+        let decoded = model.vae().decode(&p, z, Some(c)).value();
+        model.mask().join(&x_o_r, &model.vae().mean_image(&decoded))
+    };
+    let observed = observed_only(model.mask(), &x);
+    let mut out = Vec::with_capacity(n * (samples + 2));
+    for i in 0..n {
+        out.push(observed.slice(s![i..i + 1, ..]));
+        out.push(filled.slice(s![i * samples..(i + 1) * samples, ..]));
+        out.push(x.slice(s![i..i + 1, ..]));
+    }
+    concatenate(Axis(0), &out).expect("same widths")
+}
+
+/// The regressor's row per test image (the first `n`): the observed part, its one prediction
+/// (the unobserved pixels' predicted means), and the truth.
+pub fn regressions(model: &Regressor, store: &ParamStore, x: &Matrix, n: usize) -> Matrix {
+    let n = n.min(x.nrows());
+    let x = x.slice(s![..n, ..]).to_owned();
+    let (x_o, _) = model.mask().split(&x);
+    let predicted = {
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        let logits = model.predict(&p, p.constant(x_o.clone())).value();
+        model
+            .mask()
+            .join(&x_o, &logits.mapv(|l| 1.0 / (1.0 + (-l).exp())))
+    };
+    let observed = observed_only(model.mask(), &x);
+    let mut out = Vec::with_capacity(3 * n);
+    for i in 0..n {
+        out.push(observed.slice(s![i..i + 1, ..]));
+        out.push(predicted.slice(s![i..i + 1, ..]));
+        out.push(x.slice(s![i..i + 1, ..]));
+    }
+    concatenate(Axis(0), &out).expect("same widths")
 }
 
 #[cfg(test)]

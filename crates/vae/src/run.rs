@@ -15,14 +15,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{
-    Binarize, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, TrainSet, eval_targets,
-    load_split,
+    Binarize, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, eval_targets, load_split,
 };
-use crate::eval::{self, ActiveUnits, Elbo};
+use crate::eval::{self, Elbo};
 use crate::image::{self, ImageError};
-use crate::models::{Likelihood, Metrics, Prior, Vae, VaeConfig};
+use crate::models::{CLASSES, Likelihood, Metrics, ModelKind, Observe, PAPER_ALPHA, Vae};
 use crate::pictures;
-use crate::train;
 
 /// The file names of a run directory.
 pub mod files {
@@ -42,11 +40,29 @@ pub mod files {
     pub const MANIFOLD: &str = "manifold.png";
     /// Test posterior means coloured by label (latent dimension 2 only).
     pub const LATENT: &str = "latent.png";
+    /// Label-conditioned models: row y decodes the same draws of z under label y.
+    pub const CLASSES: &str = "classes.png";
+    /// Label-conditioned models: a test image, then its z decoded under each label.
+    pub const ANALOGIES: &str = "analogies.png";
+    /// Completion: the observed part, sampled completions, the truth.
+    pub const COMPLETION: &str = "completion.png";
 }
+
+mod model;
+
+pub use model::{EpochTest, FinalTest, Model, TestData, TrainData, balanced_subset};
 
 /// Everything that defines a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunConfig {
+    /// Which model.
+    pub model: ModelKind,
+    /// Completion and regressor: which part of the image is seen.
+    pub observe: Observe,
+    /// M2: how many training examples keep their label (a multiple of 10, balanced).
+    pub labels: usize,
+    /// M2: the weight α of the classification term.
+    pub alpha: f32,
     /// Which data set.
     pub dataset: Dataset,
     /// Where its files are (`None`: the usual places).
@@ -81,6 +97,10 @@ impl Default for RunConfig {
     /// The defaults of `vae-train` (see the README for why).
     fn default() -> Self {
         RunConfig {
+            model: ModelKind::Vae,
+            observe: Observe::Quadrant,
+            labels: 100,
+            alpha: PAPER_ALPHA,
             dataset: Dataset::Mnist,
             data_dir: None,
             train_limit: None,
@@ -135,8 +155,18 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
 impl RunConfig {
     fn trajectory(&self) -> Vec<(&'static str, String)> {
         let hidden: Vec<String> = self.hidden.iter().map(usize::to_string).collect();
-        vec![
-            ("model", "vae".to_string()),
+        let mut keys = vec![("model", self.model.to_string())];
+        match self.model {
+            ModelKind::Completion | ModelKind::Regressor => {
+                keys.push(("observe", self.observe.to_string()));
+            }
+            ModelKind::M2 => {
+                keys.push(("labels", self.labels.to_string()));
+                keys.push(("alpha", self.alpha.to_string()));
+            }
+            ModelKind::Vae | ModelKind::Cvae => {}
+        }
+        keys.extend([
             ("dataset", self.dataset.name().to_string()),
             (
                 "train_limit",
@@ -151,7 +181,8 @@ impl RunConfig {
             ("batch_size", self.batch_size.to_string()),
             ("lr", self.lr.to_string()),
             ("seed", self.seed.to_string()),
-        ]
+        ]);
+        keys
     }
 
     /// Takes the trajectory-defining settings (model, data, optimisation, seed) from a
@@ -178,9 +209,16 @@ impl RunConfig {
         ) -> Result<T, RunError> {
             v.parse().map_err(|_| bad(key, v))
         }
-        let model = get("model")?;
-        if model != "vae" {
-            return Err(bad("model", model));
+        self.model = parse(get("model")?, "model", &bad)?;
+        match self.model {
+            ModelKind::Completion | ModelKind::Regressor => {
+                self.observe = parse(get("observe")?, "observe", &bad)?;
+            }
+            ModelKind::M2 => {
+                self.labels = parse(get("labels")?, "labels", &bad)?;
+                self.alpha = parse(get("alpha")?, "alpha", &bad)?;
+            }
+            ModelKind::Vae | ModelKind::Cvae => {}
         }
         self.dataset = parse(get("dataset")?, "dataset", &bad)?;
         self.train_limit = match get("train_limit")? {
@@ -220,6 +258,15 @@ impl RunConfig {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return fail("--beta must be a non-negative number");
         }
+        if self.model == ModelKind::M2 && (self.labels == 0 || self.labels % CLASSES != 0) {
+            return fail("--labels must be a positive multiple of 10 (the same number per class)");
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return fail("--alpha must be a non-negative number");
+        }
+        if self.model == ModelKind::Regressor && self.likelihood != Likelihood::Bernoulli {
+            return fail("--model regressor predicts Bernoulli pixels: use --likelihood bernoulli");
+        }
         Ok(())
     }
 
@@ -229,7 +276,13 @@ impl RunConfig {
         for (key, value) in self.trajectory() {
             let quoted = matches!(
                 key,
-                "model" | "dataset" | "binarize" | "activation" | "likelihood" | "train_limit"
+                "model"
+                    | "observe"
+                    | "dataset"
+                    | "binarize"
+                    | "activation"
+                    | "likelihood"
+                    | "train_limit"
             );
             let value = match key {
                 "hidden" => format!("[{value}]"),
@@ -252,26 +305,33 @@ impl RunConfig {
 pub struct EpochRow {
     /// 1-based.
     pub epoch: usize,
-    /// Mean over the epoch's batches of recon + kl (the negative ELBO, whatever β).
-    pub train_neg_elbo: f64,
+    /// Mean over the epoch's batches of recon + kl (the negative ELBO, whatever β); for M2,
+    /// the objective.
+    pub train: f64,
     /// On the fixed test targets.
     pub test: Elbo,
+    /// M2's test classification error (a fraction).
+    pub test_error: Option<f64>,
     /// Wall-clock seconds of the epoch's training (evaluation excluded).
     pub seconds: f64,
 }
 
-const METRICS_HEADER: &str = "epoch,train_neg_elbo,test_neg_elbo,test_recon,test_kl,seconds";
+/// The header of `metrics.csv` for `model`.
+fn metrics_header(model: ModelKind) -> &'static str {
+    match model {
+        ModelKind::M2 => "epoch,train_loss,test_neg_elbo,test_recon,test_kl,test_error,seconds",
+        _ => "epoch,train_neg_elbo,test_neg_elbo,test_recon,test_kl,seconds",
+    }
+}
 
 impl EpochRow {
     fn csv(&self) -> String {
+        let error = self
+            .test_error
+            .map_or(String::new(), |e| format!("{e:.4},"));
         format!(
-            "{},{:.4},{:.4},{:.4},{:.4},{:.3}",
-            self.epoch,
-            self.train_neg_elbo,
-            self.test.neg_elbo,
-            self.test.recon,
-            self.test.kl,
-            self.seconds
+            "{},{:.4},{:.4},{:.4},{:.4},{error}{:.3}",
+            self.epoch, self.train, self.test.neg_elbo, self.test.recon, self.test.kl, self.seconds
         )
     }
 }
@@ -297,12 +357,10 @@ impl Observer for Silent {}
 pub struct Summary {
     /// Epochs trained in total (including those before a resume).
     pub epochs: usize,
-    /// The last epoch's test ELBO.
-    pub test: Option<Elbo>,
-    /// `-ln p(x)` on the test set with `iw_samples` importance samples.
-    pub iw_nll: Option<f64>,
-    /// The latent dimensions in use.
-    pub active_units: ActiveUnits,
+    /// The last epoch's test figures.
+    pub test: Option<EpochTest>,
+    /// The end-of-run figures.
+    pub last: FinalTest,
     /// Every file written, in the run directory.
     pub files: Vec<PathBuf>,
 }
@@ -312,31 +370,11 @@ pub struct Loaded {
     /// The configuration (from the checkpoint where one was loaded).
     pub config: RunConfig,
     /// The model.
-    pub vae: Vae,
+    pub model: Model,
     /// Its parameters.
     pub store: ParamStore,
     /// The test images with their fixed targets.
-    pub test: Split,
-}
-
-fn build(config: &RunConfig, input_dim: usize) -> (Vae, ParamStore) {
-    let mut store = ParamStore::new();
-    let model = VaeConfig {
-        input_dim,
-        hidden: config.hidden.clone(),
-        latent_dim: config.latent_dim,
-        activation: config.activation,
-        likelihood: config.likelihood,
-        beta: config.beta,
-        cond_dim: 0,
-        prior: Prior::Standard,
-    };
-    let vae = Vae::new(
-        &mut store,
-        model,
-        &mut ChaCha8Rng::seed_from_u64(config.seed),
-    );
-    (vae, store)
+    pub test: TestData,
 }
 
 /// The RNG of the training loop: the run's seed on a stream of its own, so that it never
@@ -402,12 +440,13 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     config.apply_checkpoint(&meta, path)?;
     let dir = config.dataset.find_dir(config.data_dir.as_deref())?;
     let test = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
-    let (vae, mut store) = build(&config, test.pixels_per_image());
+    let mut store = ParamStore::new();
+    let model = Model::build(&config, test.image_shape(), &mut store);
     checkpoint::load_params(path, &mut store)?;
-    let test = eval_targets(&test, config.binarize);
+    let test = TestData::new(eval_targets(&test, config.binarize));
     Ok(Loaded {
         config,
-        vae,
+        model,
         store,
         test,
     })
@@ -445,7 +484,8 @@ pub fn train(
         splits.test.len(),
         splits.dir.display()
     ));
-    let (vae, mut store) = build(&config, splits.train.pixels_per_image());
+    let mut store = ParamStore::new();
+    let model = Model::build(&config, splits.train.image_shape(), &mut store);
     let mut opt = Adam::new(
         &store,
         AdamConfig {
@@ -474,38 +514,38 @@ pub fn train(
     let config_path = out.join(files::CONFIG);
     write_atomic(&config_path, &config.to_toml())?;
     let metrics_path = out.join(files::METRICS);
-    let mut metrics_csv = previous_rows(&metrics_path, start)?;
+    let mut metrics_csv = previous_rows(&metrics_path, metrics_header(config.model), start)?;
     let checkpoint_path = out.join(files::CHECKPOINT);
 
-    let train = TrainSet::new(splits.train, config.binarize);
-    let test = eval_targets(&splits.test, config.binarize);
-    let test_x = images(&test);
-    let batches = train.len().div_ceil(config.batch_size);
+    let data = model.train_data(&config, splits.train)?;
+    if let TrainData::SemiSupervised { labeled, unlabeled } = &data {
+        observer.note(&format!(
+            "{} labeled and {} unlabeled training images",
+            labeled.len(),
+            unlabeled.len()
+        ));
+    }
+    let test = TestData::new(eval_targets(&splits.test, config.binarize));
+    let batches = data.batches(config.batch_size);
     let mut last = None;
     for epoch in start + 1..=config.epochs {
         observer.epoch_start(epoch, config.epochs, batches);
         let started = Instant::now();
-        let mean = train::epoch(
-            &vae,
+        let mean = model.train_epoch(
             &mut store,
             &mut opt,
-            &train,
+            &data,
             config.batch_size,
             &mut rng,
             |m| observer.batch(m),
         );
         let seconds = started.elapsed().as_secs_f64();
-        let test_elbo = eval::elbo(
-            &vae,
-            &store,
-            &test_x,
-            None,
-            &mut evaluation_rng(config.seed),
-        );
+        let tested = model.epoch_test(&store, &test, &mut evaluation_rng(config.seed));
         let row = EpochRow {
             epoch,
-            train_neg_elbo: mean.part("recon").unwrap_or(0.0) + mean.part("kl").unwrap_or(0.0),
-            test: test_elbo,
+            train: model.train_figure(&mean),
+            test: tested.elbo,
+            test_error: tested.error,
             seconds,
         };
         let mut meta: Metadata = config
@@ -519,40 +559,36 @@ pub fn train(
         let _ = writeln!(metrics_csv, "{}", row.csv());
         write_atomic(&metrics_path, &metrics_csv)?;
         observer.epoch_end(&row);
-        last = Some(test_elbo);
+        last = Some(tested);
     }
 
     let mut written = vec![config_path, metrics_path, checkpoint_path];
-    written.extend(write_pictures(&vae, &store, &test, out, config.seed)?);
-    let iw_nll = (config.iw_samples > 0).then(|| {
+    written.extend(model.write_pictures(&store, &test, out, config.seed)?);
+    if config.iw_samples > 0 && model.vae().is_some() && config.model != ModelKind::M2 {
         observer.note(&format!(
-            "estimating log p(x) on {} test images with {} importance samples",
-            test.len(),
+            "estimating the log-likelihood of {} test images with {} importance samples",
+            test.split.len(),
             config.iw_samples
         ));
-        eval::iw_nll(
-            &vae,
-            &store,
-            &test_x,
-            None,
-            config.iw_samples,
-            &mut evaluation_rng(config.seed),
-        )
-    });
-    let active_units = eval::active_units(&vae, &store, &test_x, None);
+    }
+    let final_test = model.final_test(
+        &store,
+        &test,
+        config.iw_samples,
+        &mut evaluation_rng(config.seed),
+    );
     Ok(Summary {
         epochs: config.epochs.max(start),
         test: last,
-        iw_nll,
-        active_units,
+        last: final_test,
         files: written,
     })
 }
 
 /// The header and the rows of epochs `1..=keep` of an existing `metrics.csv` (a resumed run
 /// continues it; rows written after the checkpoint it resumes from are dropped).
-fn previous_rows(path: &Path, keep: usize) -> Result<String, RunError> {
-    let mut csv = format!("{METRICS_HEADER}\n");
+fn previous_rows(path: &Path, header: &str, keep: usize) -> Result<String, RunError> {
+    let mut csv = format!("{header}\n");
     if keep == 0 {
         return Ok(csv);
     }

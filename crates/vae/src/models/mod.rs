@@ -10,7 +10,69 @@ pub use cvae::{CLASSES, Cvae, one_hot};
 pub use m2::{Counts, M2, PAPER_ALPHA, Unlabeled};
 pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig};
 
+use std::fmt;
+use std::str::FromStr;
+
 use autodiff::Var;
+
+/// Which model a run trains (`--model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelKind {
+    /// The VAE (M1).
+    #[default]
+    Vae,
+    /// The VAE conditioned on the label.
+    Cvae,
+    /// The completion CVAE: the unobserved pixels given the observed ones.
+    Completion,
+    /// The deterministic completion baseline.
+    Regressor,
+    /// Semi-supervised M2.
+    M2,
+}
+
+/// An unknown `--model` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model `{0}` (expected vae, cvae, completion, regressor or m2)")]
+pub struct ParseModelKindError(pub String);
+
+impl ModelKind {
+    /// Every kind, in the order the help lists them.
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Vae,
+        ModelKind::Cvae,
+        ModelKind::Completion,
+        ModelKind::Regressor,
+        ModelKind::M2,
+    ];
+
+    /// The name on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Vae => "vae",
+            ModelKind::Cvae => "cvae",
+            ModelKind::Completion => "completion",
+            ModelKind::Regressor => "regressor",
+            ModelKind::M2 => "m2",
+        }
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = ParseModelKindError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| ParseModelKindError(s.to_string()))
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A model's loss on one batch, with the named per-example parts it is made of.
 pub struct Loss<'t> {
