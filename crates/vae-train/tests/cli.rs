@@ -107,6 +107,90 @@ fn train_writes_every_file_then_eval_and_sample_read_the_checkpoint() {
 }
 
 #[test]
+fn each_conditional_model_trains_evaluates_and_samples_through_the_cli() {
+    let dir = scratch("models");
+    for (model, picture, figure) in [
+        ("cvae", "classes.png", "-log p(x|y)"),
+        ("completion", "completion.png", "-log p(x_u|x_o)"),
+        ("regressor", "completion.png", "-log p(x_u|x_o)"),
+        ("m2", "analogies.png", "classification error"),
+    ] {
+        let out = dir.join(model);
+        let o = vae_train(&[
+            "--model",
+            model,
+            "--labels",
+            "20",
+            "--train-limit",
+            "200",
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--latent-dim",
+            "3",
+            "--iw-samples",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(out.join(picture).is_file(), "{model}: {picture} missing");
+        assert!(
+            stdout.contains(figure),
+            "{model}: no `{figure}` in {stdout}"
+        );
+        let config = fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(config.contains(&format!("model = \"{model}\"")), "{config}");
+
+        let checkpoint = out.join("checkpoint.safetensors");
+        let o = vae_train(&[
+            "eval",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--iw-samples",
+            "5",
+        ]);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains(figure), "{model} eval: {stdout}");
+        let png = dir.join(format!("{model}.png"));
+        let o = vae_train(&[
+            "sample",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--n",
+            "4",
+            "--out",
+            png.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        assert_eq!(&fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_model_settings_are_refused_by_name() {
+    let o = vae_train(&["--model", "gan"]);
+    assert_clean_failure(&o, "gan");
+    let o = vae_train(&["--model", "m2", "--labels", "15", "--epochs", "1"]);
+    assert_clean_failure(&o, "--labels");
+    let o = vae_train(&["--model", "completion", "--observe", "corner"]);
+    assert_clean_failure(&o, "corner");
+    let o = vae_train(&[
+        "--model",
+        "regressor",
+        "--likelihood",
+        "gaussian",
+        "--epochs",
+        "1",
+    ]);
+    assert_clean_failure(&o, "bernoulli");
+}
+
+#[test]
 fn bad_flags_are_refused_by_name() {
     let o = vae_train(&["--activation", "swish"]);
     assert_clean_failure(&o, "swish");

@@ -20,7 +20,7 @@ use super::{Loss, Prior, Vae, VaeConfig};
 /// The paper's weight of the classification term.
 pub const PAPER_ALPHA: f32 = 0.1;
 
-/// How many training examples carry a label: scales each batch's terms to the objective's.
+/// How many training examples carry a label and how many do not: `N/N_l` weights the labels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Counts {
     /// `N_l`.
@@ -138,10 +138,12 @@ impl M2 {
         }
     }
 
-    /// The objective on a labeled batch (`labeled` images, `labels`) and an unlabeled batch,
-    /// divided by `N` so that it is per example: `(N_u/N)·mean U + (N_l/N)·mean L +
-    /// α·mean(-ln q(y|x))` (the last is `α·(N/N_l)·Σ_labeled -ln q / N`). Parts: `u`, `l`, `ce`
-    /// per example of their batches.
+    /// The objective on a batch that mixes labeled examples (`labeled` images, `labels`) and
+    /// unlabeled ones: `Σ_labeled [L + α·(N/N_l)·(-ln q(y|x))] + Σ_unlabeled U`, summed over
+    /// the batch's examples and divided by their number. Every batch holds labeled examples,
+    /// so the labels weigh far more than their share `N_l/N` of the data: the usual practice
+    /// for M2, without which the few labels barely steer q(y|x). Parts: `u`, `l`, `ce` per
+    /// example of their halves of the batch.
     pub fn loss<'t>(
         &self,
         p: &Bound<'t>,
@@ -150,15 +152,15 @@ impl M2 {
         counts: Counts,
         rng: &mut ChaCha8Rng,
     ) -> Loss<'t> {
-        let n = (counts.labeled + counts.unlabeled) as f32;
         let (x_l, labels) = labeled;
+        let examples = (x_l.nrows() + unlabeled.nrows()) as f32;
+        let ce_weight =
+            self.alpha * (counts.labeled + counts.unlabeled) as f32 / counts.labeled as f32;
         let x_l = p.constant(x_l.clone());
         let (l, _, _) = self.labeled(p, x_l, labels, rng);
         let ce = -(self.log_q_y(p, x_l) * p.constant(one_hot(labels))).sum_cols();
         let u = self.unlabeled(p, p.constant(unlabeled.clone()), rng).bound;
-        let objective = u.mean_rows() * (counts.unlabeled as f32 / n)
-            + l.mean_rows() * (counts.labeled as f32 / n)
-            + ce.mean_rows() * self.alpha;
+        let objective = (l.sum() + ce.sum() * ce_weight + u.sum()) * (1.0 / examples);
         Loss::new(objective, [("u", u), ("l", l), ("ce", ce)])
     }
 }
@@ -272,8 +274,9 @@ mod tests {
             m.part("l").unwrap(),
             m.part("ce").unwrap(),
         );
-        // N = 100: 0.9·mean U + 0.1·mean L + 0.1·mean CE.
-        let expected = 0.9 * u + 0.1 * l + 0.1 * ce;
+        // 2 labeled and 4 unlabeled rows, N/N_l = 100/10, so α·N/N_l = 1:
+        // (2·mean L + 1·2·mean CE + 4·mean U) / 6.
+        let expected = (2.0 * l + 2.0 * ce + 4.0 * u) / 6.0;
         assert!((m.loss - expected).abs() < 1e-4, "{} vs {expected}", m.loss);
         assert!(ce > 0.0 && l > LN_10 as f64);
         let params: Vec<Matrix> = store.iter().map(|(_, _, v)| v.clone()).collect();
