@@ -17,10 +17,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::{
     Binarize, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, eval_targets, load_split,
 };
-use crate::eval::{self, Elbo};
-use crate::image::{self, ImageError};
-use crate::models::{CLASSES, Likelihood, Metrics, ModelKind, Observe, PAPER_ALPHA, Vae};
-use crate::pictures;
+use crate::eval::Elbo;
+use crate::image::ImageError;
+use crate::models::{CLASSES, Likelihood, Metrics, ModelKind, Observe, PAPER_ALPHA};
 
 /// The file names of a run directory.
 pub mod files {
@@ -605,51 +604,4 @@ fn previous_rows(path: &Path, header: &str, keep: usize) -> Result<String, RunEr
         }
     }
     Ok(csv)
-}
-
-/// Writes the pictures of a trained model into `out`; returns their paths.
-pub fn write_pictures(
-    vae: &Vae,
-    store: &ParamStore,
-    test: &Split,
-    out: &Path,
-    seed: u64,
-) -> Result<Vec<PathBuf>, RunError> {
-    let shape = test.image_shape();
-    let x = test
-        .batch(&(0..test.len().min(64)).collect::<Vec<_>>())
-        .images;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(3);
-    let mut written = Vec::new();
-    let mut grid = |name: &str, images: Matrix, cols: usize| -> Result<(), RunError> {
-        let path = out.join(name);
-        image::save_grid(&path, &images, shape, cols)?;
-        written.push(path);
-        Ok(())
-    };
-    grid(
-        files::SAMPLES,
-        pictures::samples(vae, store, 64, &mut rng),
-        8,
-    )?;
-    grid(
-        files::RECONSTRUCTIONS,
-        pictures::reconstructions(vae, store, &x, 4, 16),
-        16,
-    )?;
-    grid(
-        files::INTERPOLATION,
-        pictures::interpolation(vae, store, &x, 8, 10),
-        12,
-    )?;
-    if vae.config().latent_dim == 2 {
-        grid(files::MANIFOLD, pictures::manifold(vae, store, 20), 20)?;
-        let means = eval::posterior_means(vae, store, &images(test), None);
-        let points: Vec<(f32, f32)> = means.rows().into_iter().map(|r| (r[0], r[1])).collect();
-        let path = out.join(files::LATENT);
-        image::save_scatter(&path, &points, test.labels(), 600)?;
-        written.push(path);
-    }
-    Ok(written)
 }

@@ -217,7 +217,6 @@ impl Regressor {
 mod tests {
     use super::*;
     use autodiff::{GradcheckConfig, Tape, gradcheck};
-    use nn::Activation;
     use rand::SeedableRng;
 
     #[test]
@@ -248,16 +247,7 @@ mod tests {
     }
 
     fn config() -> VaeConfig {
-        VaeConfig {
-            input_dim: 16,
-            hidden: vec![5],
-            latent_dim: 2,
-            activation: Activation::Tanh,
-            likelihood: Likelihood::Bernoulli,
-            beta: 1.0,
-            cond_dim: 0,
-            prior: Prior::Standard,
-        }
+        crate::models::tiny_config(16, 2)
     }
 
     fn binary(rows: usize) -> Matrix {

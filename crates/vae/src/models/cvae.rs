@@ -66,22 +66,13 @@ impl Cvae {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::Likelihood;
+    use crate::models::tiny_config;
     use autodiff::{GradcheckConfig, Tape, gradcheck};
     use rand::SeedableRng;
 
     fn tiny() -> (ParamStore, Cvae) {
         let mut store = ParamStore::new();
-        let config = VaeConfig {
-            input_dim: 6,
-            hidden: vec![5],
-            latent_dim: 2,
-            activation: nn::Activation::Tanh,
-            likelihood: Likelihood::Bernoulli,
-            beta: 1.0,
-            cond_dim: 0,
-            prior: Prior::Standard,
-        };
+        let config = tiny_config(6, 2);
         let cvae = Cvae::new(&mut store, config, &mut ChaCha8Rng::seed_from_u64(4));
         (store, cvae)
     }

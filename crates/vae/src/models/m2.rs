@@ -168,21 +168,15 @@ impl M2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::Likelihood;
+    use crate::models::tiny_config;
     use autodiff::{GradcheckConfig, Tape, gradcheck};
     use rand::SeedableRng;
 
     fn tiny() -> (ParamStore, M2) {
         let mut store = ParamStore::new();
         let config = VaeConfig {
-            input_dim: 6,
             hidden: vec![4],
-            latent_dim: 2,
-            activation: nn::Activation::Tanh,
-            likelihood: Likelihood::Bernoulli,
-            beta: 1.0,
-            cond_dim: 0,
-            prior: Prior::Standard,
+            ..tiny_config(6, 2)
         };
         let m2 = M2::new(
             &mut store,

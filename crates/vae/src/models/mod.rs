@@ -154,7 +154,23 @@ impl MetricsMean {
     }
 }
 
-/// A tiny VAE for tests: `input_dim` pixels, one tanh hidden layer of 5, seeded weights.
+/// A tiny configuration for tests: `input_dim` pixels, one tanh hidden layer of 5, Bernoulli,
+/// no condition.
+#[cfg(test)]
+pub(crate) fn tiny_config(input_dim: usize, latent_dim: usize) -> VaeConfig {
+    VaeConfig {
+        input_dim,
+        hidden: vec![5],
+        latent_dim,
+        activation: nn::Activation::Tanh,
+        likelihood: Likelihood::Bernoulli,
+        beta: 1.0,
+        cond_dim: 0,
+        prior: Prior::Standard,
+    }
+}
+
+/// A tiny VAE for tests ([`tiny_config`] with `likelihood`), seeded weights.
 #[cfg(test)]
 pub(crate) fn tiny_vae(
     input_dim: usize,
@@ -164,14 +180,8 @@ pub(crate) fn tiny_vae(
     use rand::SeedableRng;
     let mut store = nn::ParamStore::new();
     let config = VaeConfig {
-        input_dim,
-        hidden: vec![5],
-        latent_dim,
-        activation: nn::Activation::Tanh,
         likelihood,
-        beta: 1.0,
-        cond_dim: 0,
-        prior: Prior::Standard,
+        ..tiny_config(input_dim, latent_dim)
     };
     let vae = Vae::new(
         &mut store,

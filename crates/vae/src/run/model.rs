@@ -345,7 +345,27 @@ impl Model {
             Ok(())
         };
         match self {
-            Model::Vae(vae) => return super::write_pictures(vae, store, &test.split, out, seed),
+            Model::Vae(vae) => {
+                let x = test.x.slice(s![..test.x.nrows().min(64), ..]).to_owned();
+                grid(
+                    files::SAMPLES,
+                    pictures::samples(vae, store, 64, &mut rng),
+                    8,
+                )?;
+                let reconstructions = pictures::reconstructions(vae, store, &x, 4, 16);
+                grid(files::RECONSTRUCTIONS, reconstructions, 16)?;
+                let interpolation = pictures::interpolation(vae, store, &x, 8, 10);
+                grid(files::INTERPOLATION, interpolation, 12)?;
+                if vae.config().latent_dim == 2 {
+                    grid(files::MANIFOLD, pictures::manifold(vae, store, 20), 20)?;
+                    let means = eval::posterior_means(vae, store, &test.x, None);
+                    let points: Vec<(f32, f32)> =
+                        means.rows().into_iter().map(|r| (r[0], r[1])).collect();
+                    let path = out.join(files::LATENT);
+                    image::save_scatter(&path, &points, test.split.labels(), 600)?;
+                    written.push(path);
+                }
+            }
             Model::Cvae(_) | Model::M2(_) => {
                 let vae = self.vae().expect("conditional");
                 grid(
