@@ -2,7 +2,7 @@
 //! message (never a panic) for bad flags, bad data and bad checkpoints.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn vae_train(args: &[&str]) -> Output {
@@ -29,6 +29,29 @@ fn assert_clean_failure(o: &Output, needle: &str) {
     assert!(!o.status.success(), "succeeded: {err}");
     assert!(!err.contains("panicked"), "panicked: {err}");
     assert!(err.contains(needle), "no `{needle}` in: {err}");
+}
+
+/// `eval --iw-samples 5` and `sample --n n` on `checkpoint` succeed, the sample is a PNG at
+/// `png`; returns what `eval` printed.
+fn eval_and_sample(checkpoint: &Path, png: &Path, n: usize) -> String {
+    let checkpoint = checkpoint.to_str().unwrap();
+    let o = vae_train(&["eval", "--checkpoint", checkpoint, "--iw-samples", "5"]);
+    assert!(o.status.success(), "{checkpoint}: {}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let n = n.to_string();
+    let args = [
+        "sample",
+        "--checkpoint",
+        checkpoint,
+        "--n",
+        &n,
+        "--out",
+        png.to_str().unwrap(),
+    ];
+    let o = vae_train(&args);
+    assert!(o.status.success(), "{checkpoint}: {}", stderr(&o));
+    assert_eq!(&fs::read(png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    printed
 }
 
 #[test]
@@ -74,35 +97,13 @@ fn train_writes_every_file_then_eval_and_sample_read_the_checkpoint() {
         "{config}"
     );
 
-    let checkpoint = out.join("checkpoint.safetensors");
-    let o = vae_train(&[
-        "eval",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--iw-samples",
-        "5",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stdout = eval_and_sample(&out.join("checkpoint.safetensors"), &dir.join("s.png"), 9);
     assert!(
         stdout.contains("test -ELBO")
             && stdout.contains("K = 5")
             && stdout.contains("active units"),
         "{stdout}"
     );
-
-    let png = dir.join("s.png");
-    let o = vae_train(&[
-        "sample",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--n",
-        "9",
-        "--out",
-        png.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(&fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -144,29 +145,9 @@ fn each_conditional_model_trains_evaluates_and_samples_through_the_cli() {
         let config = fs::read_to_string(out.join("config.toml")).unwrap();
         assert!(config.contains(&format!("model = \"{model}\"")), "{config}");
 
-        let checkpoint = out.join("checkpoint.safetensors");
-        let o = vae_train(&[
-            "eval",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--iw-samples",
-            "5",
-        ]);
-        assert!(o.status.success(), "{model}: {}", stderr(&o));
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        assert!(stdout.contains(figure), "{model} eval: {stdout}");
         let png = dir.join(format!("{model}.png"));
-        let o = vae_train(&[
-            "sample",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--n",
-            "4",
-            "--out",
-            png.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{model}: {}", stderr(&o));
-        assert_eq!(&fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+        let stdout = eval_and_sample(&out.join("checkpoint.safetensors"), &png, 4);
+        assert!(stdout.contains(figure), "{model} eval: {stdout}");
     }
     fs::remove_dir_all(&dir).unwrap();
 }
