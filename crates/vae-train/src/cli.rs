@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use vae::data::{Binarize, Dataset};
 use vae::models::{Likelihood, ModelKind, Observe};
 use vae::nn::Activation;
-use vae::run::RunConfig;
+use vae::run::{LrSchedule, RunConfig};
 
 /// Train variational autoencoders on MNIST or Fashion-MNIST, evaluate them, sample from them.
 #[derive(Parser, Debug)]
@@ -68,6 +68,9 @@ pub struct TrainArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = RunConfig::default().lr)]
     pub lr: f32,
+    /// constant, or cosine (from --lr down to 1% of it over the epochs).
+    #[arg(long, default_value = "constant")]
+    pub lr_schedule: LrSchedule,
     /// Dimensions of z.
     #[arg(long, default_value_t = RunConfig::default().latent_dim, value_parser = positive)]
     pub latent_dim: usize,
@@ -128,6 +131,7 @@ impl TrainArgs {
             epochs: self.epochs,
             batch_size: self.batch_size,
             lr: self.lr,
+            lr_schedule: self.lr_schedule,
             seed: self.seed,
             iw_samples: self.iw_samples,
         }

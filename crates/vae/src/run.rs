@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use autodiff::Matrix;
 use nn::checkpoint::{self, CheckpointError, Metadata};
-use nn::{Activation, Adam, AdamConfig, ParamStore};
+use nn::{Activation, Adam, AdamConfig, Optimizer, ParamStore, Schedule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -86,6 +86,8 @@ pub struct RunConfig {
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f32,
+    /// How the learning rate changes from epoch to epoch.
+    pub lr_schedule: LrSchedule,
     /// Seeds initialisation, shuffling, binarization and noise.
     pub seed: u64,
     /// Importance samples of the final log-likelihood estimate (0: skip it).
@@ -112,9 +114,60 @@ impl Default for RunConfig {
             epochs: 30,
             batch_size: 128,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
             seed: 0,
             iw_samples: 1000,
         }
+    }
+}
+
+/// The learning rate of each epoch (`--lr-schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LrSchedule {
+    /// `--lr` throughout.
+    #[default]
+    Constant,
+    /// `--lr` in epoch 1, then down a half cosine over the run's `--epochs` to 1% of it in the
+    /// last (epoch `e` of `E` trains at `lr·(0.01 + 0.99·½(1 + cos(π(e − 1)/(E − 1))))`). A run
+    /// resumed with a larger `--epochs` stretches the rest of the curve to the new end.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The rate of `epoch` (from 1) of `epochs`, for the base rate `lr`.
+    pub fn lr(self, lr: f32, epoch: usize, epochs: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => Schedule::WarmupCosine {
+                lr,
+                warmup: 0,
+                total: epochs.saturating_sub(1).max(1) as u64,
+                min_lr: 0.01 * lr,
+            }
+            .lr(epoch.saturating_sub(1) as u64),
+        }
+    }
+}
+
+impl std::str::FromStr for LrSchedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "constant" => Ok(LrSchedule::Constant),
+            "cosine" => Ok(LrSchedule::Cosine),
+            _ => Err(format!(
+                "unknown schedule `{s}` (expected constant or cosine)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::Cosine => "cosine",
+        })
     }
 }
 
@@ -179,6 +232,7 @@ impl RunConfig {
             ("beta", self.beta.to_string()),
             ("batch_size", self.batch_size.to_string()),
             ("lr", self.lr.to_string()),
+            ("lr_schedule", self.lr_schedule.to_string()),
             ("seed", self.seed.to_string()),
         ]);
         keys
@@ -235,6 +289,11 @@ impl RunConfig {
         self.beta = parse(get("beta")?, "beta", &bad)?;
         self.batch_size = parse(get("batch_size")?, "batch_size", &bad)?;
         self.lr = parse(get("lr")?, "lr", &bad)?;
+        // Checkpoints from before schedules existed trained at a constant rate.
+        self.lr_schedule = match meta.get("lr_schedule") {
+            None => LrSchedule::Constant,
+            Some(v) => parse(v, "lr_schedule", &bad)?,
+        };
         self.seed = parse(get("seed")?, "seed", &bad)?;
         self.validate()
     }
@@ -529,6 +588,7 @@ pub fn train(
     let mut last = None;
     for epoch in start + 1..=config.epochs {
         observer.epoch_start(epoch, config.epochs, batches);
+        opt.set_lr(config.lr_schedule.lr(config.lr, epoch, config.epochs));
         let started = Instant::now();
         let mean = model.train_epoch(
             &mut store,
@@ -604,4 +664,25 @@ fn previous_rows(path: &Path, header: &str, keep: usize) -> Result<String, RunEr
         }
     }
     Ok(csv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_runs_from_lr_to_a_hundredth() {
+        let s = LrSchedule::Cosine;
+        // Epoch 1 of 5 at the full rate, epoch 3 halfway down the cosine:
+        // 0.01 + 0.99·½(1 + cos(π/2)) = 0.505; epoch 5 at 1%.
+        assert!((s.lr(1e-3, 1, 5) - 1e-3).abs() < 1e-9);
+        assert!((s.lr(1e-3, 3, 5) - 0.505e-3).abs() < 1e-9);
+        assert!((s.lr(1e-3, 5, 5) - 1e-5).abs() < 1e-9);
+        // A one-epoch run trains at the full rate.
+        assert!((s.lr(1e-3, 1, 1) - 1e-3).abs() < 1e-9);
+        assert_eq!(LrSchedule::Constant.lr(1e-3, 4, 5), 1e-3);
+        for s in [LrSchedule::Constant, LrSchedule::Cosine] {
+            assert_eq!(s.to_string().parse::<LrSchedule>(), Ok(s));
+        }
+    }
 }
