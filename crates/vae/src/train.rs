@@ -32,15 +32,16 @@ pub fn epoch(
     train: &TrainSet,
     batch_size: usize,
     rng: &mut ChaCha8Rng,
-    loss: impl for<'t> Fn(&Bound<'t>, &Batch, &mut ChaCha8Rng) -> Loss<'t>,
+    loss: impl for<'t> Fn(&Bound<'t>, Batch, &mut ChaCha8Rng) -> Loss<'t>,
     mut on_batch: impl FnMut(&Metrics),
 ) -> Metrics {
     let mut mean = MetricsMean::default();
     let mut batches = train.epoch(batch_size, rng);
     while let Some(batch) = batches.next_batch(rng) {
-        let metrics = step(store, opt, |p| loss(p, &batch, rng));
+        let examples = batch.len();
+        let metrics = step(store, opt, |p| loss(p, batch, rng));
         on_batch(&metrics);
-        mean.add(&metrics, batch.len());
+        mean.add(&metrics, examples);
     }
     mean.mean()
 }
@@ -57,7 +58,7 @@ pub fn semi_supervised_epoch(
     unlabeled: &TrainSet,
     (labeled_size, batch_size): (usize, usize),
     rng: &mut ChaCha8Rng,
-    loss: impl for<'t> Fn(&Bound<'t>, &Batch, &Batch, &mut ChaCha8Rng) -> Loss<'t>,
+    loss: impl for<'t> Fn(&Bound<'t>, Batch, Batch, &mut ChaCha8Rng) -> Loss<'t>,
     mut on_batch: impl FnMut(&Metrics),
 ) -> Metrics {
     let mut mean = MetricsMean::default();
@@ -73,9 +74,10 @@ pub fn semi_supervised_epoch(
                     .expect("a non-empty labeled set")
             }
         };
-        let metrics = step(store, opt, |p| loss(p, &labeled_batch, &batch, rng));
+        let examples = batch.len();
+        let metrics = step(store, opt, |p| loss(p, labeled_batch, batch, rng));
         on_batch(&metrics);
-        mean.add(&metrics, batch.len());
+        mean.add(&metrics, examples);
     }
     mean.mean()
 }

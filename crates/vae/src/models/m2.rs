@@ -147,8 +147,8 @@ impl M2 {
     pub fn loss<'t>(
         &self,
         p: &Bound<'t>,
-        labeled: (&Matrix, &[u8]),
-        unlabeled: &Matrix,
+        labeled: (Matrix, &[u8]),
+        unlabeled: Matrix,
         counts: Counts,
         rng: &mut ChaCha8Rng,
     ) -> Loss<'t> {
@@ -156,10 +156,10 @@ impl M2 {
         let examples = (x_l.nrows() + unlabeled.nrows()) as f32;
         let ce_weight =
             self.alpha * (counts.labeled + counts.unlabeled) as f32 / counts.labeled as f32;
-        let x_l = p.constant(x_l.clone());
+        let x_l = p.constant(x_l);
         let (l, _, _) = self.labeled(p, x_l, labels, rng);
         let ce = -(self.log_q_y(p, x_l) * p.constant(one_hot(labels))).sum_cols();
-        let u = self.unlabeled(p, p.constant(unlabeled.clone()), rng).bound;
+        let u = self.unlabeled(p, p.constant(unlabeled), rng).bound;
         let objective = (l.sum() + ce.sum() * ce_weight + u.sum()) * (1.0 / examples);
         Loss::new(objective, [("u", u), ("l", l), ("ce", ce)])
     }
@@ -257,8 +257,8 @@ mod tests {
         let p = store.bind(&tape);
         let loss = m2.loss(
             &p,
-            (&x_l, &labels),
-            &x_u,
+            (x_l.clone(), &labels),
+            x_u.clone(),
             counts,
             &mut ChaCha8Rng::seed_from_u64(6),
         );
@@ -278,7 +278,8 @@ mod tests {
             |v| {
                 let p = store.bind_vars(v[0].tape(), v);
                 let rng = &mut ChaCha8Rng::seed_from_u64(6);
-                m2.loss(&p, (&x_l, &labels), &x_u, counts, rng).loss
+                m2.loss(&p, (x_l.clone(), &labels), x_u.clone(), counts, rng)
+                    .loss
             },
             &params,
             &GradcheckConfig::default(),

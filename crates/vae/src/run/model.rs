@@ -214,7 +214,7 @@ impl Model {
                     unlabeled,
                     (labeled_size, batch_size),
                     rng,
-                    |p, l, u, rng| m2.loss(p, (&l.images, &l.labels), &u.images, counts, rng),
+                    |p, l, u, rng| m2.loss(p, (l.images, &l.labels), u.images, counts, rng),
                     on_batch,
                 )
             }
@@ -225,10 +225,8 @@ impl Model {
                 batch_size,
                 rng,
                 |p, batch, rng| match self {
-                    Model::Vae(vae) => vae.loss(p, p.constant(batch.images.clone()), None, rng),
-                    Model::Cvae(m) => {
-                        m.loss(p, p.constant(batch.images.clone()), &batch.labels, rng)
-                    }
+                    Model::Vae(vae) => vae.loss(p, p.constant(batch.images), None, rng),
+                    Model::Cvae(m) => m.loss(p, p.constant(batch.images), &batch.labels, rng),
                     Model::Completion(m) => m.loss(p, &batch.images, rng),
                     Model::Regressor(m) => m.loss(p, &batch.images),
                     Model::M2(_) => unreachable!("M2 trains on semi-supervised data"),
