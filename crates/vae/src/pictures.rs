@@ -12,7 +12,7 @@ use autodiff::{Tape, reparameterize};
 
 use crate::dist::{normal_quantile, standard_normal};
 use crate::eval::{decode_images, posterior_means};
-use crate::models::{CLASSES, Completion, Regressor, Vae, one_hot};
+use crate::models::{CLASSES, Completion, Regressor, Vae, bernoulli_means, one_hot};
 
 /// The gray that stands for "not observed" in the completion pictures.
 pub const UNOBSERVED_GRAY: f32 = 0.5;
@@ -189,9 +189,7 @@ pub fn regressions(model: &Regressor, store: &ParamStore, x: &Matrix, n: usize) 
         let tape = Tape::new();
         let p = store.bind_frozen(&tape);
         let logits = model.predict(&p, p.constant(x_o.clone())).value();
-        model
-            .mask()
-            .join(&x_o, &logits.mapv(|l| 1.0 / (1.0 + (-l).exp())))
+        model.mask().join(&x_o, &bernoulli_means(&logits))
     };
     let observed = observed_only(model.mask(), &x);
     let mut out = Vec::with_capacity(3 * n);

@@ -8,7 +8,7 @@ mod vae;
 pub use completion::{Completion, Mask, Observe, ParseObserveError, Regressor};
 pub use cvae::{CLASSES, Cvae, one_hot};
 pub use m2::{Counts, M2, PAPER_ALPHA, Unlabeled};
-pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig};
+pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, bernoulli_means};
 
 use std::fmt;
 use std::str::FromStr;

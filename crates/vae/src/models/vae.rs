@@ -270,7 +270,7 @@ impl Vae {
     /// mean clamped.
     pub fn mean_image(&self, decoded: &Matrix) -> Matrix {
         match self.config.likelihood {
-            Likelihood::Bernoulli => decoded.mapv(|l| 1.0 / (1.0 + (-l).exp())),
+            Likelihood::Bernoulli => bernoulli_means(decoded),
             Likelihood::Gaussian => decoded.mapv(|m| m.clamp(0.0, 1.0)),
         }
     }
@@ -321,6 +321,11 @@ impl Vae {
         };
         Loss::new(objective.mean_rows(), [("recon", recon), ("kl", kl)])
     }
+}
+
+/// The means σ(l) of Bernoulli pixels with logits `l`: a picture in [0, 1].
+pub fn bernoulli_means(logits: &Matrix) -> Matrix {
+    logits.mapv(|l| 1.0 / (1.0 + (-l).exp()))
 }
 
 /// `[μ | log σ²]` (batch×2·latent) as its two halves.

@@ -24,6 +24,9 @@ use crate::train;
 /// Rows evaluated at once by M2's test bound (each decoded under ten labels).
 const M2_CHUNK: usize = 400;
 
+/// Rows classified, or scored by the regressor, at once.
+const CHUNK: usize = 4096;
+
 /// A built model.
 #[derive(Debug, Clone)]
 pub enum Model {
@@ -399,7 +402,7 @@ impl Model {
 /// The regressor's exact `-ln p(x_u|x_o)` per image, averaged.
 fn regressor_nll(model: &Regressor, store: &ParamStore, x: &Matrix) -> f64 {
     let mut total = 0.0f64;
-    for rows in x.axis_chunks_iter(Axis(0), 4096) {
+    for rows in x.axis_chunks_iter(Axis(0), CHUNK) {
         let tape = Tape::new();
         let p = store.bind_frozen(&tape);
         total += f64::from(model.loss(&p, &rows.to_owned()).parts[0].1.value().sum());
@@ -429,7 +432,7 @@ fn m2_bound(model: &M2, store: &ParamStore, x: &Matrix, rng: &mut ChaCha8Rng) ->
 /// The fraction of test images whose most probable class under `q(y|x)` is not their label.
 fn m2_error(model: &M2, store: &ParamStore, test: &TestData) -> f64 {
     let mut wrong = 0usize;
-    for (start, rows) in test.x.axis_chunks_iter(Axis(0), 4096).enumerate() {
+    for (chunk, rows) in test.x.axis_chunks_iter(Axis(0), CHUNK).enumerate() {
         let tape = Tape::new();
         let p = store.bind_frozen(&tape);
         let log_q = model.log_q_y(&p, p.constant(rows.to_owned())).value();
@@ -442,7 +445,7 @@ fn m2_error(model: &M2, store: &ParamStore, test: &TestData) -> f64 {
                     |b, (c, &v)| if v > b.1 { (c, v) } else { b },
                 )
                 .0;
-            if best != usize::from(test.split.labels()[start * 4096 + i]) {
+            if best != usize::from(test.split.labels()[chunk * CHUNK + i]) {
                 wrong += 1;
             }
         }
