@@ -12,6 +12,10 @@ use henbun::vae::train;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+/// The allocator `vae-train` uses (see its `main.rs`), so that the step is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
     let splits = Dataset::Mnist
         .load(None, Some(2048))

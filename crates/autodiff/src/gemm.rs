@@ -1,8 +1,8 @@
 //! Dense f32 GEMM on ndarray views: the rayon-parallel driver over `matrixmultiply::sgemm`.
 
-use std::sync::{Mutex, PoisonError};
-
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+
+use crate::parallel::for_each_block;
 
 /// Below this much work (m·n·k) `gemm` stays on the calling thread.
 ///
@@ -52,7 +52,7 @@ type Block<'a, 'b, 'c> = (
 /// blocks of C by recursively halving the larger of M and N (`split_at`),
 /// one per `rayon::current_num_threads()` (fewer if a block would drop below
 /// `BLOCK_MIN_WORK`); the calling thread and the pool's workers then take
-/// blocks until none is left. Smaller products run on the calling thread.
+/// blocks until none is left ([`for_each_block`]). Smaller products run on the calling thread.
 ///
 /// # Panics
 ///
@@ -78,7 +78,7 @@ pub fn gemm(
     let parts = threads.min(work / BLOCK_MIN_WORK);
     let mut blocks = Vec::with_capacity(parts);
     split_blocks(a, b, c, parts, &mut blocks);
-    run_blocks(alpha, beta, blocks, threads);
+    run_blocks(alpha, beta, blocks);
 }
 
 /// Same contract on the calling thread only (the single-thread baseline benchmarks compare against).
@@ -180,43 +180,9 @@ fn split_blocks<'a, 'b, 'c>(
     }
 }
 
-/// Runs one sequential sgemm per block on the calling thread plus up to
-/// `threads − 1` rayon helpers, each taking the next block until none is left.
-///
-/// The calling thread works too (`rayon::in_place_scope`) instead of handing
-/// both halves of a `rayon::join` to the pool: called from outside the pool
-/// (a training loop on `main`), `join` parks the caller, queues the whole job
-/// and needs extra cross-core wake-ups, so three threads take turns on two
-/// cores. Measured against the single-thread baseline, interleaved, on the
-/// 2-vCPU VM: 128×784×400 ×1.89 vs ×1.44, 784×128×400 ×1.96 vs ×1.82,
-/// 128×20×400 ×1.25 vs ×0.82 (caller-participates vs `join`). Taking blocks
-/// from a shared queue rather than assigning one to each thread means that a
-/// worker which has not woken up by the time the caller finishes its block
-/// leaves no block waiting for it: the caller takes the next one itself (the
-/// scope then only waits for the late helper to start and find the queue
-/// empty). That beat fixed assignment in 36 of 37 paired comparisons (shapes from 10⁶ to
-/// 4·10⁷), typically by 5–15%. Called from inside a pool, idle workers steal
-/// the helpers, and a helper nobody stole runs on the caller at the end of
-/// the scope and finds the queue empty.
-fn run_blocks(alpha: f32, beta: f32, blocks: Vec<Block<'_, '_, '_>>, threads: usize) {
-    let helpers = threads.min(blocks.len()).saturating_sub(1);
-    let queue = Mutex::new(blocks);
-    let drain = || {
-        while let Some((a, b, c)) = pop(&queue) {
-            sgemm_view(alpha, a, b, beta, c);
-        }
-    };
-    rayon::in_place_scope(|scope| {
-        for _ in 0..helpers {
-            scope.spawn(|_| drain());
-        }
-        drain();
-    });
-}
-
-/// Takes the next block; the lock is released before the block is computed.
-fn pop<'a, 'b, 'c>(queue: &Mutex<Vec<Block<'a, 'b, 'c>>>) -> Option<Block<'a, 'b, 'c>> {
-    queue.lock().unwrap_or_else(PoisonError::into_inner).pop()
+/// Runs one sequential sgemm per block, shared out by [`for_each_block`].
+fn run_blocks(alpha: f32, beta: f32, blocks: Vec<Block<'_, '_, '_>>) {
+    for_each_block(blocks, |(a, b, c)| sgemm_view(alpha, a, b, beta, c));
 }
 
 /// `len·left/parts` rounded to the nearest multiple of [`SPLIT_ALIGN`].

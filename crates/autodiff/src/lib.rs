@@ -17,6 +17,7 @@ pub mod gemm;
 pub mod gradcheck;
 mod math;
 pub mod ops;
+pub mod parallel;
 mod tape;
 
 pub use gradcheck::{

@@ -107,6 +107,12 @@ impl ParamStore {
         Rc::make_mut(&mut self.values[id.0]).view_mut()
     }
 
+    /// Every parameter's value, writable in place, in id order; a value a tape still shares is
+    /// copied first, as in [`ParamStore::value_mut`].
+    pub fn values_mut(&mut self) -> impl ExactSizeIterator<Item = ArrayViewMut2<'_, f32>> {
+        self.values.iter_mut().map(|v| Rc::make_mut(v).view_mut())
+    }
+
     /// Every parameter as `(id, name, value)`, in id order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (ParamId, &str, &Matrix)> {
         self.names

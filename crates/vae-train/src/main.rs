@@ -18,6 +18,12 @@ use vae::run::{self, RunConfig, RunError};
 
 use cli::{Cli, Command, EvalArgs, SampleArgs, TrainArgs};
 
+/// mimalloc instead of the system allocator: glibc's malloc hands the step's large buffers
+/// (activations, gradients, GEMM packing) back to the OS when they are freed and takes them
+/// again, zeroed page by page, in the next step; see BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
