@@ -7,6 +7,10 @@ use autodiff::gemm::{gemm, gemm_single_thread};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 
+/// The allocator `vae-train` uses (matrixmultiply allocates its packing buffers on every call).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How an operand is stored and passed.
 #[derive(Clone, Copy)]
 enum Layout {

@@ -1,11 +1,14 @@
 //! Work sharing over the rayon pool: the calling thread and the pool's workers take blocks of
-//! one job from a shared queue. The GEMM driver and the optimizers' element-wise updates use it.
+//! one job from a shared queue. The GEMM driver uses it, and so can any element-wise loop big
+//! enough to pay for a second thread.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-/// Busy-wait rounds (`spin_loop`, a few ns each) before [`await_blocks`] starts yielding the core.
-const SPINS_BEFORE_YIELD: u32 = 1 << 14;
+/// How long [`await_helpers`] busy-waits before it starts yielding the core: a few times the
+/// cross-core wake-up it saves.
+const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(50);
 
 /// Runs `work` on every block, on the calling thread plus up to `threads − 1` rayon workers
 /// (`threads = rayon::current_num_threads()`), each taking the next block until none is left;
@@ -17,7 +20,8 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 /// parks the caller, queues the whole job and needs extra cross-core wake-ups, so three threads
 /// take turns on two cores. Measured for GEMM against the single-thread baseline, interleaved,
 /// on the 2-vCPU VM: 128×784×400 ×1.89 vs ×1.44, 784×128×400 ×1.96 vs ×1.82, 128×20×400 ×1.25
-/// vs ×0.82 (caller-participates vs `join`).
+/// vs ×0.82 (caller-participates vs `join`; this figure and the next predate the spinning wait
+/// below).
 ///
 /// Taking blocks from a shared queue rather than assigning one to each thread means that a
 /// worker which has not woken up by the time the caller finishes its block leaves no block
@@ -25,47 +29,54 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 /// helper to start and find the queue empty). For GEMM that beat fixed assignment in 36 of 37
 /// paired comparisons (shapes from 10⁶ to 4·10⁷), typically by 5–15%.
 ///
-/// When the caller runs out of blocks while a worker still computes one, it spins, then
-/// yields ([`await_blocks`]), rather than sleeping in the scope's wait, which would need a
-/// cross-core wake-up (tens of µs on this VM) once the worker is done.
+/// When the caller runs out of blocks while a helper is still at work, it spins, then yields
+/// ([`await_helpers`]), until every helper that started has left, rather than sleeping in the
+/// scope's wait on a condition variable, which would need a cross-core wake-up (tens of µs on
+/// this VM) once the helper is done. Inside a pool it does not spin: the scope's own wait lets
+/// the worker run other jobs meanwhile.
 ///
 /// Called from inside a pool, idle workers steal the helpers, and a helper nobody stole runs on
 /// the caller at the end of the scope and finds the queue empty. A panic in `work` is passed on
 /// to the caller once every started block has ended.
 pub fn for_each_block<T: Send>(blocks: Vec<T>, work: impl Fn(T) + Sync) {
-    let total = blocks.len();
-    let helpers = rayon::current_num_threads().min(total).saturating_sub(1);
+    let helpers = rayon::current_num_threads()
+        .min(blocks.len())
+        .saturating_sub(1);
     if helpers == 0 {
         blocks.into_iter().for_each(work);
         return;
     }
     let queue = Mutex::new(blocks);
-    let finished = AtomicUsize::new(0);
     let drain = || {
         while let Some(block) = pop(&queue) {
-            let _counted = CountOnDrop(&finished);
             work(block);
         }
     };
+    let (started, left) = (AtomicUsize::new(0), AtomicUsize::new(0));
     rayon::in_place_scope(|scope| {
         for _ in 0..helpers {
-            scope.spawn(|_| drain());
+            scope.spawn(|_| {
+                started.fetch_add(1, Ordering::AcqRel);
+                let _leaving = CountOnDrop(&left);
+                drain();
+            });
         }
         drain();
-        await_blocks(&finished, total);
+        if rayon::current_thread_index().is_none() {
+            await_helpers(&started, &left);
+        }
     });
 }
 
-/// Spins, then yields, until `total` blocks are finished.
+/// Spins, then yields, until every helper that has started has also left.
 ///
-/// Every block still counted here is being computed by a running thread (a helper that never
-/// started leaves its blocks in the queue for the caller), so the wait is bounded by one
-/// block's time.
-fn await_blocks(finished: &AtomicUsize, total: usize) {
-    let mut spins = 0u32;
-    while finished.load(Ordering::Acquire) < total {
-        if spins < SPINS_BEFORE_YIELD {
-            spins += 1;
+/// The queue is empty when this runs, so a helper still counted is finishing its last block:
+/// the wait is bounded by one block's time. A helper that has not started by then finds the
+/// queue empty and is left to the scope's wait.
+fn await_helpers(started: &AtomicUsize, left: &AtomicUsize) {
+    let start = Instant::now();
+    while left.load(Ordering::Acquire) < started.load(Ordering::Acquire) {
+        if start.elapsed() < SPIN_BEFORE_YIELD {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
@@ -73,8 +84,8 @@ fn await_blocks(finished: &AtomicUsize, total: usize) {
     }
 }
 
-/// Counts one finished block when dropped, also when a block's work unwinds, so that
-/// [`await_blocks`] returns and the scope can pass the panic on.
+/// Counts one helper as left when dropped, also when a block's work unwinds, so that
+/// [`await_helpers`] returns and the scope can pass the panic on.
 struct CountOnDrop<'a>(&'a AtomicUsize);
 
 impl Drop for CountOnDrop<'_> {
@@ -121,6 +132,20 @@ mod tests {
             for_each_block(blocks, |chunk| chunk.iter_mut().for_each(|x| *x += 1));
         });
         assert!(data.iter().all(|&x| x == 1));
+    }
+
+    #[test]
+    fn blocks_may_share_out_their_own_work_inside_a_pool() {
+        let total = AtomicUsize::new(0);
+        pool(2).install(|| {
+            for_each_block((0..6).collect(), |i: usize| {
+                for_each_block((0..10).collect(), |j: usize| {
+                    total.fetch_add(i * 10 + j, Ordering::Relaxed);
+                });
+            });
+        });
+        // Σ over i < 6, j < 10 of 10·i + j = 10·10·15 + 6·45
+        assert_eq!(total.into_inner(), 1500 + 270);
     }
 
     #[test]

@@ -407,7 +407,7 @@ mod tests {
     /// `θ − lr·g/(|g| + ε)`: m̂ = g and v̂ = g² after bias correction.
     #[test]
     fn the_parallel_update_moves_every_element_once() {
-        let shapes = [(700, 300), (1, 300), (5, 7), (3, 40_000)];
+        let shapes = [(700, 300), (1, 300), (5, 7), (3, 40_000), (1, 40_000)];
         let fill = |(rows, cols): (usize, usize), seed: usize| {
             autodiff::Matrix::from_shape_fn((rows, cols), |(i, j)| {
                 let k = (i * cols + j) * 7 + seed * 13;
