@@ -119,20 +119,15 @@ type UpdateBlock<'a> = (
     ArrayViewMut2<'a, f32>,
 );
 
-/// The update's work as whole parameters, or, once the store holds [`PARALLEL_UPDATE_MIN`]
-/// parameters, as row ranges of about [`UPDATE_BLOCK`] elements; and whether to share it out
-/// over the thread pool (the second).
-///
-/// The update is memory-bound (16 bytes read and 12 written per parameter), and on the 2-vCPU
-/// VM two cores stream it faster than one; see BENCHMARKS.md. Each element's update is the
-/// same whichever thread computes it, so the result does not depend on the split.
+/// The update's work: each parameter's `(θ, g, m, v)`, cut into row ranges of about
+/// `block_len` elements (a parameter of at most `block_len` elements stays whole).
 fn update_blocks<'a>(
     store: &'a mut ParamStore,
     grads: &'a ParamGrads,
     m: &'a mut [Vec<f32>],
     v: &'a mut [Vec<f32>],
-) -> (Vec<UpdateBlock<'a>>, bool) {
-    let total: usize = grads.iter().map(|(_, g)| g.len()).sum();
+    block_len: usize,
+) -> Vec<UpdateBlock<'a>> {
     let mut blocks = Vec::new();
     let params = store
         .values_mut()
@@ -140,14 +135,9 @@ fn update_blocks<'a>(
         .zip(m.iter_mut().zip(v));
     for ((theta, (_, g)), (m, v)) in params {
         let shape = theta.dim();
-        let (m, v) = (as_matrix(m, shape), as_matrix(v, shape));
-        if total < PARALLEL_UPDATE_MIN || theta.len() <= UPDATE_BLOCK {
-            blocks.push((theta, g.view(), m, v));
-            continue;
-        }
-        let rows = (UPDATE_BLOCK / shape.1.max(1)).max(1);
-        let mut rest = (theta, g.view(), m, v);
-        while rest.0.nrows() > rows {
+        let rows = (block_len / shape.1.max(1)).max(1);
+        let mut rest = (theta, g.view(), as_matrix(m, shape), as_matrix(v, shape));
+        while rest.0.len() > block_len && rest.0.nrows() > rows {
             let (theta, g, m, v) = rest;
             let ((theta, theta_rest), (g, g_rest)) =
                 (theta.split_at(Axis(0), rows), g.split_at(Axis(0), rows));
@@ -157,7 +147,7 @@ fn update_blocks<'a>(
         }
         blocks.push(rest);
     }
-    (blocks, total >= PARALLEL_UPDATE_MIN)
+    blocks
 }
 
 impl Optimizer for Adam {
@@ -193,9 +183,16 @@ impl Optimizer for Adam {
         let work = |(theta, g, m, v): UpdateBlock<'_>| {
             Zip::from(theta).and(g).and(m).and(v).for_each(update);
         };
-        match update_blocks(store, grads, &mut self.m, &mut self.v) {
-            (blocks, true) => for_each_block(blocks, work),
-            (blocks, false) => blocks.into_iter().for_each(work),
+        // The update is memory-bound (16 bytes read and 12 written per parameter), and on the
+        // 2-vCPU VM two cores stream it faster than one (BENCHMARKS.md). Each element's update
+        // is the same whichever thread computes it, so the result does not depend on the split.
+        let total: usize = grads.iter().map(|(_, g)| g.len()).sum();
+        if total >= PARALLEL_UPDATE_MIN {
+            let blocks = update_blocks(store, grads, &mut self.m, &mut self.v, UPDATE_BLOCK);
+            for_each_block(blocks, work);
+        } else {
+            let blocks = update_blocks(store, grads, &mut self.m, &mut self.v, usize::MAX);
+            blocks.into_iter().for_each(work);
         }
     }
 
@@ -402,12 +399,14 @@ mod tests {
         );
     }
 
-    /// The parallel update (a store above `PARALLEL_UPDATE_MIN`, cut into row blocks shared out
-    /// over the global pool) moves every element exactly once. One step from zero moments is
+    /// The parallel update (a store of at least `PARALLEL_UPDATE_MIN` parameters, cut into row
+    /// blocks shared out over the global pool) moves every element exactly once. One step from zero moments is
     /// `θ − lr·g/(|g| + ε)`: m̂ = g and v̂ = g² after bias correction.
     #[test]
     fn the_parallel_update_moves_every_element_once() {
         let shapes = [(700, 300), (1, 300), (5, 7), (3, 40_000), (1, 40_000)];
+        let total: usize = shapes.iter().map(|(r, c)| r * c).sum();
+        assert!(total >= PARALLEL_UPDATE_MIN);
         let fill = |(rows, cols): (usize, usize), seed: usize| {
             autodiff::Matrix::from_shape_fn((rows, cols), |(i, j)| {
                 let k = (i * cols + j) * 7 + seed * 13;
@@ -425,10 +424,10 @@ mod tests {
         }
         let mut adam = Adam::new(&store, config());
         let (mut copy, mut m, mut v) = (store.clone(), adam.m.clone(), adam.v.clone());
-        let (blocks, parallel) = update_blocks(&mut copy, &grads, &mut m, &mut v);
-        assert!(parallel && blocks.len() > 2 * shapes.len());
+        let blocks = update_blocks(&mut copy, &grads, &mut m, &mut v, UPDATE_BLOCK);
+        assert!(blocks.len() > 2 * shapes.len());
         let elements: usize = blocks.iter().map(|b| b.0.len()).sum();
-        assert_eq!(elements, shapes.iter().map(|(r, c)| r * c).sum::<usize>());
+        assert_eq!(elements, total);
 
         adam.step(&mut store, &grads);
         for ((_, name, after), ((_, _, theta), (_, g))) in
