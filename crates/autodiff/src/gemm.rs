@@ -78,7 +78,7 @@ pub fn gemm(
     let parts = threads.min(work / BLOCK_MIN_WORK);
     let mut blocks = Vec::with_capacity(parts);
     split_blocks(a, b, c, parts, &mut blocks);
-    run_blocks(alpha, beta, blocks);
+    for_each_block(blocks, |(a, b, c)| sgemm_view(alpha, a, b, beta, c));
 }
 
 /// Same contract on the calling thread only (the single-thread baseline benchmarks compare against).
@@ -178,11 +178,6 @@ fn split_blocks<'a, 'b, 'c>(
         split_blocks(a0, b, c0, left, out);
         split_blocks(a1, b, c1, parts - left, out);
     }
-}
-
-/// Runs one sequential sgemm per block, shared out by [`for_each_block`].
-fn run_blocks(alpha: f32, beta: f32, blocks: Vec<Block<'_, '_, '_>>) {
-    for_each_block(blocks, |(a, b, c)| sgemm_view(alpha, a, b, beta, c));
 }
 
 /// `len·left/parts` rounded to the nearest multiple of [`SPLIT_ALIGN`].
