@@ -14,14 +14,8 @@ use std::time::{Duration, Instant};
 use autodiff::gemm::{gemm, gemm_single_thread};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-/// Deterministic fill in [-1, 1) (no rand dependency).
-fn filled(rows: usize, cols: usize, seed: u32) -> Array2<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    Array2::from_shape_fn((rows, cols), |_| {
-        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-    })
-}
+mod shapes;
+use shapes::{Operands, SHAPES};
 
 /// The allocator `vae-train` uses (matrixmultiply allocates its packing buffers on every call).
 #[global_allocator]
@@ -50,40 +44,6 @@ fn time(
     start.elapsed().as_secs_f64()
 }
 
-/// One product `C (m×n) ← A (m×k) · B (k×n)`; a transposed operand is stored as its
-/// transpose and passed as `.t()`, as the backward pass does.
-struct Shape {
-    name: &'static str,
-    mkn: (usize, usize, usize),
-    a_transposed: bool,
-    b_transposed: bool,
-}
-
-const fn shape(
-    name: &'static str,
-    mkn: (usize, usize, usize),
-    a_transposed: bool,
-    b_transposed: bool,
-) -> Shape {
-    Shape {
-        name,
-        mkn,
-        a_transposed,
-        b_transposed,
-    }
-}
-
-/// The shapes of `benches/gemm.rs`: the VAE training step's products at batch 128.
-const SHAPES: [Shape; 7] = [
-    shape("128x784x400", (128, 784, 400), false, false),
-    shape("128x400x40", (128, 400, 40), false, false),
-    shape("128x20x400", (128, 20, 400), false, false),
-    shape("128x400x784", (128, 400, 784), false, false),
-    shape("784x128x400_aT", (784, 128, 400), true, false),
-    shape("400x128x784_aT", (400, 128, 784), true, false),
-    shape("128x400x784_bT", (128, 400, 784), false, true),
-];
-
 /// The value at quantile `q` of sorted `v`.
 fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
@@ -102,35 +62,12 @@ fn main() {
         "shape", "GFLOP/s", "q25", "median", "q75", "≥1.75", "groups"
     );
     for shape in SHAPES {
-        let Shape {
-            name,
-            mkn: (m, k, n),
-            a_transposed,
-            b_transposed,
-        } = shape;
+        let (name, (m, k, n)) = (shape.name, shape.mkn);
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let a_store = if a_transposed {
-            filled(k, m, 1)
-        } else {
-            filled(m, k, 1)
-        };
-        let b_store = if b_transposed {
-            filled(n, k, 2)
-        } else {
-            filled(k, n, 2)
-        };
-        let a = if a_transposed {
-            a_store.t()
-        } else {
-            a_store.view()
-        };
-        let b = if b_transposed {
-            b_store.t()
-        } else {
-            b_store.view()
-        };
+        let operands = Operands::new(&shape);
+        let (a, b) = operands.views();
         let mut c = Array2::<f32>::zeros((m, n));
         // Each run is at least ~1.5·10⁷ FLOP (≈ 0.25 ms on two threads here), so that timer
         // resolution does not matter.
