@@ -4,6 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use henbun::autodiff::sparse::{DEFAULT_MAX_DENSITY, set_max_density};
 use henbun::nn::{Adam, AdamConfig, ParamStore};
 use henbun::vae::data::{Binarize, Dataset, TrainSet};
 use henbun::vae::models::{Prior, Vae, VaeConfig};
@@ -49,21 +50,25 @@ fn bench(c: &mut Criterion) {
         let vae = Vae::new(&mut store, config, &mut rng);
         let mut opt = Adam::new(&store, AdamConfig::default());
         let mut epoch = train_set.epoch(128, &mut rng);
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let batch = match epoch.next_batch(&mut rng) {
-                    Some(batch) => batch,
-                    None => {
-                        epoch = train_set.epoch(128, &mut rng);
-                        epoch.next_batch(&mut rng).expect("non-empty")
-                    }
-                };
-                black_box(train::step(&mut store, &mut opt, |p| {
-                    vae.loss(p, p.constant(batch.images), None, &mut rng)
-                }))
-            })
-        });
+        for (path, max_density) in [("dense", 0.0), ("sparse_input", DEFAULT_MAX_DENSITY)] {
+            set_max_density(max_density);
+            group.bench_function(format!("{name}/{path}"), |b| {
+                b.iter(|| {
+                    let batch = match epoch.next_batch(&mut rng) {
+                        Some(batch) => batch,
+                        None => {
+                            epoch = train_set.epoch(128, &mut rng);
+                            epoch.next_batch(&mut rng).expect("non-empty")
+                        }
+                    };
+                    black_box(train::step(&mut store, &mut opt, |p| {
+                        vae.loss(p, p.constant(batch.images), None, &mut rng)
+                    }))
+                })
+            });
+        }
     }
+    set_max_density(DEFAULT_MAX_DENSITY);
     group.finish();
 }
 

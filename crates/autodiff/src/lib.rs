@@ -18,6 +18,7 @@ pub mod gradcheck;
 mod math;
 pub mod ops;
 pub mod parallel;
+pub mod sparse;
 mod tape;
 
 pub use gradcheck::{

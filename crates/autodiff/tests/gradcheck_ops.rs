@@ -45,6 +45,18 @@ fn unit(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Matrix {
     Matrix::from_shape_fn(shape, |_| rng.random_range(0.0..1.0))
 }
 
+/// 85 % zeros, the rest standard normal: a left operand that `matmul` and `affine` multiply
+/// through its nonzeros (`autodiff::sparse`, below its default 30 % threshold).
+fn mostly_zero(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Matrix {
+    Matrix::from_shape_fn(shape, |_| {
+        if rng.random_range(0.0..1.0) < 0.15 {
+            StandardNormal.sample(rng)
+        } else {
+            0.0
+        }
+    })
+}
+
 /// A fixed noise matrix for `reparameterize` (inside a non-capturing fn).
 fn fixed_eps(shape: (usize, usize)) -> Matrix {
     Matrix::from_shape_fn(shape, |(i, j)| ((i * 7 + j * 3) as f32 * 0.77).sin() * 1.5)
@@ -195,10 +207,28 @@ fn cases() -> Vec<Case> {
             |r| vec![normal(r, (1, 1)), normal(r, (1, 4))],
         ),
         case(
+            "matmul",
+            "sparse 12x40 (15 % nonzero) · 40x70",
+            |v| matmul(v[0], v[1]),
+            |r| vec![mostly_zero(r, (12, 40)), normal(r, (40, 70))],
+        ),
+        case(
             "affine",
             "x·W + b",
             |v| affine(v[0], v[1], v[2]),
             |r| vec![normal(r, (3, 5)), normal(r, (5, 4)), normal(r, (1, 4))],
+        ),
+        case(
+            "affine",
+            "sparse x (15 % nonzero), 10x30 · 30x9",
+            |v| affine(v[0], v[1], v[2]),
+            |r| {
+                vec![
+                    mostly_zero(r, (10, 30)),
+                    normal(r, (30, 9)),
+                    normal(r, (1, 9)),
+                ]
+            },
         ),
         case("exp", "", |v| exp(v[0]), |r| vec![normal(r, (3, 4))]),
         case("log", "", |v| log(v[0]), |r| vec![positive(r, (3, 4))]),
