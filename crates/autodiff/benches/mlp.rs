@@ -1,6 +1,8 @@
 //! One forward + backward pass of the VAE's 784-400-(20 μ, 20 log σ²)-400-784 MLP at batch 128,
 //! and the same step's eleven GEMMs replayed alone: their ratio is the share of the step spent
-//! in GEMM.
+//! in GEMM. Both with every product dense (`autodiff::sparse` turned off, so that the replay
+//! matches the step); `forward_backward_sparse_input` is the same pass as it runs by default,
+//! with the batch's first layer through its nonzeros.
 
 use std::hint::black_box;
 use std::rc::Rc;
@@ -121,8 +123,13 @@ fn bench(c: &mut Criterion) {
     let mut r = replay_setup();
     let mut group = c.benchmark_group("vae_mlp_batch128");
     group.sample_size(40);
+    autodiff::sparse::set_max_density(0.0);
     group.bench_function("forward_backward", |bench| bench.iter(|| step(&s)));
     group.bench_function("gemm_only", |bench| bench.iter(|| replay(&mut r)));
+    autodiff::sparse::set_max_density(autodiff::sparse::DEFAULT_MAX_DENSITY);
+    group.bench_function("forward_backward_sparse_input", |bench| {
+        bench.iter(|| step(&s))
+    });
     group.finish();
 }
 

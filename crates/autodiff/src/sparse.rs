@@ -12,8 +12,10 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use crate::parallel::for_each_block;
 
-/// The default of [`max_density`]: where the sparse path stops paying for
-/// `matmul`/`affine` (forward plus the weight's gradient) at the first layer's shapes.
+/// The default of [`max_density`]: the density at which the sparse path and the dense GEMM
+/// take about the same time for the first layer's X·W plus Xᵀ·G (128×784×400; measured with
+/// `cargo bench -p autodiff --bench sparse`, see BENCHMARKS.md). At MNIST's 13–19 % the
+/// sparse path takes 0.45–0.65 of the dense time.
 pub const DEFAULT_MAX_DENSITY: f32 = 0.3;
 
 /// [`max_density`]'s value, as the bits of an `f32`.
@@ -40,14 +42,14 @@ pub fn set_max_density(density: f32) {
     MAX_DENSITY.store(density.to_bits(), Ordering::Relaxed);
 }
 
-/// Width of the column tile one row of C accumulates in registers: 64 f32 are eight AVX
-/// registers (the FMA kernel) or sixteen SSE ones, a tile and a half more than x86-64 has, so
-/// the SSE kernel spills a little (measured: no slower than 32 wide).
+/// Width of the column tile one row of C accumulates in registers: 64 f32 are eight of the
+/// sixteen AVX registers (the FMA kernel). The SSE kernel would need all sixteen of its
+/// registers for them and spills a few, but measured about as fast as with a 32-wide tile.
 const TILE: usize = 64;
 
 /// Below this much work (nonzeros of A times columns of B, i.e. multiply-adds) a product stays
 /// on the calling thread. Half of the dense GEMM's threshold (`gemm::PARALLEL_MIN_WORK`): a
-/// sparse multiply-add costs about twice a dense one.
+/// sparse multiply-add costs two to three times a dense one.
 const PARALLEL_MIN_WORK: usize = 1 << 21;
 
 /// How many rows [`SparseRows::compress`] reads before it judges the density: one MNIST image
@@ -119,7 +121,16 @@ impl SparseRows {
 
     /// `Aᵀ`, in the same form (a counting sort of the entries by column; each row of the
     /// result keeps the order of the original rows).
+    ///
+    /// # Panics
+    ///
+    /// If `A` has more than `u32::MAX` rows (they become column indices).
     pub fn transpose(&self) -> SparseRows {
+        assert!(
+            u32::try_from(self.rows).is_ok(),
+            "SparseRows: {} rows do not fit a u32 index",
+            self.rows
+        );
         let mut start = vec![0usize; self.cols + 1];
         for &j in &self.col {
             start[j as usize + 1] += 1;
@@ -217,7 +228,7 @@ pub fn sparse_gemm(
         let end = if p + 1 == parts {
             n
         } else {
-            (n * (p + 1) / parts).div_ceil(TILE) * TILE
+            ((n * (p + 1) / parts).div_ceil(TILE) * TILE).min(n)
         };
         let (block, tail) = rest.split_at(Axis(1), end - first);
         blocks.push((first, block));
