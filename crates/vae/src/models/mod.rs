@@ -91,6 +91,11 @@ impl<'t> Loss<'t> {
         }
     }
 
+    /// The per-example part named `name`, if the model reports one.
+    pub fn part(&self, name: &str) -> Option<Var<'t>> {
+        self.parts.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+
     /// The loss and the batch mean of each part, as numbers.
     pub fn metrics(&self) -> Metrics {
         Metrics {

@@ -405,7 +405,11 @@ fn regressor_nll(model: &Regressor, store: &ParamStore, x: &Matrix) -> f64 {
     for rows in x.axis_chunks_iter(Axis(0), CHUNK) {
         let tape = Tape::new();
         let p = store.bind_frozen(&tape);
-        total += f64::from(model.loss(&p, &rows.to_owned()).parts[0].1.value().sum());
+        let loss = model.loss(&p, &rows.to_owned());
+        let recon = loss
+            .part("recon")
+            .expect("the regressor's loss reports `recon`");
+        total += f64::from(recon.value().sum());
     }
     total / x.nrows().max(1) as f64
 }
