@@ -141,7 +141,7 @@ fn check_shapes(
 ///
 /// matrixmultiply does the same for k = 0, but it would still read A and B
 /// for α = 0 (and 0·∞ = NaN), so both cases are handled here explicitly.
-fn scale_c(beta: f32, mut c: ArrayViewMut2<'_, f32>) {
+pub(crate) fn scale_c(beta: f32, mut c: ArrayViewMut2<'_, f32>) {
     if beta == 0.0 {
         c.fill(0.0);
     } else if beta != 1.0 {

@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
+use crate::gemm::scale_c;
 use crate::parallel::for_each_block;
 
-/// The default of [`max_density`]: the density at which the sparse path and the dense GEMM
-/// take about the same time for the first layer's X·W plus Xᵀ·G (128×784×400; measured with
-/// `cargo bench -p autodiff --bench sparse`, see BENCHMARKS.md). At MNIST's 13–19 % the
-/// sparse path takes 0.45–0.65 of the dense time.
+/// The default of [`max_density`]. For the first layer's X·W plus Xᵀ·G (128×784×400,
+/// `cargo bench -p autodiff --bench sparse`, see BENCHMARKS.md) the sparse path took 0.80–0.96
+/// of the dense time at 30 % nonzeros, and 0.44–0.65 at MNIST's 13–19 %: the threshold stays
+/// where the gain is still clear of the host's noise.
 pub const DEFAULT_MAX_DENSITY: f32 = 0.3;
 
 /// [`max_density`]'s value, as the bits of an `f32`.
@@ -68,11 +69,13 @@ pub struct SparseRows {
 }
 
 impl SparseRows {
-    /// The nonzeros of `a`, or `None` when more than `max_density` of its entries are nonzero.
+    /// The nonzeros of `a`, or `None` when it is denser than `max_density`.
     ///
-    /// The answer for a dense `a` is cheap: the scan gives up as soon as the rows seen so far
-    /// (at least [`DENSITY_PROBE_ROWS`] of them) hold more than `max_density` of their entries,
-    /// so a hidden layer's activations cost a few rows, not the whole matrix.
+    /// The scan gives up as soon as the rows read so far (at least [`DENSITY_PROBE_ROWS`] of
+    /// them, or all of a shorter matrix) hold more than `max_density` of their entries, so a
+    /// dense hidden layer costs a few rows, not the whole matrix. A matrix under the limit
+    /// overall whose first rows are denser than the rest is therefore declined too (and
+    /// multiplied densely, which gives the same product).
     ///
     /// # Panics
     ///
@@ -85,9 +88,11 @@ impl SparseRows {
         );
         let max_density = f64::from(max_density.clamp(0.0, 1.0));
         let allowed = |rows_seen: usize| (max_density * (rows_seen * cols) as f64) as usize;
+        // Room for the probe rows first; the rest once they have passed.
+        let probe = allowed(DENSITY_PROBE_ROWS.min(rows));
         let mut start = Vec::with_capacity(rows + 1);
-        let mut col = Vec::with_capacity(allowed(rows).min(rows * cols));
-        let mut val = Vec::with_capacity(col.capacity());
+        let mut col = Vec::with_capacity(probe);
+        let mut val = Vec::with_capacity(probe);
         start.push(0);
         for (i, row) in a.rows().into_iter().enumerate() {
             match row.as_slice() {
@@ -97,6 +102,11 @@ impl SparseRows {
             let seen = i + 1;
             if (seen >= DENSITY_PROBE_ROWS || seen == rows) && col.len() > allowed(seen) {
                 return None;
+            }
+            if seen == DENSITY_PROBE_ROWS {
+                let rest = allowed(rows).saturating_sub(col.len());
+                col.reserve(rest);
+                val.reserve(rest);
             }
             start.push(col.len());
         }
@@ -198,6 +208,11 @@ pub fn sparse_gemm(
     if c.is_empty() {
         return;
     }
+    if alpha == 0.0 {
+        // As in `gemm` (and BLAS): C ← β·C without reading A or B (0·∞ would be NaN).
+        scale_c(beta, c);
+        return;
+    }
     let b = b.as_standard_layout();
     let b = b.as_slice().expect("standard layout is contiguous");
     if c.strides()[1] != 1 {
@@ -210,7 +225,7 @@ pub fn sparse_gemm(
             0.0,
             dense.view_mut(),
         );
-        scale(beta, c.view_mut());
+        scale_c(beta, c.view_mut());
         c += &dense;
         return;
     }
@@ -224,48 +239,50 @@ pub fn sparse_gemm(
     let mut rest = c;
     let mut first = 0;
     for p in 0..parts {
-        // Split at tile boundaries so that only the last block ends in a partial tile.
+        // Split at the tile boundary nearest the even share, so that only the last block
+        // ends in a partial tile (N = 400 on 2 threads: 192 + 208 columns).
         let end = if p + 1 == parts {
             n
         } else {
-            ((n * (p + 1) / parts).div_ceil(TILE) * TILE).min(n)
+            ((n * (p + 1) / parts + TILE / 2) / TILE * TILE).min(n)
         };
         let (block, tail) = rest.split_at(Axis(1), end - first);
         blocks.push((first, block));
         rest = tail;
         first = end;
     }
-    let fused = fma_available();
+    #[cfg(target_arch = "x86_64")]
+    if fma_available() {
+        for_each_block(blocks, |(first, block)| {
+            // SAFETY: `columns_fma` needs only the CPU to support AVX2 and FMA, which
+            // `fma_available` has checked at run time.
+            unsafe { columns_fma(alpha, a, b, n, first, beta, block) }
+        });
+        return;
+    }
     for_each_block(blocks, |(first, block)| {
-        #[cfg(target_arch = "x86_64")]
-        if fused {
-            // SAFETY: `columns_fma` only needs the CPU to support AVX2 and FMA, which
-            // `fma_available` has just checked at run time.
-            unsafe { columns_fma(alpha, a, b, n, first, beta, block) };
-            return;
-        }
         columns::<false>(alpha, a, b, n, first, beta, block);
     });
 }
 
-/// Whether this CPU runs the fused multiply-add kernel (x86-64 with AVX2 and FMA).
+/// Whether this CPU runs the fused multiply-add kernel (AVX2 and FMA; detected once, then
+/// cached by `std`).
+#[cfg(target_arch = "x86_64")]
 fn fma_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
-/// [`columns`] compiled for AVX2 + FMA: every multiply-add of a tile is one `vfmadd` reading
-/// B straight from memory, a third of the instructions of SSE's load, multiply and add (the
-/// SSE kernel is bound by how many instructions the core issues, not by the arithmetic).
+/// [`columns`] compiled for AVX2 + FMA: eight multiply-adds of a tile are one `vfmadd` reading
+/// B straight from memory, where SSE needs a load, a multiply and an add for every four, six
+/// instructions (the SSE kernel is bound by how many instructions the core issues, not by the
+/// arithmetic).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA ([`fma_available`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn columns_fma(
+unsafe fn columns_fma(
     alpha: f32,
     a: &SparseRows,
     b: &[f32],
@@ -389,15 +406,6 @@ fn push_nonzeros(row: &[f32], col: &mut Vec<u32>, val: &mut Vec<f32>) {
     }
 }
 
-/// C ← β·C, where β = 0 overwrites.
-fn scale(beta: f32, mut c: ArrayViewMut2<'_, f32>) {
-    if beta == 0.0 {
-        c.fill(0.0);
-    } else if beta != 1.0 {
-        c.mapv_inplace(|x| beta * x);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,13 +520,16 @@ mod tests {
             (16, 40, 63),
             (10, 70, 65),
             (128, 784, 400),
+            (0, 5, 3),
+            (4, 0, 3),
+            (4, 5, 0),
         ] {
             let a = sparse_matrix(m, k, 0.15, (m + n) as u32);
             let sa = SparseRows::compress(a.view(), 1.0).unwrap();
             let b = sparse_matrix(k, n, 1.0, 7);
             let b_t = b.t().to_owned(); // stored transposed, used as `.t()`: a strided B
             let c0 = sparse_matrix(m, n, 1.0, 9);
-            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
+            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25), (0.0, 0.5)] {
                 let want = naive(alpha, &a, b.view(), beta, &c0);
                 let mut c = c0.clone();
                 sparse_gemm(alpha, &sa, b.view(), beta, c.view_mut());
@@ -546,6 +557,7 @@ mod tests {
         assert!(sa.nnz() * 400 >= PARALLEL_MIN_WORK);
         let b = sparse_matrix(784, 400, 1.0, 4);
         let want = naive(1.0, &a, b.view(), 0.0, &Matrix::zeros((128, 400)));
+        let mut one_thread = None;
         for threads in 1..=3 {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -554,6 +566,12 @@ mod tests {
             let mut c = Matrix::zeros((128, 400));
             pool.install(|| sparse_gemm(1.0, &sa, b.view(), 0.0, c.view_mut()));
             assert_close(&c, &want, &format!("{threads} threads"));
+            // Splitting the columns changes no entry's order of summation.
+            assert_eq!(
+                *one_thread.get_or_insert_with(|| c.clone()),
+                c,
+                "{threads} threads"
+            );
         }
         // The unfused kernel (the fallback without FMA) on the same product.
         let b_slice = b.as_slice().unwrap();
@@ -571,6 +589,10 @@ mod tests {
         sparse_gemm(1.0, &sa, b.view(), 0.0, c.view_mut());
         // Row 0 is 2·B[1, ·]; row 1 has no nonzeros, so C's NaN is overwritten by 0.
         assert_eq!(c, array![[2.0f32, 6.0], [0.0, 0.0]]);
+        // α = 0 does not read B: C ← β·C even where a nonzero of A meets B's NaN and ∞.
+        let b = array![[1.0f32, 1.0], [f32::NAN, f32::INFINITY]];
+        sparse_gemm(0.0, &sa, b.view(), 0.5, c.view_mut());
+        assert_eq!(c, array![[1.0f32, 3.0], [0.0, 0.0]]);
     }
 
     #[test]
