@@ -94,10 +94,16 @@ impl SparseRows {
         let mut col = Vec::with_capacity(probe);
         let mut val = Vec::with_capacity(probe);
         start.push(0);
+        // A strided row (a transposed view) is copied here first, one buffer for all rows.
+        let mut strided_row = Vec::new();
         for (i, row) in a.rows().into_iter().enumerate() {
             match row.as_slice() {
                 Some(row) => push_nonzeros(row, &mut col, &mut val),
-                None => push_nonzeros(&row.to_vec(), &mut col, &mut val),
+                None => {
+                    strided_row.clear();
+                    strided_row.extend(row.iter().copied());
+                    push_nonzeros(&strided_row, &mut col, &mut val);
+                }
             }
             let seen = i + 1;
             if (seen >= DENSITY_PROBE_ROWS || seen == rows) && col.len() > allowed(seen) {
