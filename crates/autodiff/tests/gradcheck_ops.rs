@@ -391,6 +391,33 @@ fn every_op_passes_gradcheck() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The rows named "sparse …" exist to run `matmul`/`affine` through `autodiff::sparse`: their
+/// left operand, drawn with the same seed as in `every_op_passes_gradcheck`, must be sparse
+/// enough for that path (so that a change of threshold cannot turn them dense unnoticed).
+#[test]
+fn the_sparse_rows_take_the_sparse_path() {
+    let mut checked = 0;
+    for (i, case) in cases().iter().enumerate() {
+        if !case.what.starts_with("sparse") {
+            continue;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(1000 + i as u64);
+        let inputs = (case.inputs)(&mut rng);
+        let left = autodiff::sparse::SparseRows::compress(
+            inputs[0].view(),
+            autodiff::sparse::max_density(),
+        );
+        assert!(
+            left.is_some(),
+            "{} ({}): the left operand is too dense",
+            case.op,
+            case.what
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "one sparse row for matmul and one for affine");
+}
+
 /// The public free functions of `src/ops/`: the ops.
 fn public_ops() -> BTreeSet<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops");
