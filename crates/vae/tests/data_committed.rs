@@ -1,44 +1,77 @@
-//! The committed MNIST in `data/mnist/`: byte-exact files (SHA-256) and the documented contents.
+//! The committed datasets in `data/mnist/` and `data/fashion-mnist/`: byte-exact files (SHA-256)
+//! and the documented contents.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use vae::data::{Dataset, FILES, Split};
 
-fn mnist_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+fn data_dir(dataset: Dataset) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(dataset.name())
 }
 
 /// The sums listed in data/README.md.
-const SHA256: [(&str, &str); 4] = [
+const SHA256: [(Dataset, &str, &str); 8] = [
     (
+        Dataset::Mnist,
         "t10k-images-idx3-ubyte.gz",
         "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be",
     ),
     (
+        Dataset::Mnist,
         "t10k-labels-idx1-ubyte.gz",
         "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
     ),
     (
+        Dataset::Mnist,
         "train-images-idx3-ubyte.gz",
         "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971",
     ),
     (
+        Dataset::Mnist,
         "train-labels-idx1-ubyte.gz",
         "1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203",
+    ),
+    (
+        Dataset::FashionMnist,
+        "t10k-images-idx3-ubyte.gz",
+        "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    ),
+    (
+        Dataset::FashionMnist,
+        "t10k-labels-idx1-ubyte.gz",
+        "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+    ),
+    (
+        Dataset::FashionMnist,
+        "train-images-idx3-ubyte.gz",
+        "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    ),
+    (
+        Dataset::FashionMnist,
+        "train-labels-idx1-ubyte.gz",
+        "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
     ),
 ];
 
 #[test]
 fn committed_files_have_the_documented_sha256() {
-    assert!(
-        FILES
-            .iter()
-            .all(|f| SHA256.iter().any(|(name, _)| name == f))
-    );
-    for (name, expected) in SHA256 {
-        let bytes = std::fs::read(mnist_dir().join(name)).unwrap();
-        assert_eq!(format!("{:x}", Sha256::digest(&bytes)), expected, "{name}");
+    for dataset in [Dataset::Mnist, Dataset::FashionMnist] {
+        assert!(
+            FILES
+                .iter()
+                .all(|f| SHA256.iter().any(|&(d, name, _)| d == dataset && name == *f))
+        );
+    }
+    for (dataset, name, expected) in SHA256 {
+        let bytes = std::fs::read(data_dir(dataset).join(name)).unwrap();
+        assert_eq!(
+            format!("{:x}", Sha256::digest(&bytes)),
+            expected,
+            "{dataset}: {name}"
+        );
     }
 }
 
@@ -52,7 +85,9 @@ fn label_counts(split: &Split) -> [usize; 10] {
 
 #[test]
 fn committed_mnist_loads_with_the_documented_counts() {
-    let splits = Dataset::Mnist.load(Some(&mnist_dir()), None).unwrap();
+    let splits = Dataset::Mnist
+        .load(Some(&data_dir(Dataset::Mnist)), None)
+        .unwrap();
     assert_eq!(
         (splits.train.len(), splits.train.image_shape()),
         (60_000, (28, 28))
@@ -75,11 +110,35 @@ fn committed_mnist_loads_with_the_documented_counts() {
 }
 
 #[test]
-fn committed_mnist_is_found_without_a_data_dir() {
-    // Tests run in crates/vae, where ./data/mnist does not exist: the checkout's data/ is used.
-    let dir = Dataset::Mnist.find_dir(None).unwrap();
+fn committed_fashion_mnist_loads_with_the_documented_counts() {
+    let splits = Dataset::FashionMnist
+        .load(Some(&data_dir(Dataset::FashionMnist)), None)
+        .unwrap();
     assert_eq!(
-        std::fs::canonicalize(dir).unwrap(),
-        std::fs::canonicalize(mnist_dir()).unwrap()
+        (splits.train.len(), splits.train.image_shape()),
+        (60_000, (28, 28))
     );
+    assert_eq!(
+        (splits.test.len(), splits.test.image_shape()),
+        (10_000, (28, 28))
+    );
+    // Balanced classes, as data/README.md lists them.
+    assert_eq!(label_counts(&splits.train), [6000; 10]);
+    assert_eq!(label_counts(&splits.test), [1000; 10]);
+    // Zalando's files open with an ankle boot (9) in both splits.
+    assert_eq!((splits.train.labels()[0], splits.test.labels()[0]), (9, 9));
+}
+
+#[test]
+fn committed_datasets_are_found_without_a_data_dir() {
+    // Tests run in crates/vae, where ./data/<name> does not exist: the checkout's data/ is used
+    // (for Fashion-MNIST before the system's copy).
+    for dataset in [Dataset::Mnist, Dataset::FashionMnist] {
+        let dir = dataset.find_dir(None).unwrap();
+        assert_eq!(
+            std::fs::canonicalize(dir).unwrap(),
+            std::fs::canonicalize(data_dir(dataset)).unwrap(),
+            "{dataset}"
+        );
+    }
 }

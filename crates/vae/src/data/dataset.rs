@@ -86,8 +86,9 @@ impl Dataset {
                  committed there), or pass --data-dir DIR"
             ),
             Dataset::FashionMnist => format!(
-                "copy the IDX gz files ({files}) into data/fashion-mnist/, or \
-                 `apt-get install dataset-fashion-mnist`, or pass --data-dir DIR"
+                "copy the IDX gz files ({files}) into data/fashion-mnist/ (a source checkout \
+                 has them committed there), or `apt-get install dataset-fashion-mnist`, or pass \
+                 --data-dir DIR"
             ),
         }
     }
