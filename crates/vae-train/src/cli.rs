@@ -196,7 +196,7 @@ mod tests {
         let config = cli.train.into_config();
         assert_eq!(
             (config.model, config.labels, config.alpha),
-            (ModelKind::M2, 600, 0.5)
+            ("m2".parse().unwrap(), 600, 0.5)
         );
         let cli = Cli::try_parse_from([
             "vae-train",

@@ -12,8 +12,6 @@ use clap::Parser;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use vae::image;
-use vae::models::{CLASSES, ModelKind};
-use vae::pictures;
 use vae::run::{self, RunConfig, RunError};
 
 use cli::{Cli, Command, EvalArgs, SampleArgs, TrainArgs};
@@ -112,26 +110,17 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
         );
         println!("  {name}");
     }
-    if let Some(test) = summary.test {
-        println!(
-            "test -ELBO {:.2} nats (recon {:.2}, KL {:.2}) after {} epochs",
-            test.elbo.neg_elbo, test.elbo.recon, test.elbo.kl, summary.epochs
-        );
+    if let Some(test) = &summary.test_line {
+        println!("{test} after {} epochs", summary.epochs);
     }
-    print_final(&summary.last);
+    print_figures(&summary.figures);
     Ok(())
 }
 
 /// The end-of-run figures, one per line.
-fn print_final(last: &run::FinalTest) {
-    if let Some((what, nll)) = last.nll {
-        println!("test {what} {nll:.2} nats");
-    }
-    if let Some(error) = last.error {
-        println!("test classification error {:.2}%", 100.0 * error);
-    }
-    if let Some(au) = &last.active_units {
-        println!("active units {} of {}", au.count, au.variances.len());
+fn print_figures(figures: &[run::Figure]) {
+    for figure in figures {
+        println!("{}", figure.line);
     }
 }
 
@@ -142,66 +131,46 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
         ..RunConfig::default()
     };
     let loaded = run::load(&args.checkpoint, config)?;
+    let (model, test) = (&loaded.model, &loaded.test);
     let mut rng = run::evaluation_rng(loaded.config.seed);
-    let tested = loaded
-        .model
-        .epoch_test(&loaded.store, &loaded.test, &mut rng);
+    let tested = model.test(test, &mut rng);
     println!(
         "{} test set, {} images, model {}",
         loaded.config.dataset,
-        loaded.test.split.len(),
+        test.split.len(),
         loaded.config.model
     );
-    println!(
-        "test -ELBO {:.2} nats (recon {:.2}, KL {:.2})",
-        tested.elbo.neg_elbo, tested.elbo.recon, tested.elbo.kl
+    println!("{}", model.describe_test(&tested));
+    let figures = model.finish(
+        test,
+        &mut run::Finish {
+            iw_samples: args.iw_samples,
+            rng: &mut rng,
+            note: &mut |m| eprintln!("{m}"),
+        },
     );
-    let last = loaded
-        .model
-        .final_test(&loaded.store, &loaded.test, args.iw_samples, &mut rng);
-    if last.nll.is_some() && args.iw_samples > 0 {
-        println!("(importance-weighted, K = {})", args.iw_samples);
+    if let Some(k) = figures.iter().find_map(|f| f.importance_samples) {
+        println!("(importance-weighted, K = {k})");
     }
-    print_final(&last);
+    print_figures(&figures);
     Ok(())
 }
 
 fn sample(args: SampleArgs) -> Result<(), RunError> {
     let loaded = run::load(&args.checkpoint, RunConfig::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-    let (store, test) = (&loaded.store, &loaded.test);
-    let (images, cols) = match &loaded.model {
-        run::Model::Vae(vae) => {
-            let cols = (args.n as f64).sqrt().ceil().max(1.0) as usize;
-            (pictures::samples(vae, store, args.n, &mut rng), cols)
-        }
-        run::Model::Cvae(_) | run::Model::M2(_) => {
-            let vae = loaded.model.vae().expect("conditional VAE");
-            let per_class = args.n.div_ceil(CLASSES);
-            (
-                pictures::classes(vae, store, per_class, &mut rng),
-                per_class,
-            )
-        }
-        run::Model::Completion(m) => {
-            let samples = 6;
-            let images = pictures::completions(m, store, &test.x, args.n, samples, &mut rng);
-            (images, samples + 2)
-        }
-        run::Model::Regressor(m) => (pictures::regressions(m, store, &test.x, args.n), 3),
-    };
-    image::save_grid(&args.out, &images, test.split.image_shape(), cols)?;
+    let test = &loaded.test;
+    let picture = loaded.model.sample_picture(test, args.n, &mut rng);
+    image::save_grid(
+        &args.out,
+        &picture.images,
+        test.split.image_shape(),
+        picture.cols,
+    )?;
     println!(
         "wrote {} ({} of model {})",
         args.out.display(),
-        match loaded.config.model {
-            ModelKind::Vae => format!("{} samples", args.n),
-            ModelKind::Cvae | ModelKind::M2 => "samples under each label".to_string(),
-            _ => format!(
-                "completions of {} test images",
-                args.n.min(test.split.len())
-            ),
-        },
+        picture.what,
         loaded.config.model
     );
     Ok(())

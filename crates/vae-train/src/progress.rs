@@ -54,23 +54,9 @@ impl Observer for Terminal {
             bar.finish_and_clear();
         }
         if !self.quiet {
-            let train = if row.test_error.is_some() {
-                "train loss"
-            } else {
-                "train -ELBO"
-            };
-            let error = row
-                .test_error
-                .map_or(String::new(), |e| format!("  error {:5.2}%", 100.0 * e));
             println!(
-                "epoch {:>3}/{}  {train} {:8.3}  test -ELBO {:8.3} (recon {:8.3}, KL {:7.3}){error}  {:6.2} s",
-                row.epoch,
-                self.epochs,
-                row.train,
-                row.test.neg_elbo,
-                row.test.recon,
-                row.test.kl,
-                row.seconds
+                "epoch {:>3}/{}  {}  {:6.2} s",
+                row.epoch, self.epochs, row.line, row.seconds
             );
         }
     }

@@ -61,6 +61,33 @@ pub fn elbo(
     }
 }
 
+/// The negative ELBO of each row of `x` (given the same row of `cond`), one reparameterized
+/// sample each: per image what [`elbo`] averages.
+pub fn neg_elbo_rows(
+    vae: &Vae,
+    store: &ParamStore,
+    x: &Matrix,
+    cond: Option<&Matrix>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f64> {
+    let mut scores = Vec::with_capacity(x.nrows());
+    for start in (0..x.nrows()).step_by(CHUNK_ROWS) {
+        let rows = start..(start + CHUNK_ROWS).min(x.nrows());
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        let xv = p.constant(x.slice(s![rows.clone(), ..]).to_owned());
+        let c = cond_rows(&p, cond, rows);
+        let (r, k) = vae.neg_elbo_parts(&p, xv, c, rng);
+        let (r, k) = (r.value(), k.value());
+        scores.extend(
+            r.iter()
+                .zip(k.iter())
+                .map(|(&r, &k)| f64::from(r) + f64::from(k)),
+        );
+    }
+    scores
+}
+
 /// `-ln p(x)` (or `-ln p(x|c)`) averaged over the rows of `x`, estimated with `k` importance
 /// samples from the posterior (Burda et al. 2016):
 /// `ln p(x) ≈ logsumexp_k [ln p(x|z_k) + ln p(z_k) - ln q(z_k|x)] - ln K`.

@@ -67,13 +67,16 @@ pub enum ImageProblem {
         /// Number of labels.
         labels: usize,
     },
+    /// The chart library failed to draw.
+    #[error("cannot draw the chart: {0}")]
+    Draw(String),
     /// A label has no colour in the 10-colour palette.
     #[error("label {0} has no colour in the 10-colour palette")]
     LabelOutOfPalette(u8),
 }
 
 /// Encodes 8-bit `pixels` (`width × height`, `color` channels each) as PNG and writes `path`.
-fn write_png(
+pub(crate) fn write_png(
     path: &Path,
     (width, height): (usize, usize),
     color: png::ColorType,
@@ -104,7 +107,7 @@ fn encode(
 }
 
 /// Checks a figure's sides against `min..=MAX_SIDE_PX`.
-fn check_size(width: usize, height: usize, min: usize) -> Result<(), ImageProblem> {
+pub(crate) fn check_size(width: usize, height: usize, min: usize) -> Result<(), ImageProblem> {
     let ok = |side| (min..=MAX_SIDE_PX).contains(&side);
     if ok(width) && ok(height) {
         Ok(())
@@ -114,7 +117,7 @@ fn check_size(width: usize, height: usize, min: usize) -> Result<(), ImageProble
 }
 
 #[cfg(test)]
-mod test_png {
+pub(crate) mod test_png {
     //! Reading written PNGs back, for the tests.
 
     /// Decodes `path`: (width, height, colour type, pixel bytes).

@@ -1,6 +1,7 @@
 //! Variational autoencoders: data, models, losses, training and evaluation.
 #![warn(missing_docs)]
 
+pub mod chart;
 pub mod data;
 pub mod dist;
 pub mod eval;

@@ -10,16 +10,16 @@ use std::time::Instant;
 
 use autodiff::Matrix;
 use nn::checkpoint::{self, CheckpointError, Metadata};
-use nn::{Activation, Adam, AdamConfig, Optimizer, ParamStore, Schedule};
+use nn::{Activation, Schedule};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::chart;
 use crate::data::{
     Binarize, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, eval_targets, load_split,
 };
-use crate::eval::Elbo;
 use crate::image::ImageError;
-use crate::models::{CLASSES, Likelihood, Metrics, ModelKind, Observe, PAPER_ALPHA};
+use crate::models::{Likelihood, Metrics, ModelKind, Observe, PAPER_ALPHA, Prior, VaeConfig};
 
 /// The file names of a run directory.
 pub mod files {
@@ -29,6 +29,8 @@ pub mod files {
     pub const METRICS: &str = "metrics.csv";
     /// Parameters, optimizer state, epoch and RNG state, rewritten atomically every epoch.
     pub const CHECKPOINT: &str = "checkpoint.safetensors";
+    /// The `metrics.csv` columns against the epoch, rewritten every epoch.
+    pub const CURVES: &str = "curves.png";
     /// 8×8 decodings of z ~ N(0, I).
     pub const SAMPLES: &str = "samples.png";
     /// Test images above their reconstructions.
@@ -49,7 +51,10 @@ pub mod files {
 
 mod model;
 
-pub use model::{EpochTest, FinalTest, Model, TestData, TrainData, balanced_subset};
+pub use model::{
+    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunModel, Sample, Samples, Score,
+    TestData, TrainData,
+};
 
 /// Everything that defines a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +103,7 @@ impl Default for RunConfig {
     /// The defaults of `vae-train` (see the README for why).
     fn default() -> Self {
         RunConfig {
-            model: ModelKind::Vae,
+            model: ModelKind::default(),
             observe: Observe::Quadrant,
             labels: 100,
             alpha: PAPER_ALPHA,
@@ -203,20 +208,56 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
     }
 }
 
-/// The checkpoint metadata keys that define a run's trajectory, with their values.
+/// A setting that only some models read (their [`ModelEntry::settings`]): the checkpoint and
+/// `config.toml` of a run keep those of its model.
+///
+/// [`ModelEntry::settings`]: crate::models::ModelEntry::settings
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// `--observe`.
+    Observe,
+    /// `--labels`.
+    Labels,
+    /// `--alpha`.
+    Alpha,
+}
+
+impl Setting {
+    /// Its key in checkpoints and `config.toml`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::Observe => "observe",
+            Setting::Labels => "labels",
+            Setting::Alpha => "alpha",
+        }
+    }
+
+    fn value(self, config: &RunConfig) -> String {
+        match self {
+            Setting::Observe => config.observe.to_string(),
+            Setting::Labels => config.labels.to_string(),
+            Setting::Alpha => config.alpha.to_string(),
+        }
+    }
+
+    /// Sets it in `config` from `value`; `None` if the value does not parse.
+    fn set(self, config: &mut RunConfig, value: &str) -> Option<()> {
+        match self {
+            Setting::Observe => config.observe = value.parse().ok()?,
+            Setting::Labels => config.labels = value.parse().ok()?,
+            Setting::Alpha => config.alpha = value.parse().ok()?,
+        }
+        Some(())
+    }
+}
+
 impl RunConfig {
+    /// The checkpoint metadata keys that define a run's trajectory, with their values.
     fn trajectory(&self) -> Vec<(&'static str, String)> {
         let hidden: Vec<String> = self.hidden.iter().map(usize::to_string).collect();
         let mut keys = vec![("model", self.model.to_string())];
-        match self.model {
-            ModelKind::Completion | ModelKind::Regressor => {
-                keys.push(("observe", self.observe.to_string()));
-            }
-            ModelKind::M2 => {
-                keys.push(("labels", self.labels.to_string()));
-                keys.push(("alpha", self.alpha.to_string()));
-            }
-            ModelKind::Vae | ModelKind::Cvae => {}
+        for &setting in self.model.entry().settings {
+            keys.push((setting.key(), setting.value(self)));
         }
         keys.extend([
             ("dataset", self.dataset.name().to_string()),
@@ -236,6 +277,27 @@ impl RunConfig {
             ("seed", self.seed.to_string()),
         ]);
         keys
+    }
+
+    /// The network of the VAE family for images of `shape`: `--hidden`, `--latent-dim`,
+    /// `--activation`, `--likelihood`, `--beta`; unconditional, prior N(0, I) (a model sets its
+    /// own condition and prior).
+    pub fn vae_config(&self, (height, width): (usize, usize)) -> VaeConfig {
+        VaeConfig {
+            input_dim: height * width,
+            hidden: self.hidden.clone(),
+            latent_dim: self.latent_dim,
+            activation: self.activation,
+            likelihood: self.likelihood,
+            beta: self.beta,
+            cond_dim: 0,
+            prior: Prior::Standard,
+        }
+    }
+
+    /// The RNG of a model's initialisation: the run's seed on stream 0.
+    pub fn init_rng(&self) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(self.seed)
     }
 
     /// Takes the trajectory-defining settings (model, data, optimisation, seed) from a
@@ -263,15 +325,11 @@ impl RunConfig {
             v.parse().map_err(|_| bad(key, v))
         }
         self.model = parse(get("model")?, "model", &bad)?;
-        match self.model {
-            ModelKind::Completion | ModelKind::Regressor => {
-                self.observe = parse(get("observe")?, "observe", &bad)?;
-            }
-            ModelKind::M2 => {
-                self.labels = parse(get("labels")?, "labels", &bad)?;
-                self.alpha = parse(get("alpha")?, "alpha", &bad)?;
-            }
-            ModelKind::Vae | ModelKind::Cvae => {}
+        for &setting in self.model.entry().settings {
+            let value = get(setting.key())?;
+            setting
+                .set(self, value)
+                .ok_or_else(|| bad(setting.key(), value))?;
         }
         self.dataset = parse(get("dataset")?, "dataset", &bad)?;
         self.train_limit = match get("train_limit")? {
@@ -316,16 +374,10 @@ impl RunConfig {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return fail("--beta must be a non-negative number");
         }
-        if self.model == ModelKind::M2 && (self.labels == 0 || self.labels % CLASSES != 0) {
-            return fail("--labels must be a positive multiple of 10 (the same number per class)");
-        }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return fail("--alpha must be a non-negative number");
         }
-        if self.model == ModelKind::Regressor && self.likelihood != Likelihood::Bernoulli {
-            return fail("--model regressor predicts Bernoulli pixels: use --likelihood bernoulli");
-        }
-        Ok(())
+        (self.model.entry().check)(self).map_err(RunError::Config)
     }
 
     /// The configuration as TOML (`config.toml` of the run directory).
@@ -363,34 +415,30 @@ impl RunConfig {
 pub struct EpochRow {
     /// 1-based.
     pub epoch: usize,
-    /// Mean over the epoch's batches of recon + kl (the negative ELBO, whatever β); for M2,
-    /// the objective.
-    pub train: f64,
-    /// On the fixed test targets.
-    pub test: Elbo,
-    /// M2's test classification error (a fraction).
-    pub test_error: Option<f64>,
+    /// The model's columns ([`RunModel::columns`]): training's, then the test set's.
+    pub values: Vec<f64>,
     /// Wall-clock seconds of the epoch's training (evaluation excluded).
     pub seconds: f64,
+    /// The model's one-line account of `values` ([`RunModel::describe`]).
+    pub line: String,
 }
 
-/// The header of `metrics.csv` for `model`.
-fn metrics_header(model: ModelKind) -> &'static str {
-    match model {
-        ModelKind::M2 => "epoch,train_loss,test_neg_elbo,test_recon,test_kl,test_error,seconds",
-        _ => "epoch,train_neg_elbo,test_neg_elbo,test_recon,test_kl,seconds",
-    }
+/// The header of `metrics.csv` for a model's `columns`.
+fn metrics_header(columns: Columns) -> String {
+    let mut names = vec!["epoch"];
+    names.extend(columns.names());
+    names.push("seconds");
+    names.join(",")
 }
 
 impl EpochRow {
     fn csv(&self) -> String {
-        let error = self
-            .test_error
-            .map_or(String::new(), |e| format!("{e:.4},"));
-        format!(
-            "{},{:.4},{:.4},{:.4},{:.4},{error}{:.3}",
-            self.epoch, self.train, self.test.neg_elbo, self.test.recon, self.test.kl, self.seconds
-        )
+        let mut csv = self.epoch.to_string();
+        for v in &self.values {
+            let _ = write!(csv, ",{v:.4}");
+        }
+        let _ = write!(csv, ",{:.3}", self.seconds);
+        csv
     }
 }
 
@@ -415,22 +463,29 @@ impl Observer for Silent {}
 pub struct Summary {
     /// Epochs trained in total (including those before a resume).
     pub epochs: usize,
-    /// The last epoch's test figures.
-    pub test: Option<EpochTest>,
-    /// The end-of-run figures.
-    pub last: FinalTest,
+    /// The last epoch trained in this call, if any.
+    pub last: Option<EpochRow>,
+    /// The model's account of the last epoch's test columns ([`RunModel::describe_test`]).
+    pub test_line: Option<String>,
+    /// The end-of-run figures ([`RunModel::finish`]).
+    pub figures: Vec<Figure>,
     /// Every file written, in the run directory.
     pub files: Vec<PathBuf>,
 }
 
-/// The model, its parameters and the data of a run, ready to evaluate or sample from.
+impl Summary {
+    /// The end-of-run figure called `name`, if the model reports one.
+    pub fn figure(&self, name: &str) -> Option<&Figure> {
+        self.figures.iter().find(|f| f.name == name)
+    }
+}
+
+/// A run's model with its parameters and its test data, ready to evaluate or sample from.
 pub struct Loaded {
     /// The configuration (from the checkpoint where one was loaded).
     pub config: RunConfig,
-    /// The model.
-    pub model: Model,
-    /// Its parameters.
-    pub store: ParamStore,
+    /// The model, its parameters read from the checkpoint.
+    pub model: Box<dyn RunModel>,
     /// The test images with their fixed targets.
     pub test: TestData,
 }
@@ -498,16 +553,21 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     config.apply_checkpoint(&meta, path)?;
     let dir = config.dataset.find_dir(config.data_dir.as_deref())?;
     let test = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
-    let mut store = ParamStore::new();
-    let model = Model::build(&config, test.image_shape(), &mut store);
-    checkpoint::load_params(path, &mut store)?;
+    let mut model = (config.model.entry().build)(&config, test.image_shape());
+    model.restore(path, Restore::Params)?;
     let test = TestData::new(eval_targets(&test, config.binarize));
     Ok(Loaded {
         config,
         model,
-        store,
         test,
     })
+}
+
+/// The RNG of a run's pictures: the run's seed on stream 3.
+pub fn pictures_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(3);
+    rng
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
@@ -542,19 +602,11 @@ pub fn train(
         splits.test.len(),
         splits.dir.display()
     ));
-    let mut store = ParamStore::new();
-    let model = Model::build(&config, splits.train.image_shape(), &mut store);
-    let mut opt = Adam::new(
-        &store,
-        AdamConfig {
-            lr: config.lr,
-            ..AdamConfig::default()
-        },
-    );
+    let mut model = (config.model.entry().build)(&config, splits.train.image_shape());
     let mut rng = training_rng(config.seed);
     let mut start = 0;
     if let Some((path, meta)) = &resumed {
-        checkpoint::load(path, &mut store, &mut opt)?;
+        model.restore(path, Restore::Everything)?;
         rng = load_rng(meta, path)?;
         start = meta
             .get("epoch")
@@ -571,9 +623,11 @@ pub fn train(
     fs::create_dir_all(out).map_err(io_error(out))?;
     let config_path = out.join(files::CONFIG);
     write_atomic(&config_path, &config.to_toml())?;
+    let columns = model.columns();
     let metrics_path = out.join(files::METRICS);
-    let mut metrics_csv = previous_rows(&metrics_path, metrics_header(config.model), start)?;
+    let mut metrics_csv = previous_rows(&metrics_path, &metrics_header(columns), start)?;
     let checkpoint_path = out.join(files::CHECKPOINT);
+    let curves_path = out.join(files::CURVES);
 
     let data = model.train_data(&config, splits.train)?;
     if let TrainData::SemiSupervised { labeled, unlabeled } = &data {
@@ -588,23 +642,22 @@ pub fn train(
     let mut last = None;
     for epoch in start + 1..=config.epochs {
         observer.epoch_start(epoch, config.epochs, batches);
-        opt.set_lr(config.lr_schedule.lr(config.lr, epoch, config.epochs));
         let started = Instant::now();
-        let mean = model.train_epoch(
-            &mut store,
-            &mut opt,
+        let mut values = model.train_epoch(
             &data,
-            config.batch_size,
-            &mut rng,
-            |m| observer.batch(m),
+            &mut Epoch {
+                rng: &mut rng,
+                batch_size: config.batch_size,
+                lr: config.lr_schedule.lr(config.lr, epoch, config.epochs),
+                on_batch: &mut |m| observer.batch(m),
+            },
         );
         let seconds = started.elapsed().as_secs_f64();
-        let tested = model.epoch_test(&store, &test, &mut evaluation_rng(config.seed));
+        values.extend(model.test(&test, &mut evaluation_rng(config.seed)));
         let row = EpochRow {
             epoch,
-            train: model.train_figure(&mean),
-            test: tested.elbo,
-            test_error: tested.error,
+            line: model.describe(&values),
+            values,
             seconds,
         };
         let mut meta: Metadata = config
@@ -614,32 +667,34 @@ pub fn train(
             .collect();
         meta.insert("epoch".into(), epoch.to_string());
         save_rng(&rng, &mut meta);
-        checkpoint::save(&checkpoint_path, &store, &opt, &meta)?;
+        model.save(&checkpoint_path, &meta)?;
         let _ = writeln!(metrics_csv, "{}", row.csv());
         write_atomic(&metrics_path, &metrics_csv)?;
+        chart::save_curves(&curves_path, &metrics_csv)?;
         observer.epoch_end(&row);
-        last = Some(tested);
+        last = Some(row);
     }
 
     let mut written = vec![config_path, metrics_path, checkpoint_path];
-    written.extend(model.write_pictures(&store, &test, out, config.seed)?);
-    if config.iw_samples > 0 && model.vae().is_some() && config.model != ModelKind::M2 {
-        observer.note(&format!(
-            "estimating the log-likelihood of {} test images with {} importance samples",
-            test.split.len(),
-            config.iw_samples
-        ));
+    if curves_path.is_file() {
+        written.push(curves_path);
     }
-    let final_test = model.final_test(
-        &store,
+    written.extend(model.pictures(&test, out, &mut pictures_rng(config.seed))?);
+    let figures = model.finish(
         &test,
-        config.iw_samples,
-        &mut evaluation_rng(config.seed),
+        &mut Finish {
+            iw_samples: config.iw_samples,
+            rng: &mut evaluation_rng(config.seed),
+            note: &mut |m| observer.note(m),
+        },
     );
+    let n_train = columns.train.len();
     Ok(Summary {
         epochs: config.epochs.max(start),
-        test: last,
-        last: final_test,
+        test_line: (last.as_ref())
+            .map(|row: &EpochRow| model.describe_test(&row.values[n_train..])),
+        last,
+        figures,
         files: written,
     })
 }

@@ -12,7 +12,21 @@ use ndarray::Axis;
 use nn::{Bound, Mlp, MlpConfig, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Likelihood, Loss, Prior, Vae, VaeConfig};
+use std::path::{Path, PathBuf};
+
+use autodiff::Tape;
+use nn::checkpoint::Metadata;
+
+use super::report::{
+    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_values,
+    iw_nll_figure, nll_figure, train_neg_elbo,
+};
+use super::{Likelihood, Loss, ModelEntry, Prior, Vae, VaeConfig};
+use crate::run::{
+    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
+    Setting, TestData, TrainData, files,
+};
+use crate::{eval, pictures, train};
 
 /// Which part of the image is observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -210,6 +224,238 @@ impl Regressor {
         let (x_o, x_u) = self.mask.split(x);
         let recon = bce_with_logits(self.predict(p, p.constant(x_o)), p.constant(x_u));
         Loss::new(recon.mean_rows(), [("recon", recon)])
+    }
+}
+
+/// `--model completion` in the registry.
+pub const MODEL: ModelEntry = ModelEntry {
+    name: "completion",
+    about: "the completion CVAE: the unobserved pixels given the observed ones",
+    settings: &[Setting::Observe],
+    check: |_| Ok(()),
+    build: |config, shape| Box::new(CompletionModel::new(config, shape)),
+};
+
+/// `--model regressor` in the registry.
+pub const REGRESSOR: ModelEntry = ModelEntry {
+    name: "regressor",
+    about: "the deterministic completion baseline",
+    settings: &[Setting::Observe],
+    check: |config| match config.likelihood {
+        Likelihood::Bernoulli => Ok(()),
+        Likelihood::Gaussian => {
+            Err("--model regressor predicts Bernoulli pixels: use --likelihood bernoulli".into())
+        }
+    },
+    build: |config, shape| Box::new(RegressorModel::new(config, shape)),
+};
+
+/// Completions sampled per test image in the pictures.
+const SAMPLES: usize = 6;
+
+/// Rows scored by the regressor at once.
+const CHUNK: usize = 4096;
+
+/// `--model completion`: the [`Completion`] CVAE with its parameters and optimizer, as a run
+/// trains it.
+pub struct CompletionModel {
+    completion: Completion,
+    params: Params,
+}
+
+impl CompletionModel {
+    /// The completion CVAE of `config` for images of `shape`, initialised from the run's seed.
+    pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let mut store = ParamStore::new();
+        let vae = config.vae_config(shape);
+        let rng = &mut config.init_rng();
+        let completion = Completion::new(&mut store, vae, config.observe, shape, rng);
+        CompletionModel {
+            completion,
+            params: Params::new(store, config),
+        }
+    }
+
+    fn net(&self) -> (&Vae, &ParamStore) {
+        (self.completion.vae(), &self.params.store)
+    }
+}
+
+impl RunModel for CompletionModel {
+    fn columns(&self) -> Columns {
+        ELBO_COLUMNS
+    }
+
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+        let completion = &self.completion;
+        let (store, opt) = self.params.at_lr(ctx.lr);
+        let mean = train::epoch(
+            store,
+            opt,
+            data.all(),
+            ctx.batch_size,
+            ctx.rng,
+            |p, batch, rng| completion.loss(p, &batch.images, rng),
+            &mut *ctx.on_batch,
+        );
+        vec![train_neg_elbo(&mean)]
+    }
+
+    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let (x_o, x_u) = self.completion.mask().split(&test.x);
+        let (vae, store) = self.net();
+        elbo_values(eval::elbo(vae, store, &x_u, Some(&x_o), rng))
+    }
+
+    fn describe(&self, values: &[f64]) -> String {
+        describe_elbo("train -ELBO", values)
+    }
+
+    fn describe_test(&self, values: &[f64]) -> String {
+        describe_test_elbo(values)
+    }
+
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Vec<Figure> {
+        let (x_o, x_u) = self.completion.mask().split(&test.x);
+        let nll = iw_nll_figure("-log p(x_u|x_o)", self.net(), (&x_u, Some(&x_o)), ctx);
+        let (vae, store) = self.net();
+        let units = active_units_figure(vae, store, &x_u, Some(&x_o));
+        nll.into_iter().chain([units]).collect()
+    }
+
+    fn pictures(
+        &self,
+        test: &TestData,
+        out: &Path,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<PathBuf>, RunError> {
+        let mut grids = Grids::new(out, test.split.image_shape());
+        let picture = self.sample_picture(test, 12, rng);
+        grids.grid(files::COMPLETION, &picture.images, picture.cols)?;
+        Ok(grids.finish())
+    }
+
+    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
+        let store = &self.params.store;
+        Picture {
+            images: pictures::completions(&self.completion, store, &test.x, n, SAMPLES, rng),
+            cols: SAMPLES + 2,
+            what: format!("completions of {} test images", n.min(test.split.len())),
+        }
+    }
+
+    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
+        self.params.save(path, metadata)
+    }
+
+    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
+        self.params.restore(path, what)
+    }
+}
+
+/// `--model regressor`: the [`Regressor`] with its parameters and optimizer, as a run trains
+/// it. Its test figure is the exact `-ln p(x_u|x_o)`, reported in the ELBO's columns with a KL
+/// of 0.
+pub struct RegressorModel {
+    regressor: Regressor,
+    params: Params,
+}
+
+impl RegressorModel {
+    /// The regressor of `config` for images of `shape`, initialised from the run's seed.
+    ///
+    /// Panics unless `config.likelihood` is Bernoulli ([`REGRESSOR`]'s check).
+    pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let mut store = ParamStore::new();
+        let vae = config.vae_config(shape);
+        let rng = &mut config.init_rng();
+        let regressor = Regressor::new(&mut store, &vae, config.observe, shape, rng);
+        RegressorModel {
+            regressor,
+            params: Params::new(store, config),
+        }
+    }
+
+    /// The exact `-ln p(x_u|x_o)` per image of `x`, averaged.
+    fn nll(&self, x: &Matrix) -> f64 {
+        let mut total = 0.0f64;
+        for rows in x.axis_chunks_iter(Axis(0), CHUNK) {
+            let tape = Tape::new();
+            let p = self.params.store.bind_frozen(&tape);
+            let loss = self.regressor.loss(&p, &rows.to_owned());
+            let recon = loss
+                .part("recon")
+                .expect("the regressor's loss reports `recon`");
+            total += f64::from(recon.value().sum());
+        }
+        total / x.nrows().max(1) as f64
+    }
+}
+
+impl RunModel for RegressorModel {
+    fn columns(&self) -> Columns {
+        ELBO_COLUMNS
+    }
+
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+        let regressor = &self.regressor;
+        let (store, opt) = self.params.at_lr(ctx.lr);
+        let mean = train::epoch(
+            store,
+            opt,
+            data.all(),
+            ctx.batch_size,
+            ctx.rng,
+            |p, batch, _| regressor.loss(p, &batch.images),
+            &mut *ctx.on_batch,
+        );
+        vec![train_neg_elbo(&mean)]
+    }
+
+    fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let nll = self.nll(&test.x);
+        vec![nll, nll, 0.0]
+    }
+
+    fn describe(&self, values: &[f64]) -> String {
+        describe_elbo("train -ELBO", values)
+    }
+
+    fn describe_test(&self, values: &[f64]) -> String {
+        describe_test_elbo(values)
+    }
+
+    fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Vec<Figure> {
+        vec![nll_figure("-log p(x_u|x_o)", self.nll(&test.x), None)]
+    }
+
+    fn pictures(
+        &self,
+        test: &TestData,
+        out: &Path,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<PathBuf>, RunError> {
+        let mut grids = Grids::new(out, test.split.image_shape());
+        let picture = self.sample_picture(test, 12, rng);
+        grids.grid(files::COMPLETION, &picture.images, picture.cols)?;
+        Ok(grids.finish())
+    }
+
+    fn sample_picture(&self, test: &TestData, n: usize, _rng: &mut ChaCha8Rng) -> Picture {
+        let store = &self.params.store;
+        Picture {
+            images: pictures::regressions(&self.regressor, store, &test.x, n),
+            cols: 3,
+            what: format!("completions of {} test images", n.min(test.split.len())),
+        }
+    }
+
+    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
+        self.params.save(path, metadata)
+    }
+
+    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
+        self.params.restore(path, what)
     }
 }
 

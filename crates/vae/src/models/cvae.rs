@@ -6,7 +6,20 @@ use autodiff::{Matrix, Var};
 use nn::{Bound, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Loss, Prior, Vae, VaeConfig};
+use std::path::{Path, PathBuf};
+
+use nn::checkpoint::Metadata;
+
+use super::report::{
+    ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_values,
+    iw_nll_figure, label_pictures, label_sample_picture, label_samples, train_neg_elbo,
+};
+use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
+use crate::run::{
+    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
+    Sample, Samples, TestData, TrainData,
+};
+use crate::{eval, train};
 
 /// The number of classes of MNIST and Fashion-MNIST.
 pub const CLASSES: usize = 10;
@@ -60,6 +73,111 @@ impl Cvae {
     ) -> Loss<'t> {
         let y = p.constant(one_hot(labels));
         self.vae.loss(p, x, Some(y), rng)
+    }
+}
+
+/// `--model cvae` in the registry.
+pub const MODEL: ModelEntry = ModelEntry {
+    name: "cvae",
+    about: "the VAE conditioned on the label",
+    settings: &[],
+    check: |_| Ok(()),
+    build: |config, shape| Box::new(CvaeModel::new(config, shape)),
+};
+
+/// `--model cvae`: the [`Cvae`] with its parameters and optimizer, as a run trains it.
+pub struct CvaeModel {
+    cvae: Cvae,
+    params: Params,
+}
+
+impl CvaeModel {
+    /// The CVAE of `config` for images of `shape`, initialised from the run's seed.
+    pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let mut store = ParamStore::new();
+        let cvae = Cvae::new(&mut store, config.vae_config(shape), &mut config.init_rng());
+        CvaeModel {
+            cvae,
+            params: Params::new(store, config),
+        }
+    }
+
+    fn net(&self) -> (&Vae, &ParamStore) {
+        (self.cvae.vae(), &self.params.store)
+    }
+}
+
+impl RunModel for CvaeModel {
+    fn columns(&self) -> Columns {
+        ELBO_COLUMNS
+    }
+
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+        let cvae = &self.cvae;
+        let (store, opt) = self.params.at_lr(ctx.lr);
+        let mean = train::epoch(
+            store,
+            opt,
+            data.all(),
+            ctx.batch_size,
+            ctx.rng,
+            |p, batch, rng| cvae.loss(p, p.constant(batch.images), &batch.labels, rng),
+            &mut *ctx.on_batch,
+        );
+        vec![train_neg_elbo(&mean)]
+    }
+
+    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let (vae, store) = self.net();
+        elbo_values(eval::elbo(vae, store, &test.x, Some(&test.one_hot()), rng))
+    }
+
+    fn describe(&self, values: &[f64]) -> String {
+        describe_elbo("train -ELBO", values)
+    }
+
+    fn describe_test(&self, values: &[f64]) -> String {
+        describe_test_elbo(values)
+    }
+
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Vec<Figure> {
+        let y = test.one_hot();
+        let nll = iw_nll_figure("-log p(x|y)", self.net(), (&test.x, Some(&y)), ctx);
+        let (vae, store) = self.net();
+        let units = active_units_figure(vae, store, &test.x, Some(&y));
+        nll.into_iter().chain([units]).collect()
+    }
+
+    fn pictures(
+        &self,
+        test: &TestData,
+        out: &Path,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<PathBuf>, RunError> {
+        label_pictures(self.net(), test, out, rng)
+    }
+
+    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
+        label_sample_picture(self.net(), n, rng)
+    }
+
+    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
+        self.params.save(path, metadata)
+    }
+
+    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
+        self.params.restore(path, what)
+    }
+
+    fn sampler(&self) -> Option<&dyn Sample> {
+        Some(self)
+    }
+}
+
+impl Sample for CvaeModel {
+    /// Labels 0–9 in turn, z ~ N(0, I), the decoder's means.
+    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Samples {
+        label_samples(self.net(), n, rng)
     }
 }
 

@@ -14,8 +14,26 @@ use autodiff::{Matrix, Var, concat_cols};
 use nn::{Bound, Mlp, MlpConfig, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
+use std::path::{Path, PathBuf};
+
+use autodiff::Tape;
+use ndarray::{Axis, s};
+use nn::checkpoint::Metadata;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
 use super::cvae::{CLASSES, one_hot};
-use super::{Loss, Prior, Vae, VaeConfig};
+use super::report::{
+    active_units_figure, describe_elbo, describe_test_elbo, label_pictures, label_sample_picture,
+    label_samples,
+};
+use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
+use crate::data::{Split, TrainSet};
+use crate::run::{
+    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
+    Sample, Samples, Score, Setting, TestData, TrainData,
+};
+use crate::train;
 
 /// The paper's weight of the classification term.
 pub const PAPER_ALPHA: f32 = 0.1;
@@ -162,6 +180,263 @@ impl M2 {
         let u = self.unlabeled(p, p.constant(unlabeled), rng).bound;
         let objective = (l.sum() + ce.sum() * ce_weight + u.sum()) * (1.0 / examples);
         Loss::new(objective, [("u", u), ("l", l), ("ce", ce)])
+    }
+}
+
+/// `--model m2` in the registry.
+pub const MODEL: ModelEntry = ModelEntry {
+    name: "m2",
+    about: "semi-supervised M2",
+    settings: &[Setting::Labels, Setting::Alpha],
+    check: |config| {
+        if config.labels == 0 || config.labels % CLASSES != 0 {
+            return Err(
+                "--labels must be a positive multiple of 10 (the same number per class)".into(),
+            );
+        }
+        Ok(())
+    },
+    build: |config, shape| Box::new(M2Model::new(config, shape)),
+};
+
+/// Rows evaluated at once by the test bound (each decoded under ten labels).
+const BOUND_CHUNK: usize = 400;
+
+/// Rows classified at once.
+const CLASSIFY_CHUNK: usize = 4096;
+
+/// The labeled subset of M2: `per_class` examples of each class, drawn with `rng`.
+pub fn balanced_subset(
+    labels: &[u8],
+    per_class: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<usize>, RunError> {
+    let mut chosen = Vec::with_capacity(per_class * CLASSES);
+    for class in 0..CLASSES as u8 {
+        let mut of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        if of_class.len() < per_class {
+            return Err(RunError::Config(format!(
+                "--labels: only {} training images of class {class}, {per_class} wanted",
+                of_class.len()
+            )));
+        }
+        of_class.shuffle(rng);
+        chosen.extend_from_slice(&of_class[..per_class]);
+    }
+    chosen.sort_unstable();
+    Ok(chosen)
+}
+
+/// `--model m2`: [`M2`] with its parameters and optimizer, as a run trains it on a
+/// class-balanced labeled subset (`--labels`) and the rest of the images unlabeled. Its train
+/// column is the objective; its test columns are the bound `U(x)` with its parts and the
+/// classification error.
+pub struct M2Model {
+    m2: M2,
+    params: Params,
+    labels: usize,
+    seed: u64,
+}
+
+impl M2Model {
+    /// M2 of `config` for images of `shape`, initialised from the run's seed.
+    pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let mut store = ParamStore::new();
+        let vae = config.vae_config(shape);
+        let m2 = M2::new(&mut store, vae, config.alpha, &mut config.init_rng());
+        M2Model {
+            m2,
+            params: Params::new(store, config),
+            labels: config.labels,
+            seed: config.seed,
+        }
+    }
+
+    fn net(&self) -> (&Vae, &ParamStore) {
+        (self.m2.vae(), &self.params.store)
+    }
+
+    /// `U(x)` of the rows of `x`, chunk by chunk: `each` sees every chunk's parts (recon, kl),
+    /// each a column of one value per row.
+    fn bound_chunks(
+        &self,
+        x: &Matrix,
+        rng: &mut ChaCha8Rng,
+        mut each: impl FnMut(&Matrix, &Matrix),
+    ) {
+        for start in (0..x.nrows()).step_by(BOUND_CHUNK) {
+            let rows = x.slice(s![start..(start + BOUND_CHUNK).min(x.nrows()), ..]);
+            let tape = Tape::new();
+            let p = self.params.store.bind_frozen(&tape);
+            let u = self.m2.unlabeled(&p, p.constant(rows.to_owned()), rng);
+            each(&u.recon.value(), &u.kl.value());
+        }
+    }
+
+    /// The fraction of test images whose most probable class under `q(y|x)` is not their label.
+    fn error(&self, test: &TestData) -> f64 {
+        let mut wrong = 0usize;
+        let chunks = test.x.axis_chunks_iter(Axis(0), CLASSIFY_CHUNK);
+        for (chunk, rows) in chunks.enumerate() {
+            let tape = Tape::new();
+            let p = self.params.store.bind_frozen(&tape);
+            let log_q = self.m2.log_q_y(&p, p.constant(rows.to_owned())).value();
+            for (i, row) in log_q.rows().into_iter().enumerate() {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |b, (c, &v)| if v > b.1 { (c, v) } else { b },
+                    )
+                    .0;
+                if best != usize::from(test.split.labels()[chunk * CLASSIFY_CHUNK + i]) {
+                    wrong += 1;
+                }
+            }
+        }
+        wrong as f64 / test.x.nrows().max(1) as f64
+    }
+}
+
+impl RunModel for M2Model {
+    fn columns(&self) -> Columns {
+        Columns {
+            train: &["train_loss"],
+            test: &["test_neg_elbo", "test_recon", "test_kl", "test_error"],
+        }
+    }
+
+    /// A class-balanced labeled subset of `--labels` images, drawn with the run's seed on a
+    /// stream of its own, and the rest unlabeled.
+    fn train_data(&self, config: &RunConfig, train: Split) -> Result<TrainData, RunError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(4);
+        let labeled = balanced_subset(train.labels(), self.labels / CLASSES, &mut rng)?;
+        let mut is_labeled = vec![false; train.len()];
+        for &i in &labeled {
+            is_labeled[i] = true;
+        }
+        let unlabeled: Vec<usize> = (0..train.len()).filter(|&i| !is_labeled[i]).collect();
+        if unlabeled.is_empty() {
+            return Err(RunError::Config(
+                "--labels: every training image is labeled; nothing is left unlabeled".into(),
+            ));
+        }
+        Ok(TrainData::SemiSupervised {
+            labeled: TrainSet::new(train.subset(&labeled), config.binarize),
+            unlabeled: TrainSet::new(train.subset(&unlabeled), config.binarize),
+        })
+    }
+
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+        let TrainData::SemiSupervised { labeled, unlabeled } = data else {
+            panic!("M2 trains on the semi-supervised split of its train_data");
+        };
+        let counts = Counts {
+            labeled: labeled.len(),
+            unlabeled: unlabeled.len(),
+        };
+        let m2 = &self.m2;
+        let (store, opt) = self.params.at_lr(ctx.lr);
+        let mean = train::semi_supervised_epoch(
+            store,
+            opt,
+            labeled,
+            unlabeled,
+            (ctx.batch_size.min(labeled.len()), ctx.batch_size),
+            ctx.rng,
+            |p, l, u, rng| m2.loss(p, (l.images, &l.labels), u.images, counts, rng),
+            &mut *ctx.on_batch,
+        );
+        vec![mean.loss]
+    }
+
+    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let (mut recon, mut kl) = (0.0f64, 0.0f64);
+        self.bound_chunks(&test.x, rng, |r, k| {
+            recon += f64::from(r.sum());
+            kl += f64::from(k.sum());
+        });
+        let n = test.x.nrows().max(1) as f64;
+        vec![(recon + kl) / n, recon / n, kl / n, self.error(test)]
+    }
+
+    fn describe(&self, values: &[f64]) -> String {
+        let error = 100.0 * values[4];
+        format!(
+            "{}  error {error:5.2}%",
+            describe_elbo("train loss", values)
+        )
+    }
+
+    fn describe_test(&self, values: &[f64]) -> String {
+        describe_test_elbo(values)
+    }
+
+    fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Vec<Figure> {
+        let error = self.error(test);
+        let (vae, store) = self.net();
+        vec![
+            Figure {
+                name: "classification error",
+                value: error,
+                line: format!("test classification error {:.2}%", 100.0 * error),
+                importance_samples: None,
+            },
+            active_units_figure(vae, store, &test.x, Some(&test.one_hot())),
+        ]
+    }
+
+    fn pictures(
+        &self,
+        test: &TestData,
+        out: &Path,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<PathBuf>, RunError> {
+        label_pictures(self.net(), test, out, rng)
+    }
+
+    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
+        label_sample_picture(self.net(), n, rng)
+    }
+
+    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
+        self.params.save(path, metadata)
+    }
+
+    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
+        self.params.restore(path, what)
+    }
+
+    fn sampler(&self) -> Option<&dyn Sample> {
+        Some(self)
+    }
+
+    fn scorer(&self) -> Option<&dyn Score> {
+        Some(self)
+    }
+}
+
+impl Sample for M2Model {
+    /// Labels 0–9 in turn, z ~ N(0, I), the decoder's means.
+    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Samples {
+        label_samples(self.net(), n, rng)
+    }
+}
+
+impl Score for M2Model {
+    fn score_name(&self) -> &'static str {
+        "U(x)"
+    }
+
+    /// The bound `U(x)` on `-ln p(x)` of each image, the label summed out.
+    fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let mut scores = Vec::with_capacity(x.nrows());
+        self.bound_chunks(x, rng, |r, k| {
+            scores.extend((r.iter().zip(k)).map(|(&r, &k)| f64::from(r) + f64::from(k)));
+        });
+        scores
     }
 }
 

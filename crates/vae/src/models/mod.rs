@@ -1,68 +1,111 @@
-//! The models. Each is one file: its config, its constructor, its loss.
+//! The models. Each is one file: its config, its constructor, its loss, and the [`RunModel`]
+//! that a run trains, with its [`ModelEntry`]; [`MODELS`] lists the entries.
 
 mod completion;
 mod cvae;
 mod m2;
+pub mod report;
 mod vae;
 
-pub use completion::{Completion, Mask, Observe, ParseObserveError, Regressor};
-pub use cvae::{CLASSES, Cvae, one_hot};
-pub use m2::{Counts, M2, PAPER_ALPHA, Unlabeled};
-pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, bernoulli_means};
+pub use completion::{
+    Completion, CompletionModel, Mask, Observe, ParseObserveError, Regressor, RegressorModel,
+};
+pub use cvae::{CLASSES, Cvae, CvaeModel, one_hot};
+pub use m2::{Counts, M2, M2Model, PAPER_ALPHA, Unlabeled, balanced_subset};
+pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, bernoulli_means};
 
 use std::fmt;
 use std::str::FromStr;
 
 use autodiff::Var;
 
-/// Which model a run trains (`--model`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ModelKind {
-    /// The VAE (M1).
-    #[default]
-    Vae,
-    /// The VAE conditioned on the label.
-    Cvae,
-    /// The completion CVAE: the unobserved pixels given the observed ones.
-    Completion,
-    /// The deterministic completion baseline.
-    Regressor,
-    /// Semi-supervised M2.
-    M2,
+use crate::run::{RunConfig, RunModel, Setting};
+
+/// Every model `--model` can name, in the order the help lists them: one line per model.
+pub static MODELS: &[&ModelEntry] = &[
+    &vae::MODEL,
+    &cvae::MODEL,
+    &completion::MODEL,
+    &completion::REGRESSOR,
+    &m2::MODEL,
+];
+
+/// A model as the registry knows it: its name, the settings of its own, how it is built.
+pub struct ModelEntry {
+    /// Its `--model` name, also in checkpoints and `config.toml`.
+    pub name: &'static str,
+    /// What it is, in a few words.
+    pub about: &'static str,
+    /// The settings only this model reads (they define its run, so checkpoints keep them).
+    pub settings: &'static [Setting],
+    /// Rejects settings the model cannot train with, saying which flag is wrong.
+    pub check: fn(&RunConfig) -> Result<(), String>,
+    /// The model `config` describes, for images of `shape` (height, width), initialised from
+    /// the run's seed.
+    pub build: fn(&RunConfig, (usize, usize)) -> Box<dyn RunModel>,
 }
+
+/// Which model a run trains (`--model`): an entry of [`MODELS`].
+#[derive(Clone, Copy)]
+pub struct ModelKind(&'static ModelEntry);
 
 /// An unknown `--model` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model `{0}` (expected vae, cvae, completion, regressor or m2)")]
+#[error("unknown model `{0}` (expected {names})", names = ModelKind::names())]
 pub struct ParseModelKindError(pub String);
 
 impl ModelKind {
-    /// Every kind, in the order the help lists them.
-    pub const ALL: [ModelKind; 5] = [
-        ModelKind::Vae,
-        ModelKind::Cvae,
-        ModelKind::Completion,
-        ModelKind::Regressor,
-        ModelKind::M2,
-    ];
-
     /// The name on the command line and in checkpoints.
     pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Vae => "vae",
-            ModelKind::Cvae => "cvae",
-            ModelKind::Completion => "completion",
-            ModelKind::Regressor => "regressor",
-            ModelKind::M2 => "m2",
+        self.0.name
+    }
+
+    /// Its registry entry.
+    pub fn entry(self) -> &'static ModelEntry {
+        self.0
+    }
+
+    /// Every kind, in the registry's order.
+    pub fn all() -> impl Iterator<Item = ModelKind> {
+        MODELS.iter().map(|&e| ModelKind(e))
+    }
+
+    /// `vae, cvae, ... or m2`.
+    fn names() -> String {
+        let names: Vec<&str> = MODELS.iter().map(|e| e.name).collect();
+        match names.split_last() {
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
         }
+    }
+}
+
+impl Default for ModelKind {
+    /// The VAE, the first entry.
+    fn default() -> Self {
+        ModelKind(MODELS[0])
+    }
+}
+
+impl PartialEq for ModelKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for ModelKind {}
+
+impl fmt::Debug for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ModelKind({})", self.name())
     }
 }
 
 impl FromStr for ModelKind {
     type Err = ParseModelKindError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ModelKind::ALL
-            .into_iter()
+        ModelKind::all()
             .find(|k| k.name() == s)
             .ok_or_else(|| ParseModelKindError(s.to_string()))
     }

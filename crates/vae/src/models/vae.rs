@@ -16,8 +16,22 @@ use autodiff::{
 use nn::{Activation, Bound, Init, Linear, Mlp, MlpConfig, ParamId, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
-use super::Loss;
+use std::path::{Path, PathBuf};
+
+use ndarray::s;
+use nn::checkpoint::Metadata;
+
+use super::report::{
+    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_values,
+    iw_nll_figure, train_neg_elbo,
+};
+use super::{Loss, ModelEntry};
 use crate::dist::standard_normal;
+use crate::run::{
+    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
+    Sample, Samples, Score, TestData, TrainData, files,
+};
+use crate::{eval, image, pictures, train};
 
 /// The decoder's distribution over pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -326,6 +340,152 @@ impl Vae {
 /// The means σ(l) of Bernoulli pixels with logits `l`: a picture in [0, 1].
 pub fn bernoulli_means(logits: &Matrix) -> Matrix {
     logits.mapv(|l| 1.0 / (1.0 + (-l).exp()))
+}
+
+/// `--model vae` in the registry.
+pub const MODEL: ModelEntry = ModelEntry {
+    name: "vae",
+    about: "the VAE (M1)",
+    settings: &[],
+    check: |_| Ok(()),
+    build: |config, shape| Box::new(VaeModel::new(config, shape)),
+};
+
+/// `--model vae`: the [`Vae`] with its parameters and optimizer, as a run trains it.
+pub struct VaeModel {
+    vae: Vae,
+    params: Params,
+}
+
+impl VaeModel {
+    /// The VAE of `config` for images of `shape`, initialised from the run's seed.
+    pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let mut store = ParamStore::new();
+        let vae = Vae::new(&mut store, config.vae_config(shape), &mut config.init_rng());
+        VaeModel {
+            vae,
+            params: Params::new(store, config),
+        }
+    }
+}
+
+impl RunModel for VaeModel {
+    fn columns(&self) -> Columns {
+        ELBO_COLUMNS
+    }
+
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+        let vae = &self.vae;
+        let (store, opt) = self.params.at_lr(ctx.lr);
+        let mean = train::epoch(
+            store,
+            opt,
+            data.all(),
+            ctx.batch_size,
+            ctx.rng,
+            |p, batch, rng| vae.loss(p, p.constant(batch.images), None, rng),
+            &mut *ctx.on_batch,
+        );
+        vec![train_neg_elbo(&mean)]
+    }
+
+    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        elbo_values(eval::elbo(
+            &self.vae,
+            &self.params.store,
+            &test.x,
+            None,
+            rng,
+        ))
+    }
+
+    fn describe(&self, values: &[f64]) -> String {
+        describe_elbo("train -ELBO", values)
+    }
+
+    fn describe_test(&self, values: &[f64]) -> String {
+        describe_test_elbo(values)
+    }
+
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Vec<Figure> {
+        let net = (&self.vae, &self.params.store);
+        let nll = iw_nll_figure("-log p(x)", net, (&test.x, None), ctx);
+        let units = active_units_figure(net.0, net.1, &test.x, None);
+        nll.into_iter().chain([units]).collect()
+    }
+
+    fn pictures(
+        &self,
+        test: &TestData,
+        out: &Path,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<PathBuf>, RunError> {
+        let (vae, store) = (&self.vae, &self.params.store);
+        let mut grids = Grids::new(out, test.split.image_shape());
+        let x = test.x.slice(s![..test.x.nrows().min(64), ..]).to_owned();
+        grids.grid(files::SAMPLES, &pictures::samples(vae, store, 64, rng), 8)?;
+        let reconstructions = pictures::reconstructions(vae, store, &x, 4, 16);
+        grids.grid(files::RECONSTRUCTIONS, &reconstructions, 16)?;
+        let interpolation = pictures::interpolation(vae, store, &x, 8, 10);
+        grids.grid(files::INTERPOLATION, &interpolation, 12)?;
+        if vae.config().latent_dim == 2 {
+            grids.grid(files::MANIFOLD, &pictures::manifold(vae, store, 20), 20)?;
+            let means = eval::posterior_means(vae, store, &test.x, None);
+            let points: Vec<(f32, f32)> = means.rows().into_iter().map(|r| (r[0], r[1])).collect();
+            image::save_scatter(
+                &grids.other(files::LATENT),
+                &points,
+                test.split.labels(),
+                600,
+            )?;
+        }
+        Ok(grids.finish())
+    }
+
+    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
+        Picture {
+            images: self.sample(n, rng).images,
+            cols: (n as f64).sqrt().ceil().max(1.0) as usize,
+            what: format!("{n} samples"),
+        }
+    }
+
+    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
+        self.params.save(path, metadata)
+    }
+
+    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
+        self.params.restore(path, what)
+    }
+
+    fn sampler(&self) -> Option<&dyn Sample> {
+        Some(self)
+    }
+
+    fn scorer(&self) -> Option<&dyn Score> {
+        Some(self)
+    }
+}
+
+impl Sample for VaeModel {
+    /// Decoder means of z ~ N(0, I).
+    fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Samples {
+        Samples {
+            images: pictures::samples(&self.vae, &self.params.store, n, rng),
+            labels: None,
+        }
+    }
+}
+
+impl Score for VaeModel {
+    fn score_name(&self) -> &'static str {
+        "-ELBO"
+    }
+
+    /// The negative ELBO of each image, one sample of z.
+    fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        eval::neg_elbo_rows(&self.vae, &self.params.store, x, None, rng)
+    }
 }
 
 /// `[μ | log σ²]` (batch×2·latent) as its two halves.

@@ -1,0 +1,172 @@
+//! What the VAE family shares in a run: its `metrics.csv` columns and lines (the negative ELBO
+//! and its parts), its end-of-run figures (the importance-weighted log-likelihood and the active
+//! units), the label-conditioned pictures, and a grid writer for the pictures of any model.
+
+use std::path::{Path, PathBuf};
+
+use autodiff::Matrix;
+use nn::ParamStore;
+use rand_chacha::ChaCha8Rng;
+
+use super::{CLASSES, Metrics, Vae};
+use crate::dist::standard_normal;
+use crate::eval::{self, Elbo, decode_images};
+use crate::image;
+use crate::pictures;
+use crate::run::{Columns, Figure, Finish, Picture, RunError, Samples, TestData, files};
+
+/// The columns of every model with an ELBO: the training −ELBO, the test −ELBO and its parts.
+pub const ELBO_COLUMNS: Columns = Columns {
+    train: &["train_neg_elbo"],
+    test: &["test_neg_elbo", "test_recon", "test_kl"],
+};
+
+/// The training −ELBO of an epoch's mean metrics: recon + kl whatever β.
+pub fn train_neg_elbo(mean: &Metrics) -> f64 {
+    mean.part("recon").unwrap_or(0.0) + mean.part("kl").unwrap_or(0.0)
+}
+
+/// The test columns of [`ELBO_COLUMNS`].
+pub fn elbo_values(elbo: Elbo) -> Vec<f64> {
+    vec![elbo.neg_elbo, elbo.recon, elbo.kl]
+}
+
+/// `{train} 165.092  test -ELBO 128.338 (recon 105.308, KL 23.030)` of `[train, −ELBO, recon,
+/// KL, ...]`, the train figure named `train`.
+pub fn describe_elbo(train: &str, values: &[f64]) -> String {
+    format!(
+        "{train} {:8.3}  test -ELBO {:8.3} (recon {:8.3}, KL {:7.3})",
+        values[0], values[1], values[2], values[3]
+    )
+}
+
+/// `test -ELBO 98.67 nats (recon 68.78, KL 29.89)` of `[−ELBO, recon, KL, ...]`.
+pub fn describe_test_elbo(values: &[f64]) -> String {
+    format!(
+        "test -ELBO {:.2} nats (recon {:.2}, KL {:.2})",
+        values[0], values[1], values[2]
+    )
+}
+
+/// `what` (e.g. `-log p(x)`) of the rows of `x` given `cond`, estimated with `ctx.iw_samples`
+/// importance samples (skipped when there are none).
+pub fn iw_nll_figure(
+    what: &'static str,
+    (vae, store): (&Vae, &ParamStore),
+    (x, cond): (&Matrix, Option<&Matrix>),
+    ctx: &mut Finish<'_>,
+) -> Option<Figure> {
+    let k = ctx.iw_samples;
+    (k > 0).then(|| {
+        (ctx.note)(&format!(
+            "estimating the log-likelihood of {} test images with {k} importance samples",
+            x.nrows()
+        ));
+        let nll = eval::iw_nll(vae, store, x, cond, k, ctx.rng);
+        nll_figure(what, nll, Some(k))
+    })
+}
+
+/// The figure `test {what} {nll} nats`.
+pub fn nll_figure(what: &'static str, nll: f64, importance_samples: Option<usize>) -> Figure {
+    Figure {
+        name: what,
+        value: nll,
+        line: format!("test {what} {nll:.2} nats"),
+        importance_samples,
+    }
+}
+
+/// The latent dimensions in use over the rows of `x` given `cond`: `active units 29 of 32`.
+pub fn active_units_figure(
+    vae: &Vae,
+    store: &ParamStore,
+    x: &Matrix,
+    cond: Option<&Matrix>,
+) -> Figure {
+    let au = eval::active_units(vae, store, x, cond);
+    Figure {
+        name: "active units",
+        value: au.count as f64,
+        line: format!("active units {} of {}", au.count, au.variances.len()),
+        importance_samples: None,
+    }
+}
+
+/// Pictures written into one run directory, the paths remembered.
+pub struct Grids<'a> {
+    out: &'a Path,
+    shape: (usize, usize),
+    written: Vec<PathBuf>,
+}
+
+impl<'a> Grids<'a> {
+    /// Grids of images of `shape` into `out`.
+    pub fn new(out: &'a Path, shape: (usize, usize)) -> Self {
+        Grids {
+            out,
+            shape,
+            written: Vec::new(),
+        }
+    }
+
+    /// Writes `images` (one a row, in [0, 1]) as `name`, `cols` to a row.
+    pub fn grid(&mut self, name: &str, images: &Matrix, cols: usize) -> Result<(), RunError> {
+        let path = self.out.join(name);
+        image::save_grid(&path, images, self.shape, cols)?;
+        self.written.push(path);
+        Ok(())
+    }
+
+    /// The path of `name` in the directory, remembered as written (for pictures drawn another
+    /// way).
+    pub fn other(&mut self, name: &str) -> PathBuf {
+        let path = self.out.join(name);
+        self.written.push(path.clone());
+        path
+    }
+
+    /// Every path written.
+    pub fn finish(self) -> Vec<PathBuf> {
+        self.written
+    }
+}
+
+/// The pictures of a label-conditioned VAE: `classes.png` and `analogies.png`.
+pub fn label_pictures(
+    (vae, store): (&Vae, &ParamStore),
+    test: &TestData,
+    out: &Path,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<PathBuf>, RunError> {
+    let mut grids = Grids::new(out, test.split.image_shape());
+    grids.grid(files::CLASSES, &pictures::classes(vae, store, 10, rng), 10)?;
+    let analogies = pictures::analogies(vae, store, &test.x, test.split.labels(), 10);
+    grids.grid(files::ANALOGIES, &analogies, CLASSES + 1)?;
+    Ok(grids.finish())
+}
+
+/// `vae-train sample` of a label-conditioned VAE: a row of draws under each label.
+pub fn label_sample_picture(
+    (vae, store): (&Vae, &ParamStore),
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> Picture {
+    let per_class = n.div_ceil(CLASSES);
+    Picture {
+        images: pictures::classes(vae, store, per_class, rng),
+        cols: per_class,
+        what: "samples under each label".into(),
+    }
+}
+
+/// `n` draws of a label-conditioned VAE: labels 0–9 in turn, z ~ N(0, I).
+pub fn label_samples((vae, store): (&Vae, &ParamStore), n: usize, rng: &mut ChaCha8Rng) -> Samples {
+    let labels: Vec<u8> = (0..n).map(|i| (i % CLASSES) as u8).collect();
+    let z = standard_normal(rng, (n, vae.config().latent_dim));
+    let images = decode_images(vae, store, &z, Some(&super::one_hot(&labels)));
+    Samples {
+        images,
+        labels: Some(labels),
+    }
+}
