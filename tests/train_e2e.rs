@@ -4,7 +4,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use henbun::autodiff::Matrix;
+use henbun::vae::chart;
 use henbun::vae::data::Binarize;
+use henbun::vae::models::ModelKind;
 use henbun::vae::run::{self, RunConfig, Silent, files};
 
 /// A fresh, empty directory under the system's temp dir.
@@ -26,6 +29,18 @@ fn small(epochs: usize) -> RunConfig {
         iw_samples: 0,
         ..RunConfig::default()
     }
+}
+
+/// `curves.png` of the run in `dir` is a PNG of the size its `metrics.csv` columns call for.
+fn assert_curves(dir: &Path) {
+    let bytes = fs::read(dir.join(files::CURVES)).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", dir.display());
+    // The IHDR chunk opens the file: width and height, big-endian, at bytes 16 and 20.
+    let side = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    let metrics = fs::read_to_string(dir.join(files::METRICS)).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let expected = chart::curves_size(chart::panels(&header).len());
+    assert_eq!((side(16), side(20)), expected, "{}", dir.display());
 }
 
 fn metrics_without_timing(dir: &Path) -> Vec<String> {
@@ -64,6 +79,7 @@ fn a_few_hundred_steps_lower_the_test_neg_elbo() {
     ] {
         assert!(dir.join(name).is_file(), "{name} missing");
     }
+    assert_curves(&dir);
     // Only 2-D latent spaces get a manifold and a scatter.
     assert!(!dir.join(files::MANIFOLD).exists());
     fs::remove_dir_all(&dir).unwrap();
@@ -139,6 +155,7 @@ fn every_conditional_model_trains_writes_its_pictures_and_resumes_exactly() {
         for name in pictures {
             assert!(a.join(name).is_file(), "{model}: {name} missing");
         }
+        assert_curves(&a);
         let estimated = summary
             .figures
             .iter()
@@ -188,4 +205,59 @@ fn m2_learns_to_classify_from_a_few_labels() {
     let error = summary.figure("classification error").unwrap().value;
     assert!(error < 0.4, "test error {error}");
     fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn every_model_that_samples_or_scores_does_so_sensibly() {
+    let mut sampled = Vec::new();
+    let mut scored = Vec::new();
+    for kind in ModelKind::all() {
+        let dir = scratch(&format!("abilities-{kind}"));
+        run::train(small_model(kind.name(), 3), &dir, None, &mut Silent).unwrap();
+        let loaded = run::load(&dir.join(files::CHECKPOINT), RunConfig::default()).unwrap();
+        let (model, test) = (&loaded.model, &loaded.test);
+        let mut rng = run::evaluation_rng(0);
+        if let Some(sampler) = model.sampler() {
+            let samples = sampler.sample(25, &mut rng);
+            assert_eq!(samples.images.dim(), (25, 784), "{kind}");
+            assert!(
+                samples.images.iter().all(|v| (0.0..=1.0).contains(v)),
+                "{kind}: pixels outside [0, 1]"
+            );
+            if let Some(labels) = &samples.labels {
+                assert_eq!(labels.len(), 25, "{kind}");
+                assert!(labels.iter().all(|&y| y < 10), "{kind}");
+            }
+            sampled.push(kind.name());
+        }
+        if let Some(scorer) = model.scorer() {
+            // 200 test images against 200 images of uniform noise: the model has seen digits,
+            // so it scores the noise as far less likely (higher) on average.
+            let n = 200;
+            let x = test
+                .x
+                .slice(henbun::autodiff::ndarray::s![..n, ..])
+                .to_owned();
+            let noise =
+                Matrix::from_shape_fn((n, 784), |(i, j)| ((i * 7919 + j * 104_729) % 2) as f32);
+            let mean = |v: Vec<f64>| {
+                assert_eq!(v.len(), n, "{kind}");
+                assert!(v.iter().all(|s| s.is_finite()), "{kind}");
+                v.iter().sum::<f64>() / n as f64
+            };
+            let (digits, noise) = (
+                mean(scorer.score(&x, &mut rng)),
+                mean(scorer.score(&noise, &mut rng)),
+            );
+            assert!(
+                digits < noise,
+                "{kind}: {} digits {digits}, noise {noise}",
+                scorer.score_name()
+            );
+            scored.push(kind.name());
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+    assert_eq!(sampled, ["vae", "cvae", "m2"]);
+    assert_eq!(scored, ["vae", "m2"]);
 }

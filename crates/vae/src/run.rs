@@ -392,6 +392,7 @@ impl RunConfig {
                     | "binarize"
                     | "activation"
                     | "likelihood"
+                    | "lr_schedule"
                     | "train_limit"
             );
             let value = match key {

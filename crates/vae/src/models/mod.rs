@@ -202,6 +202,67 @@ impl MetricsMean {
     }
 }
 
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_name_is_unique_and_parses_back() {
+        let names: Vec<&str> = ModelKind::all().map(ModelKind::name).collect();
+        assert_eq!(names, ["vae", "cvae", "completion", "regressor", "m2"]);
+        for kind in ModelKind::all() {
+            assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+        }
+        assert_eq!(ModelKind::default().name(), "vae");
+        let err = "gan".parse::<ModelKind>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown model `gan` (expected vae, cvae, completion, regressor or m2)"
+        );
+    }
+
+    #[test]
+    fn each_model_reports_as_many_values_as_it_has_columns() {
+        use crate::data::{Binarize, Split};
+        use crate::run::{Epoch, TestData};
+        use rand::SeedableRng;
+        // 20 random 4×4 images of the ten labels.
+        let pixels: Vec<u8> = (0..20 * 16).map(|i| ((i * 37) % 256) as u8).collect();
+        let labels: Vec<u8> = (0..20).map(|i| (i % 10) as u8).collect();
+        let split = Split::new(pixels, labels, (4, 4));
+        for kind in ModelKind::all() {
+            let config = RunConfig {
+                model: kind,
+                hidden: vec![3],
+                latent_dim: 2,
+                labels: 10,
+                batch_size: 8,
+                binarize: Binarize::Static,
+                ..RunConfig::default()
+            };
+            let mut model = (kind.entry().build)(&config, (4, 4));
+            let columns = model.columns();
+            let data = model.train_data(&config, split.clone()).unwrap();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            let mut steps = 0;
+            let train = model.train_epoch(
+                &data,
+                &mut Epoch {
+                    rng: &mut rng,
+                    batch_size: 8,
+                    lr: 1e-3,
+                    on_batch: &mut |_| steps += 1,
+                },
+            );
+            assert_eq!(train.len(), columns.train.len(), "{kind}");
+            assert_eq!(steps, data.batches(8), "{kind}");
+            let test = model.test(&TestData::new(split.clone()), &mut rng);
+            assert_eq!(test.len(), columns.test.len(), "{kind}");
+            assert!(train.iter().chain(&test).all(|v| v.is_finite()), "{kind}");
+        }
+    }
+}
+
 /// A tiny configuration for tests: `input_dim` pixels, one tanh hidden layer of 5, Bernoulli,
 /// no condition.
 #[cfg(test)]
