@@ -202,6 +202,43 @@ impl MetricsMean {
     }
 }
 
+/// A tiny configuration for tests: `input_dim` pixels, one tanh hidden layer of 5, Bernoulli,
+/// no condition.
+#[cfg(test)]
+pub(crate) fn tiny_config(input_dim: usize, latent_dim: usize) -> VaeConfig {
+    VaeConfig {
+        input_dim,
+        hidden: vec![5],
+        latent_dim,
+        activation: nn::Activation::Tanh,
+        likelihood: Likelihood::Bernoulli,
+        beta: 1.0,
+        cond_dim: 0,
+        prior: Prior::Standard,
+    }
+}
+
+/// A tiny VAE for tests ([`tiny_config`] with `likelihood`), seeded weights.
+#[cfg(test)]
+pub(crate) fn tiny_vae(
+    input_dim: usize,
+    latent_dim: usize,
+    likelihood: Likelihood,
+) -> (nn::ParamStore, Vae) {
+    use rand::SeedableRng;
+    let mut store = nn::ParamStore::new();
+    let config = VaeConfig {
+        likelihood,
+        ..tiny_config(input_dim, latent_dim)
+    };
+    let vae = Vae::new(
+        &mut store,
+        config,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+    );
+    (store, vae)
+}
+
 #[cfg(test)]
 mod registry_tests {
     use super::*;
@@ -261,41 +298,4 @@ mod registry_tests {
             assert!(train.iter().chain(&test).all(|v| v.is_finite()), "{kind}");
         }
     }
-}
-
-/// A tiny configuration for tests: `input_dim` pixels, one tanh hidden layer of 5, Bernoulli,
-/// no condition.
-#[cfg(test)]
-pub(crate) fn tiny_config(input_dim: usize, latent_dim: usize) -> VaeConfig {
-    VaeConfig {
-        input_dim,
-        hidden: vec![5],
-        latent_dim,
-        activation: nn::Activation::Tanh,
-        likelihood: Likelihood::Bernoulli,
-        beta: 1.0,
-        cond_dim: 0,
-        prior: Prior::Standard,
-    }
-}
-
-/// A tiny VAE for tests ([`tiny_config`] with `likelihood`), seeded weights.
-#[cfg(test)]
-pub(crate) fn tiny_vae(
-    input_dim: usize,
-    latent_dim: usize,
-    likelihood: Likelihood,
-) -> (nn::ParamStore, Vae) {
-    use rand::SeedableRng;
-    let mut store = nn::ParamStore::new();
-    let config = VaeConfig {
-        likelihood,
-        ..tiny_config(input_dim, latent_dim)
-    };
-    let vae = Vae::new(
-        &mut store,
-        config,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
-    );
-    (store, vae)
 }
