@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vae::data::{Binarize, Dataset};
 use vae::models::{Likelihood, ModelKind, Observe};
 use vae::nn::Activation;
@@ -17,6 +17,27 @@ pub struct Cli {
     /// With no subcommand: `train`.
     #[command(flatten)]
     pub train: TrainArgs,
+}
+
+impl Cli {
+    /// The command line with `--model`'s help written from the model registry, so that a model
+    /// added there is listed with no edit here.
+    pub fn command_with_models() -> clap::Command {
+        let models: Vec<String> = ModelKind::all()
+            .map(|k| format!("{} ({})", k.name(), k.entry().about))
+            .collect();
+        let help = format!("{}.", models.join(", "));
+        let with_help = |a: Arg| a.help(help.clone());
+        Cli::command()
+            .mut_arg("model", with_help)
+            .mut_subcommand("train", |c| c.mut_arg("model", with_help))
+    }
+
+    /// Parses the process's arguments (exiting with clap's message on a bad one).
+    pub fn parse_with_models() -> Cli {
+        let matches = Cli::command_with_models().get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,8 +61,7 @@ fn positive(s: &str) -> Result<usize, String> {
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// vae, cvae (conditioned on the label), completion (the unobserved pixels given the
-    /// observed), regressor (completion's deterministic baseline), m2 (semi-supervised).
+    /// The model: its help lists the registry's entries (see `Cli::command_with_models`).
     #[arg(long, default_value = "vae")]
     pub model: ModelKind,
     /// completion and regressor: the part seen, left-half, top-half or quadrant (top-left).
@@ -209,6 +229,18 @@ mod tests {
         assert_eq!(cli.train.into_config().observe, Observe::LeftHalf);
         assert!(Cli::try_parse_from(["vae-train", "--model", "gan"]).is_err());
         assert!(Cli::try_parse_from(["vae-train", "--observe", "corner"]).is_err());
+    }
+
+    #[test]
+    fn the_model_help_lists_every_registered_model() {
+        let help = Cli::command_with_models().render_long_help().to_string();
+        for kind in ModelKind::all() {
+            assert!(
+                help.contains(&format!("{} ({})", kind.name(), kind.entry().about)),
+                "{kind} missing from: {help}"
+            );
+        }
+        Cli::command_with_models().debug_assert();
     }
 
     #[test]

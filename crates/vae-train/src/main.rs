@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use vae::image;
@@ -23,7 +22,7 @@ use cli::{Cli, Command, EvalArgs, SampleArgs, TrainArgs};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_models();
     let threads = match &cli.command {
         Some(Command::Train(a)) => a.threads,
         Some(Command::Eval(a)) => a.threads,

@@ -345,7 +345,7 @@ pub fn bernoulli_means(logits: &Matrix) -> Matrix {
 /// `--model vae` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "vae",
-    about: "the VAE (M1)",
+    about: "the VAE of Kingma & Welling, M1",
     settings: &[],
     check: |_| Ok(()),
     build: |config, shape| Box::new(VaeModel::new(config, shape)),
