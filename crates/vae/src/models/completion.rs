@@ -18,15 +18,15 @@ use autodiff::Tape;
 use nn::checkpoint::Metadata;
 
 use super::report::{
-    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_values,
-    iw_nll_figure, nll_figure, train_neg_elbo,
+    ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch, elbo_values,
+    iw_nll_figure, nll_figure,
 };
 use super::{Likelihood, Loss, ModelEntry, Prior, Vae, VaeConfig};
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Setting, TestData, TrainData, files,
 };
-use crate::{eval, pictures, train};
+use crate::{eval, image, pictures};
 
 /// Which part of the image is observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -288,17 +288,9 @@ impl RunModel for CompletionModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let completion = &self.completion;
-        let (store, opt) = self.params.at_lr(ctx.lr);
-        let mean = train::epoch(
-            store,
-            opt,
-            data.all(),
-            ctx.batch_size,
-            ctx.rng,
-            |p, batch, rng| completion.loss(p, &batch.images, rng),
-            &mut *ctx.on_batch,
-        );
-        vec![train_neg_elbo(&mean)]
+        elbo_epoch(&mut self.params, data, ctx, |p, batch, rng| {
+            completion.loss(p, &batch.images, rng)
+        })
     }
 
     fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -329,10 +321,15 @@ impl RunModel for CompletionModel {
         out: &Path,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
-        let mut grids = Grids::new(out, test.split.image_shape());
         let picture = self.sample_picture(test, 12, rng);
-        grids.grid(files::COMPLETION, &picture.images, picture.cols)?;
-        Ok(grids.finish())
+        let path = out.join(files::COMPLETION);
+        image::save_grid(
+            &path,
+            &picture.images,
+            test.split.image_shape(),
+            picture.cols,
+        )?;
+        Ok(vec![path])
     }
 
     fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
@@ -399,17 +396,9 @@ impl RunModel for RegressorModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let regressor = &self.regressor;
-        let (store, opt) = self.params.at_lr(ctx.lr);
-        let mean = train::epoch(
-            store,
-            opt,
-            data.all(),
-            ctx.batch_size,
-            ctx.rng,
-            |p, batch, _| regressor.loss(p, &batch.images),
-            &mut *ctx.on_batch,
-        );
-        vec![train_neg_elbo(&mean)]
+        elbo_epoch(&mut self.params, data, ctx, |p, batch, _| {
+            regressor.loss(p, &batch.images)
+        })
     }
 
     fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -435,10 +424,15 @@ impl RunModel for RegressorModel {
         out: &Path,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
-        let mut grids = Grids::new(out, test.split.image_shape());
         let picture = self.sample_picture(test, 12, rng);
-        grids.grid(files::COMPLETION, &picture.images, picture.cols)?;
-        Ok(grids.finish())
+        let path = out.join(files::COMPLETION);
+        image::save_grid(
+            &path,
+            &picture.images,
+            test.split.image_shape(),
+            picture.cols,
+        )?;
+        Ok(vec![path])
     }
 
     fn sample_picture(&self, test: &TestData, n: usize, _rng: &mut ChaCha8Rng) -> Picture {

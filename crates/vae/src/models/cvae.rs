@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 use nn::checkpoint::Metadata;
 
 use super::report::{
-    ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_values,
-    iw_nll_figure, label_pictures, label_sample_picture, label_samples, train_neg_elbo,
+    ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch, elbo_values,
+    iw_nll_figure, label_pictures, label_sample_picture, label_samples,
 };
 use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
+use crate::eval;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, TestData, TrainData,
 };
-use crate::{eval, train};
 
 /// The number of classes of MNIST and Fashion-MNIST.
 pub const CLASSES: usize = 10;
@@ -114,17 +114,9 @@ impl RunModel for CvaeModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let cvae = &self.cvae;
-        let (store, opt) = self.params.at_lr(ctx.lr);
-        let mean = train::epoch(
-            store,
-            opt,
-            data.all(),
-            ctx.batch_size,
-            ctx.rng,
-            |p, batch, rng| cvae.loss(p, p.constant(batch.images), &batch.labels, rng),
-            &mut *ctx.on_batch,
-        );
-        vec![train_neg_elbo(&mean)]
+        elbo_epoch(&mut self.params, data, ctx, |p, batch, rng| {
+            cvae.loss(p, p.constant(batch.images), &batch.labels, rng)
+        })
     }
 
     fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {

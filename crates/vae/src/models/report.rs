@@ -8,12 +8,18 @@ use autodiff::Matrix;
 use nn::ParamStore;
 use rand_chacha::ChaCha8Rng;
 
-use super::{CLASSES, Metrics, Vae};
+use super::{CLASSES, Loss, Metrics, Vae};
+use crate::data::Batch;
 use crate::dist::standard_normal;
 use crate::eval::{self, Elbo, decode_images};
 use crate::image;
 use crate::pictures;
-use crate::run::{Columns, Figure, Finish, Picture, RunError, Samples, TestData, files};
+use crate::train;
+use nn::Bound;
+
+use crate::run::{
+    Columns, Epoch, Figure, Finish, Params, Picture, RunError, Samples, TestData, TrainData, files,
+};
 
 /// The columns of every model with an ELBO: the training −ELBO, the test −ELBO and its parts.
 pub const ELBO_COLUMNS: Columns = Columns {
@@ -24,6 +30,28 @@ pub const ELBO_COLUMNS: Columns = Columns {
 /// The training −ELBO of an epoch's mean metrics: recon + kl whatever β.
 pub fn train_neg_elbo(mean: &Metrics) -> f64 {
     mean.part("recon").unwrap_or(0.0) + mean.part("kl").unwrap_or(0.0)
+}
+
+/// An epoch of [`train::epoch`] over all the training images with the loss `loss` builds for a
+/// batch, at the epoch's rate; returns the train column of [`ELBO_COLUMNS`].
+pub fn elbo_epoch(
+    params: &mut Params,
+    data: &TrainData,
+    ctx: &mut Epoch<'_>,
+    loss: impl for<'t> Fn(&Bound<'t>, Batch, &mut ChaCha8Rng) -> Loss<'t>,
+) -> Vec<f64> {
+    let (store, opt) = params.at_lr(ctx.lr);
+    let set = data.all();
+    let mean = train::epoch(
+        store,
+        opt,
+        set,
+        ctx.batch_size,
+        ctx.rng,
+        loss,
+        &mut *ctx.on_batch,
+    );
+    vec![train_neg_elbo(&mean)]
 }
 
 /// The test columns of [`ELBO_COLUMNS`].

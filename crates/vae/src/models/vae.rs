@@ -22,8 +22,8 @@ use ndarray::s;
 use nn::checkpoint::Metadata;
 
 use super::report::{
-    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_values,
-    iw_nll_figure, train_neg_elbo,
+    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch,
+    elbo_values, iw_nll_figure,
 };
 use super::{Loss, ModelEntry};
 use crate::dist::standard_normal;
@@ -31,7 +31,7 @@ use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, Score, TestData, TrainData, files,
 };
-use crate::{eval, image, pictures, train};
+use crate::{eval, image, pictures};
 
 /// The decoder's distribution over pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -376,17 +376,9 @@ impl RunModel for VaeModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let vae = &self.vae;
-        let (store, opt) = self.params.at_lr(ctx.lr);
-        let mean = train::epoch(
-            store,
-            opt,
-            data.all(),
-            ctx.batch_size,
-            ctx.rng,
-            |p, batch, rng| vae.loss(p, p.constant(batch.images), None, rng),
-            &mut *ctx.on_batch,
-        );
-        vec![train_neg_elbo(&mean)]
+        elbo_epoch(&mut self.params, data, ctx, |p, batch, rng| {
+            vae.loss(p, p.constant(batch.images), None, rng)
+        })
     }
 
     fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
