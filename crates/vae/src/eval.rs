@@ -33,6 +33,25 @@ fn cond_rows<'t>(
     cond.map(|c| p.constant(c.slice(s![rows, ..]).to_owned()))
 }
 
+/// The parts (recon, kl) of the negative ELBO of the rows of `x` given `cond`, one
+/// reparameterized sample each, chunk by chunk: `each` sees every chunk's two columns.
+fn neg_elbo_chunks(
+    (vae, store): (&Vae, &ParamStore),
+    (x, cond): (&Matrix, Option<&Matrix>),
+    rng: &mut ChaCha8Rng,
+    mut each: impl FnMut(&Matrix, &Matrix),
+) {
+    for start in (0..x.nrows()).step_by(CHUNK_ROWS) {
+        let rows = start..(start + CHUNK_ROWS).min(x.nrows());
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        let xv = p.constant(x.slice(s![rows.clone(), ..]).to_owned());
+        let c = cond_rows(&p, cond, rows);
+        let (r, k) = vae.neg_elbo_parts(&p, xv, c, rng);
+        each(&r.value(), &k.value());
+    }
+}
+
 /// The negative ELBO of every row of `x` (given the same row of `cond`, for a conditional
 /// model), one reparameterized sample each, averaged.
 pub fn elbo(
@@ -43,16 +62,10 @@ pub fn elbo(
     rng: &mut ChaCha8Rng,
 ) -> Elbo {
     let (mut recon, mut kl) = (0.0f64, 0.0f64);
-    for start in (0..x.nrows()).step_by(CHUNK_ROWS) {
-        let rows = start..(start + CHUNK_ROWS).min(x.nrows());
-        let tape = Tape::new();
-        let p = store.bind_frozen(&tape);
-        let xv = p.constant(x.slice(s![rows.clone(), ..]).to_owned());
-        let c = cond_rows(&p, cond, rows);
-        let (r, k) = vae.neg_elbo_parts(&p, xv, c, rng);
-        recon += f64::from(r.value().sum());
-        kl += f64::from(k.value().sum());
-    }
+    neg_elbo_chunks((vae, store), (x, cond), rng, |r, k| {
+        recon += f64::from(r.sum());
+        kl += f64::from(k.sum());
+    });
     let n = x.nrows().max(1) as f64;
     Elbo {
         neg_elbo: (recon + kl) / n,
@@ -71,20 +84,9 @@ pub fn neg_elbo_rows(
     rng: &mut ChaCha8Rng,
 ) -> Vec<f64> {
     let mut scores = Vec::with_capacity(x.nrows());
-    for start in (0..x.nrows()).step_by(CHUNK_ROWS) {
-        let rows = start..(start + CHUNK_ROWS).min(x.nrows());
-        let tape = Tape::new();
-        let p = store.bind_frozen(&tape);
-        let xv = p.constant(x.slice(s![rows.clone(), ..]).to_owned());
-        let c = cond_rows(&p, cond, rows);
-        let (r, k) = vae.neg_elbo_parts(&p, xv, c, rng);
-        let (r, k) = (r.value(), k.value());
-        scores.extend(
-            r.iter()
-                .zip(k.iter())
-                .map(|(&r, &k)| f64::from(r) + f64::from(k)),
-        );
-    }
+    neg_elbo_chunks((vae, store), (x, cond), rng, |r, k| {
+        scores.extend(r.iter().zip(k).map(|(&r, &k)| f64::from(r) + f64::from(k)));
+    });
     scores
 }
 
