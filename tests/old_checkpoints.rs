@@ -35,14 +35,18 @@ fn old_checkpoints_load_with_their_settings_and_evaluate() {
     let path = fixture("completion-before-trait.safetensors");
     let loaded = run::load(&path, RunConfig::default()).unwrap();
     assert_eq!(loaded.config.observe.to_string(), "left-half");
-    let figures = loaded.model.finish(
-        &loaded.test,
-        &mut Finish {
-            iw_samples: 3,
-            rng: &mut run::evaluation_rng(0),
-            note: &mut |_| {},
-        },
-    );
+    let figures = loaded
+        .model
+        .finish(
+            &loaded.test,
+            &mut Finish {
+                iw_samples: 3,
+                rng: &mut run::evaluation_rng(0),
+                note: &mut |_| {},
+                train: &loaded.train,
+            },
+        )
+        .unwrap();
     let nll = figures
         .iter()
         .find(|f| f.name == "-log p(x_u|x_o)")

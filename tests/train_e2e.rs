@@ -160,7 +160,7 @@ fn every_conditional_model_trains_writes_its_pictures_and_resumes_exactly() {
             .figures
             .iter()
             .find(|f| f.name.starts_with("-log p"));
-        assert_eq!(estimated.map(|f| f.name), nll, "{model}");
+        assert_eq!(estimated.map(|f| f.name.as_str()), nll, "{model}");
         let rows = fs::read_to_string(a.join(files::METRICS)).unwrap();
         let header = rows.lines().next().unwrap();
         assert_eq!(header.contains("test_error"), model == "m2", "{header}");
@@ -176,6 +176,71 @@ fn every_conditional_model_trains_writes_its_pictures_and_resumes_exactly() {
         run::train(small_model(model, 2), &b, None, &mut Silent).unwrap();
         let checkpoint = b.join(files::CHECKPOINT);
         run::train(small_model(model, 3), &b, Some(&checkpoint), &mut Silent).unwrap();
+        let bytes = |d: &Path| fs::read(d.join(files::CHECKPOINT)).unwrap();
+        assert!(
+            bytes(&a) == bytes(&b),
+            "{model}: 3 epochs differ from 2 + resume + 1"
+        );
+        assert_eq!(metrics_without_timing(&a), metrics_without_timing(&b));
+        for dir in [a, b] {
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_autoencoders_train_write_their_pictures_and_resume_exactly() {
+    for (model, pictures) in [
+        ("ae", &[files::RECONSTRUCTIONS][..]),
+        ("dae", &[files::RECONSTRUCTIONS, files::DENOISING]),
+    ] {
+        let config = |epochs| RunConfig {
+            binarize: Binarize::None,
+            ..small_model(model, epochs)
+        };
+        let (a, b) = (
+            scratch(&format!("{model}-a")),
+            scratch(&format!("{model}-b")),
+        );
+        let summary = run::train(config(3), &a, None, &mut Silent).unwrap();
+        for name in pictures {
+            assert!(a.join(name).is_file(), "{model}: {name} missing");
+        }
+        assert_curves(&a);
+        // The test squared error (the last column before `seconds`) falls epoch by epoch.
+        let errors: Vec<f64> = metrics_without_timing(&a)
+            .iter()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            errors[2] < errors[1] && errors[1] < errors[0],
+            "{model}: {errors:?}"
+        );
+        let figure = |name: &str| summary.figure(name).unwrap().value;
+        // metrics.csv keeps four decimals.
+        let error = figure("squared error");
+        assert!(
+            (error - errors[2]).abs() < 1e-3,
+            "{model}: {error} vs {errors:?}"
+        );
+        // PCA's 4 components, fitted to the same 600 images, leave an error well below the
+        // untrained network's and above zero.
+        let pca = figure("PCA squared error");
+        assert!(pca > 1.0 && pca < errors[0], "{model}: PCA {pca}");
+        for what in ["codes", "pixels"] {
+            let accuracy = figure(&format!("k-means accuracy, {what}"));
+            // Ten clusters of ten roughly balanced digits: chance is about 0.11.
+            assert!(
+                accuracy > 0.15 && accuracy <= 1.0,
+                "{model} {what}: {accuracy}"
+            );
+        }
+
+        // 2 epochs, a resume, 1 more: the same bytes as 3 in one go (the DAE's noise included).
+        run::train(config(2), &b, None, &mut Silent).unwrap();
+        let checkpoint = b.join(files::CHECKPOINT);
+        run::train(config(3), &b, Some(&checkpoint), &mut Silent).unwrap();
         let bytes = |d: &Path| fs::read(d.join(files::CHECKPOINT)).unwrap();
         assert!(
             bytes(&a) == bytes(&b),
@@ -259,5 +324,5 @@ fn every_model_that_samples_or_scores_does_so_sensibly() {
         fs::remove_dir_all(&dir).unwrap();
     }
     assert_eq!(sampled, ["vae", "cvae", "m2"]);
-    assert_eq!(scored, ["vae", "m2"]);
+    assert_eq!(scored, ["vae", "m2", "ae", "dae"]);
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vae::data::{Binarize, Dataset};
-use vae::models::{Likelihood, ModelKind, Observe};
+use vae::models::{Likelihood, ModelKind, NoiseKind, Observe};
 use vae::nn::Activation;
 use vae::run::{LrSchedule, RunConfig};
 
@@ -45,10 +45,12 @@ pub enum Command {
     /// Train a model (the default).
     Train(TrainArgs),
     /// Evaluate a checkpoint on the test set: -ELBO, importance-weighted log-likelihood, active
-    /// units (M2: the classification error).
+    /// units, k-means of the posterior means (M2: the classification error; ae and dae: the
+    /// squared error against PCA's, denoising, k-means of the codes against raw pixels).
     Eval(EvalArgs),
     /// Decode samples of a checkpoint into a PNG grid: from the prior (vae), under each label
-    /// (cvae, m2), or completions of test images (completion, regressor).
+    /// (cvae, m2), completions of test images (completion, regressor), or codes drawn from a
+    /// Gaussian fitted to the test codes (ae, dae).
     Sample(SampleArgs),
 }
 
@@ -73,6 +75,13 @@ pub struct TrainArgs {
     /// m2: weight α of the classification term (0.1 in the paper).
     #[arg(long, default_value_t = RunConfig::default().alpha)]
     pub alpha: f32,
+    /// dae: how the input is corrupted, mask, salt-pepper or gaussian.
+    #[arg(long, default_value = "mask")]
+    pub noise: NoiseKind,
+    /// dae: the fraction of pixels masked or salt-and-peppered, in [0, 1], or the Gaussian's σ
+    /// [default: 0.25, 0.25, 0.5].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub noise_level: Option<f32>,
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
@@ -100,9 +109,10 @@ pub struct TrainArgs {
     /// relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
-    /// dynamic (fresh Bernoulli draws each time), static (drawn once), none (grayscale targets).
-    #[arg(long, default_value = "dynamic")]
-    pub binarize: Binarize,
+    /// dynamic (fresh Bernoulli draws each time), static (drawn once), none (grayscale targets)
+    /// [default: dynamic; none for ae and dae].
+    #[arg(long)]
+    pub binarize: Option<Binarize>,
     /// bernoulli, or gaussian (unit variance: a squared error).
     #[arg(long, default_value = "bernoulli")]
     pub likelihood: Likelihood,
@@ -139,10 +149,12 @@ impl TrainArgs {
             observe: self.observe,
             labels: self.labels,
             alpha: self.alpha,
+            noise: self.noise,
+            noise_level: self.noise_level.unwrap_or(self.noise.default_level()),
             dataset: self.dataset,
             data_dir: self.data_dir,
             train_limit: self.train_limit,
-            binarize: self.binarize,
+            binarize: self.binarize.unwrap_or(self.model.entry().binarize),
             hidden: self.hidden,
             latent_dim: self.latent_dim,
             activation: self.activation,
@@ -229,6 +241,26 @@ mod tests {
         assert_eq!(cli.train.into_config().observe, Observe::LeftHalf);
         assert!(Cli::try_parse_from(["vae-train", "--model", "gan"]).is_err());
         assert!(Cli::try_parse_from(["vae-train", "--observe", "corner"]).is_err());
+        let cli = Cli::try_parse_from(["vae-train", "--model", "dae", "--noise", "gaussian"]);
+        let config = cli.unwrap().train.into_config();
+        assert_eq!(
+            (config.noise, config.noise_level),
+            (NoiseKind::Gaussian, 0.5)
+        );
+        assert!(Cli::try_parse_from(["vae-train", "--noise", "speckle"]).is_err());
+    }
+
+    #[test]
+    fn binarization_defaults_to_the_models_own() {
+        let config = |args: &[&str]| Cli::try_parse_from(args).unwrap().train.into_config();
+        assert_eq!(config(&["vae-train"]).binarize, Binarize::Dynamic);
+        for model in ["ae", "dae"] {
+            let c = config(&["vae-train", "--model", model]);
+            assert_eq!(c, RunConfig::for_model(model.parse().unwrap()));
+            assert_eq!(c.binarize, Binarize::None);
+            let c = config(&["vae-train", "--model", model, "--binarize", "dynamic"]);
+            assert_eq!(c.binarize, Binarize::Dynamic);
+        }
     }
 
     #[test]

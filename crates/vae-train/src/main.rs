@@ -146,8 +146,9 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
             iw_samples: args.iw_samples,
             rng: &mut rng,
             note: &mut |m| eprintln!("{m}"),
+            train: &loaded.train,
         },
-    );
+    )?;
     if let Some(k) = figures.iter().find_map(|f| f.importance_samples) {
         println!("(importance-weighted, K = {k})");
     }

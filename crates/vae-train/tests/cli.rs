@@ -29,6 +29,8 @@ fn assert_clean_failure(o: &Output, needle: &str) {
     assert!(!o.status.success(), "succeeded: {err}");
     assert!(!err.contains("panicked"), "panicked: {err}");
     assert!(err.contains(needle), "no `{needle}` in: {err}");
+    let errors = err.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "not one `error:` line: {err}");
 }
 
 /// `eval --iw-samples 5` and `sample --n n` on `checkpoint` succeed, the sample is a PNG at
@@ -153,6 +155,74 @@ fn each_conditional_model_trains_evaluates_and_samples_through_the_cli() {
 }
 
 #[test]
+fn the_autoencoders_train_evaluate_and_sample_through_the_cli() {
+    let dir = scratch("autoencoders");
+    for (model, noise, pictures) in [
+        ("ae", "mask", &["reconstructions.png", "latent.png"][..]),
+        (
+            "dae",
+            "salt-pepper",
+            &["reconstructions.png", "denoising.png", "latent.png"],
+        ),
+    ] {
+        let out = dir.join(model);
+        let o = vae_train(&[
+            "--model",
+            model,
+            "--noise",
+            noise,
+            "--train-limit",
+            "200",
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--latent-dim",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        for picture in pictures {
+            assert!(out.join(picture).is_file(), "{model}: {picture} missing");
+        }
+        let config = fs::read_to_string(out.join("config.toml")).unwrap();
+        // The autoencoders default to grayscale targets; only the DAE keeps a noise.
+        assert!(config.contains("binarize = \"none\""), "{config}");
+        assert_eq!(
+            config.contains("noise = \"salt-pepper\""),
+            model == "dae",
+            "{config}"
+        );
+        let figures = [
+            "test squared error",
+            "PCA with the same 2 components",
+            "salt-pepper 0.25 noise: the noisy input's squared error",
+            "k-means on the codes: cluster accuracy",
+            "k-means on the pixels: NMI",
+        ];
+        let png = dir.join(format!("{model}.png"));
+        let evaluated = eval_and_sample(&out.join("checkpoint.safetensors"), &png, 9);
+        for printed in [stdout.as_ref(), evaluated.as_str()] {
+            for figure in figures {
+                assert!(
+                    printed.contains(figure),
+                    "{model}: no `{figure}` in {printed}"
+                );
+            }
+            // The plain AE is measured on every noise, the DAE on its own.
+            assert_eq!(
+                printed.contains("mask 0.25 noise"),
+                model == "ae",
+                "{printed}"
+            );
+        }
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_model_settings_are_refused_by_name() {
     let o = vae_train(&["--model", "gan"]);
     assert_clean_failure(&o, "gan");
@@ -169,6 +239,23 @@ fn bad_model_settings_are_refused_by_name() {
         "1",
     ]);
     assert_clean_failure(&o, "bernoulli");
+    let o = vae_train(&["--model", "dae", "--noise-level", "1.5", "--epochs", "1"]);
+    assert_clean_failure(&o, "--noise-level 1.5 is out of range for --noise mask");
+    let o = vae_train(&[
+        "--model",
+        "dae",
+        "--noise",
+        "gaussian",
+        "--noise-level",
+        "-1",
+        "--epochs",
+        "1",
+    ]);
+    assert_clean_failure(&o, "--noise-level -1 is out of range for --noise gaussian");
+    let o = vae_train(&["--model", "dae", "--noise", "speckle"]);
+    assert_clean_failure(&o, "speckle");
+    let o = vae_train(&["--model", "ae", "--beta", "4", "--epochs", "1"]);
+    assert_clean_failure(&o, "--beta 4");
 }
 
 #[test]

@@ -1,5 +1,10 @@
 //! Evaluation of a trained VAE on fixed data: the ELBO with its parts, the importance-weighted
-//! log-likelihood, the active units, and the posterior means.
+//! log-likelihood, the active units, and the posterior means; and the evaluations of any
+//! representation: k-means clustering scored against the labels ([`cluster`]) and the PCA
+//! baseline of dimensionality reduction ([`pca`]).
+
+pub mod cluster;
+pub mod pca;
 
 use autodiff::{Matrix, Tape, reparameterize};
 use ndarray::{Axis, s};
@@ -218,11 +223,17 @@ pub fn active_units(
     x: &Matrix,
     cond: Option<&Matrix>,
 ) -> ActiveUnits {
-    let means = posterior_means(vae, store, x, cond);
-    let n = means.nrows().max(1) as f64;
-    let variances: Vec<f64> = means
-        .columns()
-        .into_iter()
+    let variances = column_variances(&posterior_means(vae, store, x, cond));
+    ActiveUnits {
+        count: variances.iter().filter(|&&v| v > 0.01).count(),
+        variances,
+    }
+}
+
+/// The variance over the rows of each column of `x` (the population variance, summed in f64).
+pub fn column_variances(x: &Matrix) -> Vec<f64> {
+    let n = x.nrows().max(1) as f64;
+    (x.columns().into_iter())
         .map(|c| {
             let mean = c.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
             c.iter()
@@ -230,11 +241,7 @@ pub fn active_units(
                 .sum::<f64>()
                 / n
         })
-        .collect();
-    ActiveUnits {
-        count: variances.iter().filter(|&&v| v > 0.01).count(),
-        variances,
-    }
+        .collect()
 }
 
 /// Decoder means of `z` (rows × latent, given `cond` row for row) as pictures in [0, 1].

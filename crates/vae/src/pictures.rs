@@ -40,10 +40,17 @@ pub fn reconstructions(
         &posterior_means(vae, store, &originals, None),
         None,
     );
+    above(&[&originals, &recon], cols)
+}
+
+/// Blocks of `cols` rows: the first `cols` images of each of `sets` one above the other, then
+/// the next `cols` of each, and so on (the sets have as many images each).
+pub fn above(sets: &[&Matrix], cols: usize) -> Matrix {
+    let n = sets[0].nrows();
     let rows: Vec<_> = (0..n.div_ceil(cols))
         .flat_map(|b| {
             let r = b * cols..((b + 1) * cols).min(n);
-            [originals.slice(s![r.clone(), ..]), recon.slice(s![r, ..])]
+            sets.iter().map(move |set| set.slice(s![r.clone(), ..]))
         })
         .collect();
     concatenate(Axis(0), &rows).expect("same widths")
@@ -211,6 +218,15 @@ mod tests {
         let (store, vae) = tiny_vae(4, latent_dim, Likelihood::Bernoulli);
         let x = Matrix::from_shape_fn((10, 4), |(i, j)| ((i + j) % 2) as f32);
         (store, vae, x)
+    }
+
+    #[test]
+    fn blocks_put_each_set_above_the_next() {
+        let a = Matrix::from_shape_fn((3, 1), |(i, _)| i as f32);
+        let b = a.mapv(|v| v + 10.0);
+        let rows = above(&[&a, &b], 2);
+        let order: Vec<f32> = rows.column(0).to_vec();
+        assert_eq!(order, [0.0, 1.0, 10.0, 11.0, 2.0, 12.0]);
     }
 
     #[test]

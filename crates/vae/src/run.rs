@@ -19,7 +19,9 @@ use crate::data::{
     Binarize, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, eval_targets, load_split,
 };
 use crate::image::ImageError;
-use crate::models::{Likelihood, Metrics, ModelKind, Observe, PAPER_ALPHA, Prior, VaeConfig};
+use crate::models::{
+    Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA, Prior, VaeConfig,
+};
 
 /// The file names of a run directory.
 pub mod files {
@@ -47,13 +49,15 @@ pub mod files {
     pub const ANALOGIES: &str = "analogies.png";
     /// Completion: the observed part, sampled completions, the truth.
     pub const COMPLETION: &str = "completion.png";
+    /// DAE: test images corrupted, denoised, and clean, in rows.
+    pub const DENOISING: &str = "denoising.png";
 }
 
 mod model;
 
 pub use model::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunModel, Sample, Samples, Score,
-    TestData, TrainData,
+    TestData, TrainData, TrainImages,
 };
 
 /// Everything that defines a run.
@@ -67,6 +71,10 @@ pub struct RunConfig {
     pub labels: usize,
     /// M2: the weight α of the classification term.
     pub alpha: f32,
+    /// DAE: how the input is corrupted.
+    pub noise: NoiseKind,
+    /// DAE: how much (the fraction of pixels, or the Gaussian's σ).
+    pub noise_level: f32,
     /// Which data set.
     pub dataset: Dataset,
     /// Where its files are (`None`: the usual places).
@@ -107,6 +115,8 @@ impl Default for RunConfig {
             observe: Observe::Quadrant,
             labels: 100,
             alpha: PAPER_ALPHA,
+            noise: NoiseKind::Mask,
+            noise_level: NoiseKind::Mask.default_level(),
             dataset: Dataset::Mnist,
             data_dir: None,
             train_limit: None,
@@ -220,6 +230,10 @@ pub enum Setting {
     Labels,
     /// `--alpha`.
     Alpha,
+    /// `--noise`.
+    Noise,
+    /// `--noise-level`.
+    NoiseLevel,
 }
 
 impl Setting {
@@ -229,6 +243,8 @@ impl Setting {
             Setting::Observe => "observe",
             Setting::Labels => "labels",
             Setting::Alpha => "alpha",
+            Setting::Noise => "noise",
+            Setting::NoiseLevel => "noise_level",
         }
     }
 
@@ -237,6 +253,8 @@ impl Setting {
             Setting::Observe => config.observe.to_string(),
             Setting::Labels => config.labels.to_string(),
             Setting::Alpha => config.alpha.to_string(),
+            Setting::Noise => config.noise.to_string(),
+            Setting::NoiseLevel => config.noise_level.to_string(),
         }
     }
 
@@ -246,12 +264,23 @@ impl Setting {
             Setting::Observe => config.observe = value.parse().ok()?,
             Setting::Labels => config.labels = value.parse().ok()?,
             Setting::Alpha => config.alpha = value.parse().ok()?,
+            Setting::Noise => config.noise = value.parse().ok()?,
+            Setting::NoiseLevel => config.noise_level = value.parse().ok()?,
         }
         Some(())
     }
 }
 
 impl RunConfig {
+    /// The defaults with `model`, and that model's own defaults (its binarization).
+    pub fn for_model(model: ModelKind) -> RunConfig {
+        RunConfig {
+            model,
+            binarize: model.entry().binarize,
+            ..RunConfig::default()
+        }
+    }
+
     /// The checkpoint metadata keys that define a run's trajectory, with their values.
     fn trajectory(&self) -> Vec<(&'static str, String)> {
         let hidden: Vec<String> = self.hidden.iter().map(usize::to_string).collect();
@@ -388,6 +417,7 @@ impl RunConfig {
                 key,
                 "model"
                     | "observe"
+                    | "noise"
                     | "dataset"
                     | "binarize"
                     | "activation"
@@ -489,6 +519,8 @@ pub struct Loaded {
     pub model: Box<dyn RunModel>,
     /// The test images with their fixed targets.
     pub test: TestData,
+    /// Where its training images are.
+    pub train: TrainImages,
 }
 
 /// The RNG of the training loop: the run's seed on a stream of its own, so that it never
@@ -557,10 +589,15 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     let mut model = (config.model.entry().build)(&config, test.image_shape());
     model.restore(path, Restore::Params)?;
     let test = TestData::new(eval_targets(&test, config.binarize));
+    let train = TrainImages {
+        dir,
+        limit: config.train_limit,
+    };
     Ok(Loaded {
         config,
         model,
         test,
+        train,
     })
 }
 
@@ -604,6 +641,10 @@ pub fn train(
         splits.dir.display()
     ));
     let mut model = (config.model.entry().build)(&config, splits.train.image_shape());
+    let train_images = TrainImages {
+        dir: splits.dir.clone(),
+        limit: config.train_limit,
+    };
     let mut rng = training_rng(config.seed);
     let mut start = 0;
     if let Some((path, meta)) = &resumed {
@@ -687,8 +728,9 @@ pub fn train(
             iw_samples: config.iw_samples,
             rng: &mut evaluation_rng(config.seed),
             note: &mut |m| observer.note(m),
+            train: &train_images,
         },
-    );
+    )?;
     let n_train = columns.train.len();
     Ok(Summary {
         epochs: config.epochs.max(start),

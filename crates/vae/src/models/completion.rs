@@ -22,6 +22,7 @@ use super::report::{
     iw_nll_figure, nll_figure,
 };
 use super::{Likelihood, Loss, ModelEntry, Prior, Vae, VaeConfig};
+use crate::data::Binarize;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Setting, TestData, TrainData, files,
@@ -232,6 +233,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     name: "completion",
     about: "the completion CVAE: the unobserved pixels given the observed ones",
     settings: &[Setting::Observe],
+    binarize: Binarize::Dynamic,
     check: |_| Ok(()),
     build: |config, shape| Box::new(CompletionModel::new(config, shape)),
 };
@@ -241,6 +243,7 @@ pub const REGRESSOR: ModelEntry = ModelEntry {
     name: "regressor",
     about: "the deterministic completion baseline",
     settings: &[Setting::Observe],
+    binarize: Binarize::Dynamic,
     check: |config| match config.likelihood {
         Likelihood::Bernoulli => Ok(()),
         Likelihood::Gaussian => {
@@ -307,12 +310,12 @@ impl RunModel for CompletionModel {
         describe_test_elbo(values)
     }
 
-    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Vec<Figure> {
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
         let (x_o, x_u) = self.completion.mask().split(&test.x);
         let nll = iw_nll_figure("-log p(x_u|x_o)", self.net(), (&x_u, Some(&x_o)), ctx);
         let (vae, store) = self.net();
         let units = active_units_figure(vae, store, &x_u, Some(&x_o));
-        nll.into_iter().chain([units]).collect()
+        Ok(nll.into_iter().chain([units]).collect())
     }
 
     fn pictures(
@@ -414,8 +417,8 @@ impl RunModel for RegressorModel {
         describe_test_elbo(values)
     }
 
-    fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Vec<Figure> {
-        vec![nll_figure("-log p(x_u|x_o)", self.nll(&test.x), None)]
+    fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
+        Ok(vec![nll_figure("-log p(x_u|x_o)", self.nll(&test.x), None)])
     }
 
     fn pictures(

@@ -15,6 +15,7 @@ use super::report::{
     iw_nll_figure, label_pictures, label_sample_picture, label_samples,
 };
 use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
+use crate::data::Binarize;
 use crate::eval;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
@@ -81,6 +82,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     name: "cvae",
     about: "the VAE conditioned on the label",
     settings: &[],
+    binarize: Binarize::Dynamic,
     check: |_| Ok(()),
     build: |config, shape| Box::new(CvaeModel::new(config, shape)),
 };
@@ -132,12 +134,12 @@ impl RunModel for CvaeModel {
         describe_test_elbo(values)
     }
 
-    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Vec<Figure> {
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
         let y = test.one_hot();
         let nll = iw_nll_figure("-log p(x|y)", self.net(), (&test.x, Some(&y)), ctx);
         let (vae, store) = self.net();
         let units = active_units_figure(vae, store, &test.x, Some(&y));
-        nll.into_iter().chain([units]).collect()
+        Ok(nll.into_iter().chain([units]).collect())
     }
 
     fn pictures(

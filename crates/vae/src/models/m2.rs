@@ -28,7 +28,7 @@ use super::report::{
     label_samples,
 };
 use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
-use crate::data::{Split, TrainSet};
+use crate::data::{Binarize, Split, TrainSet};
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, Score, Setting, TestData, TrainData,
@@ -188,6 +188,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     name: "m2",
     about: "semi-supervised M2",
     settings: &[Setting::Labels, Setting::Alpha],
+    binarize: Binarize::Dynamic,
     check: |config| {
         if config.labels == 0 || config.labels % CLASSES != 0 {
             return Err(
@@ -374,18 +375,18 @@ impl RunModel for M2Model {
         describe_test_elbo(values)
     }
 
-    fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Vec<Figure> {
+    fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
         let error = self.error(test);
         let (vae, store) = self.net();
-        vec![
+        Ok(vec![
             Figure {
-                name: "classification error",
+                name: "classification error".into(),
                 value: error,
                 line: format!("test classification error {:.2}%", 100.0 * error),
                 importance_samples: None,
             },
             active_units_figure(vae, store, &test.x, Some(&test.one_hot())),
-        ]
+        ])
     }
 
     fn pictures(

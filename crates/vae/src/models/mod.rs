@@ -1,16 +1,20 @@
 //! The models. Each is one file: its config, its constructor, its loss, and the [`RunModel`]
 //! that a run trains, with its [`ModelEntry`]; [`MODELS`] lists the entries.
 
+mod ae;
 mod completion;
 mod cvae;
+mod dae;
 mod m2;
 pub mod report;
 mod vae;
 
+pub use ae::{AeConfig, AeModel, Autoencoder};
 pub use completion::{
     Completion, CompletionModel, Mask, Observe, ParseObserveError, Regressor, RegressorModel,
 };
 pub use cvae::{CLASSES, Cvae, CvaeModel, one_hot};
+pub use dae::{Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
 pub use m2::{Counts, M2, M2Model, PAPER_ALPHA, Unlabeled, balanced_subset};
 pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, bernoulli_means};
 
@@ -19,6 +23,7 @@ use std::str::FromStr;
 
 use autodiff::Var;
 
+use crate::data::Binarize;
 use crate::run::{RunConfig, RunModel, Setting};
 
 /// Every model `--model` can name, in the order the help lists them: one line per model.
@@ -28,6 +33,8 @@ pub static MODELS: &[&ModelEntry] = &[
     &completion::MODEL,
     &completion::REGRESSOR,
     &m2::MODEL,
+    &ae::MODEL,
+    &dae::MODEL,
 ];
 
 /// A model as the registry knows it: its name, the settings of its own, how it is built.
@@ -38,6 +45,8 @@ pub struct ModelEntry {
     pub about: &'static str,
     /// The settings only this model reads (they define its run, so checkpoints keep them).
     pub settings: &'static [Setting],
+    /// How its targets are binarized when `--binarize` is not given.
+    pub binarize: Binarize,
     /// Rejects settings the model cannot train with, saying which flag is wrong.
     pub check: fn(&RunConfig) -> Result<(), String>,
     /// The model `config` describes, for images of `shape` (height, width), initialised from
@@ -246,7 +255,10 @@ mod registry_tests {
     #[test]
     fn every_registered_name_is_unique_and_parses_back() {
         let names: Vec<&str> = ModelKind::all().map(ModelKind::name).collect();
-        assert_eq!(names, ["vae", "cvae", "completion", "regressor", "m2"]);
+        assert_eq!(
+            names,
+            ["vae", "cvae", "completion", "regressor", "m2", "ae", "dae"]
+        );
         for kind in ModelKind::all() {
             assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
         }
@@ -254,7 +266,7 @@ mod registry_tests {
         let err = "gan".parse::<ModelKind>().unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown model `gan` (expected vae, cvae, completion, regressor or m2)"
+            "unknown model `gan` (expected vae, cvae, completion, regressor, m2, ae or dae)"
         );
     }
 

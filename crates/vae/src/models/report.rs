@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{CLASSES, Loss, Metrics, Vae};
 use crate::data::Batch;
 use crate::dist::standard_normal;
-use crate::eval::{self, Elbo, decode_images};
+use crate::eval::{self, Elbo, cluster, decode_images};
 use crate::image;
 use crate::pictures;
 use crate::train;
@@ -98,7 +98,7 @@ pub fn iw_nll_figure(
 /// The figure `test {what} {nll} nats`.
 pub fn nll_figure(what: &'static str, nll: f64, importance_samples: Option<usize>) -> Figure {
     Figure {
-        name: what,
+        name: what.into(),
         value: nll,
         line: format!("test {what} {nll:.2} nats"),
         importance_samples,
@@ -114,11 +114,40 @@ pub fn active_units_figure(
 ) -> Figure {
     let au = eval::active_units(vae, store, x, cond);
     Figure {
-        name: "active units",
+        name: "active units".into(),
         value: au.count as f64,
         line: format!("active units {} of {}", au.count, au.variances.len()),
         importance_samples: None,
     }
+}
+
+/// k-means with one cluster per class on the rows of `x` (the test set as `what` represents
+/// it: `posterior means`, `codes`, `pixels`), scored against `labels`: the cluster accuracy and
+/// the NMI, `k-means on the codes: cluster accuracy 81.20 %` and `... NMI 0.756`.
+pub fn cluster_figures(what: &str, x: &Matrix, labels: &[u8], ctx: &mut Finish<'_>) -> [Figure; 2] {
+    (ctx.note)(&format!(
+        "k-means on the {what} of {} test images ({} restarts)",
+        x.nrows(),
+        cluster::RESTARTS
+    ));
+    let scores = cluster::cluster_scores(x, labels, ctx.rng);
+    [
+        Figure {
+            name: format!("k-means accuracy, {what}"),
+            value: scores.accuracy,
+            line: format!(
+                "k-means on the {what}: cluster accuracy {:.2} %",
+                100.0 * scores.accuracy
+            ),
+            importance_samples: None,
+        },
+        Figure {
+            name: format!("k-means NMI, {what}"),
+            value: scores.nmi,
+            line: format!("k-means on the {what}: NMI {:.3}", scores.nmi),
+            importance_samples: None,
+        },
+    ]
 }
 
 /// Pictures written into one run directory, the paths remembered.
@@ -144,6 +173,14 @@ impl<'a> Grids<'a> {
         image::save_grid(&path, images, self.shape, cols)?;
         self.written.push(path);
         Ok(())
+    }
+
+    /// `latent.png`: the rows of `points` (2-D codes or posterior means of the test set),
+    /// coloured by `labels`.
+    pub fn latent(&mut self, points: &Matrix, labels: &[u8]) -> Result<(), RunError> {
+        let points: Vec<(f32, f32)> = points.rows().into_iter().map(|r| (r[0], r[1])).collect();
+        let path = self.other(files::LATENT);
+        Ok(image::save_scatter(&path, &points, labels, 600)?)
     }
 
     /// The path of `name` in the directory, remembered as written (for pictures drawn another

@@ -22,16 +22,17 @@ use ndarray::s;
 use nn::checkpoint::Metadata;
 
 use super::report::{
-    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch,
-    elbo_values, iw_nll_figure,
+    ELBO_COLUMNS, Grids, active_units_figure, cluster_figures, describe_elbo, describe_test_elbo,
+    elbo_epoch, elbo_values, iw_nll_figure,
 };
 use super::{Loss, ModelEntry};
+use crate::data::Binarize;
 use crate::dist::standard_normal;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, Score, TestData, TrainData, files,
 };
-use crate::{eval, image, pictures};
+use crate::{eval, pictures};
 
 /// The decoder's distribution over pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -347,6 +348,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     name: "vae",
     about: "the VAE of Kingma & Welling, M1",
     settings: &[],
+    binarize: Binarize::Dynamic,
     check: |_| Ok(()),
     build: |config, shape| Box::new(VaeModel::new(config, shape)),
 };
@@ -399,11 +401,13 @@ impl RunModel for VaeModel {
         describe_test_elbo(values)
     }
 
-    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Vec<Figure> {
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
         let net = (&self.vae, &self.params.store);
         let nll = iw_nll_figure("-log p(x)", net, (&test.x, None), ctx);
         let units = active_units_figure(net.0, net.1, &test.x, None);
-        nll.into_iter().chain([units]).collect()
+        let means = eval::posterior_means(net.0, net.1, &test.x, None);
+        let clusters = cluster_figures("posterior means", &means, test.split.labels(), ctx);
+        Ok(nll.into_iter().chain([units]).chain(clusters).collect())
     }
 
     fn pictures(
@@ -423,13 +427,7 @@ impl RunModel for VaeModel {
         if vae.config().latent_dim == 2 {
             grids.grid(files::MANIFOLD, &pictures::manifold(vae, store, 20), 20)?;
             let means = eval::posterior_means(vae, store, &test.x, None);
-            let points: Vec<(f32, f32)> = means.rows().into_iter().map(|r| (r[0], r[1])).collect();
-            image::save_scatter(
-                &grids.other(files::LATENT),
-                &points,
-                test.split.labels(),
-                600,
-            )?;
+            grids.latent(&means, test.split.labels())?;
         }
         Ok(grids.finish())
     }

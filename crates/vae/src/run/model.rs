@@ -11,7 +11,7 @@ use nn::{Adam, AdamConfig, Optimizer, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
 use super::{RunConfig, RunError};
-use crate::data::{Split, TrainSet};
+use crate::data::{Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
 use crate::models::{Metrics, one_hot};
 
 /// A model as a run trains, tests, pictures and checkpoints it. It owns its parameters and its
@@ -59,8 +59,9 @@ pub trait RunModel {
     }
 
     /// The figures of the end of a run (and of `vae-train eval`): a log-likelihood estimated with
-    /// importance samples, the active units, an error rate, ...
-    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Vec<Figure>;
+    /// importance samples, the active units, an error rate, a baseline fitted to the training
+    /// images, ...
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError>;
 
     /// Writes its pictures into `out` and returns their paths.
     fn pictures(
@@ -153,6 +154,29 @@ pub struct Finish<'a> {
     pub rng: &'a mut ChaCha8Rng,
     /// Tells the user what is taking long.
     pub note: &'a mut dyn FnMut(&str),
+    /// The run's training images, for a figure that needs them (e.g. a PCA baseline fitted on
+    /// them); read from disk only when asked.
+    pub train: &'a TrainImages,
+}
+
+/// Where a run's training images are: its data folder and `--train-limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainImages {
+    /// The folder of the four IDX gz files.
+    pub dir: PathBuf,
+    /// Only the first N images, if the run was limited.
+    pub limit: Option<usize>,
+}
+
+impl TrainImages {
+    /// Reads the training split (grayscale, as in the files).
+    pub fn load(&self) -> Result<Split, RunError> {
+        let mut split = load_split(&self.dir.join(TRAIN_IMAGES), &self.dir.join(TRAIN_LABELS))?;
+        if let Some(n) = self.limit {
+            split.truncate(n);
+        }
+        Ok(split)
+    }
 }
 
 /// Which parts of a checkpoint to read.
@@ -168,7 +192,7 @@ pub enum Restore {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
     /// What it is, e.g. `-log p(x)`, `classification error`, `active units`.
-    pub name: &'static str,
+    pub name: String,
     /// Its value (nats per image, a fraction, a count).
     pub value: f64,
     /// The line that reports it, e.g. `test -log p(x) 92.85 nats`.
