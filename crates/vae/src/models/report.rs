@@ -130,7 +130,7 @@ pub fn cluster_figures(what: &str, x: &Matrix, labels: &[u8], ctx: &mut Finish<'
         x.nrows(),
         cluster::RESTARTS
     ));
-    let scores = cluster::cluster_scores(x, labels, ctx.rng);
+    let scores = cluster::cluster_scores(x, labels);
     [
         Figure {
             name: format!("k-means accuracy, {what}"),
