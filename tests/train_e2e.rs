@@ -124,12 +124,13 @@ fn same_seed_same_bytes_and_a_resume_continues_exactly() {
     }
 }
 
-/// `small` for the model `name`, with 600 images and, for M2, 50 labels.
+/// `small` for the model `name`, with 600 training and 2000 test images and, for M2, 50 labels.
 fn small_model(name: &str, epochs: usize) -> RunConfig {
     RunConfig {
         model: name.parse().unwrap(),
         labels: 50,
         train_limit: Some(600),
+        test_limit: Some(2000),
         iw_samples: 20,
         ..small(epochs)
     }
@@ -194,8 +195,10 @@ fn the_autoencoders_train_write_their_pictures_and_resume_exactly() {
         ("ae", &[files::RECONSTRUCTIONS][..]),
         ("dae", &[files::RECONSTRUCTIONS, files::DENOISING]),
     ] {
+        // 500 test images: the end-of-run figures cluster the pixels too, 5 × 10 k-means fits.
         let config = |epochs| RunConfig {
             binarize: Binarize::None,
+            test_limit: Some(500),
             ..small_model(model, epochs)
         };
         let (a, b) = (

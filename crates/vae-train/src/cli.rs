@@ -128,6 +128,9 @@ pub struct TrainArgs {
     /// Train on the first N training images only.
     #[arg(long, value_name = "N", value_parser = positive)]
     pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub test_limit: Option<usize>,
     /// Importance samples for the final test log-likelihood (0: skip it).
     #[arg(long, value_name = "K", default_value_t = RunConfig::default().iw_samples)]
     pub iw_samples: usize,
@@ -154,6 +157,7 @@ impl TrainArgs {
             dataset: self.dataset,
             data_dir: self.data_dir,
             train_limit: self.train_limit,
+            test_limit: self.test_limit,
             binarize: self.binarize.unwrap_or(self.model.entry().binarize),
             hidden: self.hidden,
             latent_dim: self.latent_dim,
@@ -181,6 +185,9 @@ pub struct EvalArgs {
     /// Folder holding the data set's files.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Evaluate on the first N test images only.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub test_limit: Option<usize>,
     /// Worker threads (default: one per core).
     #[arg(long, value_parser = positive)]
     pub threads: Option<usize>,

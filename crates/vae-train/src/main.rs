@@ -126,6 +126,7 @@ fn print_figures(figures: &[run::Figure]) {
 fn evaluate(args: EvalArgs) -> Result<(), RunError> {
     let config = RunConfig {
         data_dir: args.data_dir,
+        test_limit: args.test_limit,
         iw_samples: args.iw_samples,
         ..RunConfig::default()
     };

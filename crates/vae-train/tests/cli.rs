@@ -33,11 +33,13 @@ fn assert_clean_failure(o: &Output, needle: &str) {
     assert_eq!(errors, 1, "not one `error:` line: {err}");
 }
 
-/// `eval --iw-samples 5` and `sample --n n` on `checkpoint` succeed, the sample is a PNG at
-/// `png`; returns what `eval` printed.
-fn eval_and_sample(checkpoint: &Path, png: &Path, n: usize) -> String {
+/// `eval --iw-samples 5` (with `more` flags) and `sample --n n` on `checkpoint` succeed, the
+/// sample is a PNG at `png`; returns what `eval` printed.
+fn eval_and_sample(checkpoint: &Path, png: &Path, n: usize, more: &[&str]) -> String {
     let checkpoint = checkpoint.to_str().unwrap();
-    let o = vae_train(&["eval", "--checkpoint", checkpoint, "--iw-samples", "5"]);
+    let mut args = vec!["eval", "--checkpoint", checkpoint, "--iw-samples", "5"];
+    args.extend(more);
+    let o = vae_train(&args);
     assert!(o.status.success(), "{checkpoint}: {}", stderr(&o));
     let printed = String::from_utf8_lossy(&o.stdout).into_owned();
     let n = n.to_string();
@@ -99,7 +101,12 @@ fn train_writes_every_file_then_eval_and_sample_read_the_checkpoint() {
         "{config}"
     );
 
-    let stdout = eval_and_sample(&out.join("checkpoint.safetensors"), &dir.join("s.png"), 9);
+    let stdout = eval_and_sample(
+        &out.join("checkpoint.safetensors"),
+        &dir.join("s.png"),
+        9,
+        &[],
+    );
     assert!(
         stdout.contains("test -ELBO")
             && stdout.contains("K = 5")
@@ -148,7 +155,7 @@ fn each_conditional_model_trains_evaluates_and_samples_through_the_cli() {
         assert!(config.contains(&format!("model = \"{model}\"")), "{config}");
 
         let png = dir.join(format!("{model}.png"));
-        let stdout = eval_and_sample(&out.join("checkpoint.safetensors"), &png, 4);
+        let stdout = eval_and_sample(&out.join("checkpoint.safetensors"), &png, 4, &[]);
         assert!(stdout.contains(figure), "{model} eval: {stdout}");
     }
     fs::remove_dir_all(&dir).unwrap();
@@ -179,6 +186,8 @@ fn the_autoencoders_train_evaluate_and_sample_through_the_cli() {
             "16",
             "--latent-dim",
             "2",
+            "--test-limit",
+            "500",
             "--out",
             out.to_str().unwrap(),
         ]);
@@ -203,7 +212,13 @@ fn the_autoencoders_train_evaluate_and_sample_through_the_cli() {
             "k-means on the pixels: NMI",
         ];
         let png = dir.join(format!("{model}.png"));
-        let evaluated = eval_and_sample(&out.join("checkpoint.safetensors"), &png, 9);
+        let evaluated = eval_and_sample(
+            &out.join("checkpoint.safetensors"),
+            &png,
+            9,
+            &["--test-limit", "500"],
+        );
+        assert!(evaluated.contains("test set, 500 images"), "{evaluated}");
         for printed in [stdout.as_ref(), evaluated.as_str()] {
             for figure in figures {
                 assert!(

@@ -81,6 +81,9 @@ pub struct RunConfig {
     pub data_dir: Option<PathBuf>,
     /// Train on the first N training images only.
     pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only (quick runs; not part of the trajectory, so a
+    /// checkpoint does not keep it).
+    pub test_limit: Option<usize>,
     /// How targets are binarized.
     pub binarize: Binarize,
     /// Encoder hidden widths (the decoder mirrors them).
@@ -120,6 +123,7 @@ impl Default for RunConfig {
             dataset: Dataset::Mnist,
             data_dir: None,
             train_limit: None,
+            test_limit: None,
             binarize: Binarize::Dynamic,
             hidden: vec![400],
             latent_dim: 32,
@@ -330,7 +334,7 @@ impl RunConfig {
     }
 
     /// Takes the trajectory-defining settings (model, data, optimisation, seed) from a
-    /// checkpoint's metadata, keeping `epochs`, `data_dir` and `iw_samples`.
+    /// checkpoint's metadata, keeping `epochs`, `data_dir`, `test_limit` and `iw_samples`.
     pub fn apply_checkpoint(&mut self, meta: &Metadata, path: &Path) -> Result<(), RunError> {
         let get = |key: &str| {
             meta.get(key).map(String::as_str).ok_or_else(|| {
@@ -403,6 +407,9 @@ impl RunConfig {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return fail("--beta must be a non-negative number");
         }
+        if self.test_limit == Some(0) {
+            return fail("--test-limit must be at least 1");
+        }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return fail("--alpha must be a non-negative number");
         }
@@ -434,6 +441,9 @@ impl RunConfig {
         }
         let _ = writeln!(s, "epochs = {}", self.epochs);
         let _ = writeln!(s, "iw_samples = {}", self.iw_samples);
+        if let Some(n) = self.test_limit {
+            let _ = writeln!(s, "test_limit = {n}");
+        }
         if let Some(dir) = &self.data_dir {
             let _ = writeln!(s, "data_dir = {:?}", dir.display().to_string());
         }
@@ -585,7 +595,10 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     let meta = checkpoint::read_metadata(path)?;
     config.apply_checkpoint(&meta, path)?;
     let dir = config.dataset.find_dir(config.data_dir.as_deref())?;
-    let test = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
+    let mut test = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
+    if let Some(n) = config.test_limit {
+        test.truncate(n);
+    }
     let mut model = (config.model.entry().build)(&config, test.image_shape());
     model.restore(path, Restore::Params)?;
     let test = TestData::new(eval_targets(&test, config.binarize));
@@ -630,9 +643,12 @@ pub fn train(
         None => None,
     };
     config.validate()?;
-    let splits = config
+    let mut splits = config
         .dataset
         .load(config.data_dir.as_deref(), config.train_limit)?;
+    if let Some(n) = config.test_limit {
+        splits.test.truncate(n);
+    }
     observer.note(&format!(
         "{}: {} training and {} test images from {}",
         config.dataset,

@@ -271,34 +271,64 @@ pub fn nmi(classes: &[usize], clusters: &[usize]) -> f64 {
     (mi / (0.5 * (h_u + h_v))).clamp(0.0, 1.0)
 }
 
-/// How k-means clusters of a representation match the labels.
+/// How k-means clusters of a representation match the labels: the mean and the standard
+/// deviation over [`TRIALS`] independent k-means fits (each the best of [`RESTARTS`] starts).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClusterScores {
-    /// [`cluster_accuracy`].
+    /// The mean [`cluster_accuracy`].
     pub accuracy: f64,
-    /// [`nmi`].
+    /// Its standard deviation over the trials.
+    pub accuracy_sd: f64,
+    /// The mean [`nmi`].
     pub nmi: f64,
+    /// Its standard deviation over the trials.
+    pub nmi_sd: f64,
 }
 
-/// Restarts of the k-means of [`cluster_scores`].
+/// Independent k-means fits that [`cluster_scores`] averages: the clusters, and so the scores,
+/// move by several points from one seed to another on a learned code.
+pub const TRIALS: usize = 5;
+
+/// Starts of each fit of [`cluster_scores`], the best kept (scikit-learn's `n_init`).
 pub const RESTARTS: usize = 10;
 
-/// The seed of the k-means of [`cluster_scores`]: fixed, so that a representation's scores do
-/// not depend on the run's seed or on what was drawn before them (the same pixels score the
-/// same whichever model's evaluation clusters them).
+/// The seed of the k-means of [`cluster_scores`] (trial t on its stream t): fixed, so that a
+/// representation's scores do not depend on the run's seed or on what was drawn before them
+/// (the same pixels score the same whichever model's evaluation clusters them).
 pub const SEED: u64 = 20_061_028;
 
-/// k-means with one cluster per class (`RESTARTS` starts, seeded with [`SEED`]) on the rows of
-/// `x`, scored against `labels`.
+/// k-means with one cluster per class on the rows of `x`, scored against `labels`: [`TRIALS`]
+/// fits of [`RESTARTS`] starts each, from [`SEED`].
 pub fn cluster_scores(x: &Matrix, labels: &[u8]) -> ClusterScores {
-    let rng = &mut ChaCha8Rng::seed_from_u64(SEED);
     let classes: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
     let k = dense(&classes).1.clamp(1, x.nrows().max(1));
-    let clusters = kmeans(x, k, RESTARTS, rng).assignments;
+    let (accuracies, nmis): (Vec<f64>, Vec<f64>) = (0..TRIALS)
+        .map(|t| {
+            let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+            rng.set_stream(t as u64);
+            let clusters = kmeans(x, k, RESTARTS, &mut rng).assignments;
+            (
+                cluster_accuracy(&classes, &clusters),
+                nmi(&classes, &clusters),
+            )
+        })
+        .unzip();
+    let (accuracy, accuracy_sd) = mean_sd(&accuracies);
+    let (nmi, nmi_sd) = mean_sd(&nmis);
     ClusterScores {
-        accuracy: cluster_accuracy(&classes, &clusters),
-        nmi: nmi(&classes, &clusters),
+        accuracy,
+        accuracy_sd,
+        nmi,
+        nmi_sd,
     }
+}
+
+/// The mean and the sample standard deviation (0 for one value).
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
 }
 
 #[cfg(test)]
@@ -371,10 +401,25 @@ mod tests {
     }
 
     #[test]
-    fn scores_depend_on_the_data_alone() {
+    fn scores_depend_on_the_data_alone_and_average_the_trials() {
         let x = random((120, 4), 8);
         let labels: Vec<u8> = (0..120).map(|i| (i % 3) as u8).collect();
-        assert_eq!(cluster_scores(&x, &labels), cluster_scores(&x, &labels));
+        let scores = cluster_scores(&x, &labels);
+        assert_eq!(scores, cluster_scores(&x, &labels));
+        // Each trial is a fit from its own stream of the seed: their mean and spread.
+        let classes: Vec<usize> = labels.iter().map(|&l| usize::from(l)).collect();
+        let accuracies: Vec<f64> = (0..TRIALS)
+            .map(|t| {
+                let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+                rng.set_stream(t as u64);
+                cluster_accuracy(&classes, &kmeans(&x, 3, RESTARTS, &mut rng).assignments)
+            })
+            .collect();
+        let mean = accuracies.iter().sum::<f64>() / TRIALS as f64;
+        assert!((scores.accuracy - mean).abs() < 1e-12);
+        assert!(scores.accuracy_sd >= 0.0 && scores.nmi_sd >= 0.0);
+        assert_eq!(mean_sd(&[1.0, 3.0]), (2.0, 2.0f64.sqrt()));
+        assert_eq!(mean_sd(&[5.0]), (5.0, 0.0));
     }
 
     #[test]
