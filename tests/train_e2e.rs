@@ -43,6 +43,24 @@ fn assert_curves(dir: &Path) {
     assert_eq!((side(16), side(20)), expected, "{}", dir.display());
 }
 
+/// `a` holds a run of 3 epochs of `config(3)`: 2 epochs of `config(2)` in `b`, a resume and 1
+/// more give the same checkpoint bytes and metrics; then both directories go.
+fn resumes_exactly(a: &Path, b: &Path, config: impl Fn(usize) -> RunConfig) {
+    let model = config(3).model;
+    run::train(config(2), b, None, &mut Silent).unwrap();
+    let checkpoint = b.join(files::CHECKPOINT);
+    run::train(config(3), b, Some(&checkpoint), &mut Silent).unwrap();
+    let bytes = |d: &Path| fs::read(d.join(files::CHECKPOINT)).unwrap();
+    assert!(
+        bytes(a) == bytes(b),
+        "{model}: 3 epochs differ from 2 + resume + 1"
+    );
+    assert_eq!(metrics_without_timing(a), metrics_without_timing(b));
+    for dir in [a, b] {
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 fn metrics_without_timing(dir: &Path) -> Vec<String> {
     fs::read_to_string(dir.join(files::METRICS))
         .unwrap()
@@ -173,19 +191,7 @@ fn every_conditional_model_trains_writes_its_pictures_and_resumes_exactly() {
             .collect();
         assert!(test[2] < test[0], "{model}: test {test:?}");
 
-        // 2 epochs, a resume, 1 more: the same bytes as 3 in one go.
-        run::train(small_model(model, 2), &b, None, &mut Silent).unwrap();
-        let checkpoint = b.join(files::CHECKPOINT);
-        run::train(small_model(model, 3), &b, Some(&checkpoint), &mut Silent).unwrap();
-        let bytes = |d: &Path| fs::read(d.join(files::CHECKPOINT)).unwrap();
-        assert!(
-            bytes(&a) == bytes(&b),
-            "{model}: 3 epochs differ from 2 + resume + 1"
-        );
-        assert_eq!(metrics_without_timing(&a), metrics_without_timing(&b));
-        for dir in [a, b] {
-            fs::remove_dir_all(dir).unwrap();
-        }
+        resumes_exactly(&a, &b, |epochs| small_model(model, epochs));
     }
 }
 
@@ -240,19 +246,8 @@ fn the_autoencoders_train_write_their_pictures_and_resume_exactly() {
             );
         }
 
-        // 2 epochs, a resume, 1 more: the same bytes as 3 in one go (the DAE's noise included).
-        run::train(config(2), &b, None, &mut Silent).unwrap();
-        let checkpoint = b.join(files::CHECKPOINT);
-        run::train(config(3), &b, Some(&checkpoint), &mut Silent).unwrap();
-        let bytes = |d: &Path| fs::read(d.join(files::CHECKPOINT)).unwrap();
-        assert!(
-            bytes(&a) == bytes(&b),
-            "{model}: 3 epochs differ from 2 + resume + 1"
-        );
-        assert_eq!(metrics_without_timing(&a), metrics_without_timing(&b));
-        for dir in [a, b] {
-            fs::remove_dir_all(dir).unwrap();
-        }
+        // The DAE's noise included.
+        resumes_exactly(&a, &b, config);
     }
 }
 

@@ -293,14 +293,14 @@ impl AeModel {
         );
         let who = self.who();
         [
-            figure(
+            Figure::new(
                 format!("noisy input, {noise}"),
                 noisy_error,
                 format!(
                     "{noise} noise: the noisy input's squared error {noisy_error:.2} per image"
                 ),
             ),
-            figure(
+            Figure::new(
                 format!("{who} output, {noise}"),
                 output_error,
                 format!(
@@ -310,24 +310,14 @@ impl AeModel {
         ]
     }
 
-    /// Codes drawn from the diagonal Gaussian fitted to the test set's codes, decoded: an
-    /// autoencoder has no prior to sample from, and these pictures show how little its code
-    /// space is filled.
+    /// Codes drawn from the diagonal Gaussian fitted to the test set's codes, decoded: the
+    /// simplest stand-in for the prior an autoencoder does not have.
     fn code_samples(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Matrix {
         let codes = self.ae.codes(&self.params.store, &test.x);
         let mean = codes.mean_axis(Axis(0)).expect("a test set");
         let sd = codes.std_axis(Axis(0), 0.0);
         let z = standard_normal(rng, (n, codes.ncols())) * &sd + &mean;
         self.ae.decode_images(&self.params.store, &z)
-    }
-}
-
-fn figure(name: String, value: f64, line: String) -> Figure {
-    Figure {
-        name,
-        value,
-        line,
-        importance_samples: None,
     }
 }
 
@@ -412,8 +402,8 @@ impl RunModel for AeModel {
 
     fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
         let error = squared_error(&test.x, &self.pictures_of(&test.x));
-        let mut figures = vec![figure(
-            "squared error".into(),
+        let mut figures = vec![Figure::new(
+            "squared error",
             error,
             format!("test squared error {error:.2} per image"),
         )];
@@ -426,8 +416,8 @@ impl RunModel for AeModel {
         ));
         let pca = Pca::fit(&run::images(&train), d).map_err(|e| RunError::Config(e.to_string()))?;
         let pca_error = squared_error(&test.x, &pca.reconstruct(&test.x));
-        figures.push(figure(
-            "PCA squared error".into(),
+        figures.push(Figure::new(
+            "PCA squared error",
             pca_error,
             format!(
                 "PCA with the same {d} components: test squared error {pca_error:.2} per image"
@@ -483,10 +473,7 @@ impl RunModel for AeModel {
         Picture {
             images: self.code_samples(test, n, rng),
             cols: (n as f64).sqrt().ceil().max(1.0) as usize,
-            what: format!(
-                "{n} decodings of codes drawn from a Gaussian fitted to the test codes \
-                 (an autoencoder has no prior)"
-            ),
+            what: format!("{n} decodings of codes drawn from a Gaussian fitted to the test codes"),
         }
     }
 

@@ -379,12 +379,11 @@ impl RunModel for M2Model {
         let error = self.error(test);
         let (vae, store) = self.net();
         Ok(vec![
-            Figure {
-                name: "classification error".into(),
-                value: error,
-                line: format!("test classification error {:.2}%", 100.0 * error),
-                importance_samples: None,
-            },
+            Figure::new(
+                "classification error",
+                error,
+                format!("test classification error {:.2}%", 100.0 * error),
+            ),
             active_units_figure(vae, store, &test.x, Some(&test.one_hot())),
         ])
     }

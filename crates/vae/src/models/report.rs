@@ -113,12 +113,11 @@ pub fn active_units_figure(
     cond: Option<&Matrix>,
 ) -> Figure {
     let au = eval::active_units(vae, store, x, cond);
-    Figure {
-        name: "active units".into(),
-        value: au.count as f64,
-        line: format!("active units {} of {}", au.count, au.variances.len()),
-        importance_samples: None,
-    }
+    Figure::new(
+        "active units",
+        au.count as f64,
+        format!("active units {} of {}", au.count, au.variances.len()),
+    )
 }
 
 /// k-means with one cluster per class on the rows of `x` (the test set as `what` represents
@@ -135,25 +134,23 @@ pub fn cluster_figures(what: &str, x: &Matrix, labels: &[u8], ctx: &mut Finish<'
     let scores = cluster::cluster_scores(x, labels);
     let fits = cluster::TRIALS;
     [
-        Figure {
-            name: format!("k-means accuracy, {what}"),
-            value: scores.accuracy,
-            line: format!(
+        Figure::new(
+            format!("k-means accuracy, {what}"),
+            scores.accuracy,
+            format!(
                 "k-means on the {what}: cluster accuracy {:.2} % (sd {:.2} over {fits} fits)",
                 100.0 * scores.accuracy,
                 100.0 * scores.accuracy_sd
             ),
-            importance_samples: None,
-        },
-        Figure {
-            name: format!("k-means NMI, {what}"),
-            value: scores.nmi,
-            line: format!(
+        ),
+        Figure::new(
+            format!("k-means NMI, {what}"),
+            scores.nmi,
+            format!(
                 "k-means on the {what}: NMI {:.3} (sd {:.3} over {fits} fits)",
                 scores.nmi, scores.nmi_sd
             ),
-            importance_samples: None,
-        },
+        ),
     ]
 }
 

@@ -201,6 +201,18 @@ pub struct Figure {
     pub importance_samples: Option<usize>,
 }
 
+impl Figure {
+    /// A figure that is not an importance-sampled estimate.
+    pub fn new(name: impl Into<String>, value: f64, line: String) -> Figure {
+        Figure {
+            name: name.into(),
+            value,
+            line,
+            importance_samples: None,
+        }
+    }
+}
+
 /// A grid of images to write.
 #[derive(Debug, Clone)]
 pub struct Picture {
