@@ -68,6 +68,10 @@ pub enum ErrorKind {
     /// The optimizer state does not fit the optimizer.
     #[error("optimizer state: {0}")]
     Optimizer(#[from] StateError),
+    /// A parameter holds NaN or ±inf: it is not written, so that a diverged run never replaces
+    /// a good checkpoint.
+    #[error("parameter `{0}` is not finite (NaN or inf); nothing was written")]
+    NonFinite(String),
 }
 
 impl fmt::Display for CheckpointError {

@@ -47,8 +47,20 @@ pub fn save(
     optimizer: &(impl Optimizer + ?Sized),
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
+    check_finite(path.as_ref(), store)?;
     let bytes = encode(store, Some(&optimizer.state()), metadata);
     write(path.as_ref(), &bytes)
+}
+
+/// Refuses a store with a non-finite parameter, naming the first.
+fn check_finite(path: &Path, store: &ParamStore) -> Result<(), CheckpointError> {
+    match store
+        .iter()
+        .find(|(_, _, value)| value.iter().any(|v| !v.is_finite()))
+    {
+        Some((_, name, _)) => Err(at(path)(ErrorKind::NonFinite(name.to_string()))),
+        None => Ok(()),
+    }
 }
 
 /// Writes the parameters and `metadata` only (for evaluation and sampling), atomically.
@@ -60,6 +72,7 @@ pub fn save_params(
     store: &ParamStore,
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
+    check_finite(path.as_ref(), store)?;
     let bytes = encode(store, None, metadata);
     write(path.as_ref(), &bytes)
 }

@@ -457,3 +457,29 @@ fn reserved_metadata_keys_panic() {
     let metadata = BTreeMap::from([("optim.t".to_string(), "9".to_string())]);
     encode(&store, Some(&opt.state()), &metadata);
 }
+
+#[test]
+fn a_non_finite_parameter_is_never_written() {
+    let dir = TestDir::new("non-finite");
+    let path = dir.join("ck.safetensors");
+    let (mut store, opt, metadata) = trained();
+    save(&path, &store, opt.as_ref(), &metadata).unwrap();
+    let previous = fs::read(&path).unwrap();
+    let (id, name) = {
+        let (id, name, _) = store.iter().nth(1).unwrap();
+        (id, name.to_string())
+    };
+    for bad in [f32::NAN, f32::INFINITY] {
+        store.value_mut(id)[[0, 0]] = bad;
+        let e = save(&path, &store, opt.as_ref(), &metadata).unwrap_err();
+        assert!(
+            matches!(&e.kind, ErrorKind::NonFinite(n) if *n == name),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&name), "{e}");
+        let e = save_params(&path, &store, &metadata).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::NonFinite(_)), "{e}");
+        // The good checkpoint before it is untouched.
+        assert_eq!(fs::read(&path).unwrap(), previous);
+    }
+}
