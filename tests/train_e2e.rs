@@ -8,7 +8,7 @@ use henbun::autodiff::Matrix;
 use henbun::vae::chart;
 use henbun::vae::data::Binarize;
 use henbun::vae::models::ModelKind;
-use henbun::vae::run::{self, RunConfig, Silent, files};
+use henbun::vae::run::{self, RunConfig, RunError, Silent, files};
 
 /// A fresh, empty directory under the system's temp dir.
 fn scratch(name: &str) -> PathBuf {
@@ -249,6 +249,52 @@ fn the_autoencoders_train_write_their_pictures_and_resume_exactly() {
         // The DAE's noise included.
         resumes_exactly(&a, &b, config);
     }
+}
+
+#[test]
+fn a_diverging_resume_names_the_op_and_keeps_the_last_good_checkpoint() {
+    let dir = scratch("diverge");
+    run::train(small(2), &dir, None, &mut Silent).unwrap();
+    let checkpoint = dir.join(files::CHECKPOINT);
+    // A resume takes the learning rate from the checkpoint's metadata: raised there from 1e-3
+    // to 100 (a string of the same length, so the safetensors header's offsets still hold).
+    let good = fs::read(&checkpoint).unwrap();
+    let (from, to) = (br#""lr":"0.001""#, br#""lr":"100.0""#);
+    let at = good.windows(from.len()).position(|w| w == from).unwrap();
+    let mut doctored = good.clone();
+    doctored[at..at + from.len()].copy_from_slice(to);
+    fs::write(&checkpoint, &doctored).unwrap();
+    let metrics = fs::read_to_string(dir.join(files::METRICS)).unwrap();
+
+    let error = run::train(small(4), &dir, Some(&checkpoint), &mut Silent).unwrap_err();
+    match &error {
+        RunError::Diverged {
+            epoch,
+            step,
+            anomaly,
+            checkpoint: kept,
+        } => {
+            assert_eq!((*epoch, kept.as_deref()), (3, Some(checkpoint.as_path())));
+            assert!(*step >= 1, "{error}");
+            // The replay under anomaly detection names the op and where it was created.
+            let anomaly = anomaly
+                .as_deref()
+                .unwrap_or_else(|| panic!("no op named: {error}"));
+            assert!(
+                anomaly.contains("of op `") && anomaly.contains(".rs:"),
+                "{anomaly}"
+            );
+        }
+        other => panic!("not a divergence: {other}"),
+    }
+    assert!(error.to_string().contains("is unchanged"), "{error}");
+    // Nothing of the diverged epoch was written.
+    assert_eq!(fs::read(&checkpoint).unwrap(), doctored);
+    assert_eq!(
+        fs::read_to_string(dir.join(files::METRICS)).unwrap(),
+        metrics
+    );
+    fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub use gradcheck::{
 };
 pub use ndarray;
 pub use ops::*;
-pub use tape::{Anomaly, BackwardFn, Grads, Tape, Var};
+pub use tape::{Anomaly, BackwardFn, Grads, Tape, Var, detect_anomaly};
 
 /// Every value on the tape: rows are examples, a scalar is 1×1, a bias is 1×n.
 pub type Matrix = ndarray::Array2<f32>;

@@ -68,10 +68,33 @@ pub struct Anomaly {
     pub sample: String,
 }
 
+thread_local! {
+    /// Whether [`Tape::new`] makes tapes in anomaly mode on this thread ([`detect_anomaly`]).
+    static DETECT_ANOMALY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every tape that [`Tape::new`] makes on this thread in anomaly mode, as
+/// [`Tape::with_anomaly_detection`] would: to replay a computation that went non-finite and name
+/// the op, without threading a flag through the code that builds its tapes (the training step).
+/// The previous setting is back when `f` returns or unwinds.
+pub fn detect_anomaly<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DETECT_ANOMALY.set(self.0);
+        }
+    }
+    let _restore = Restore(DETECT_ANOMALY.replace(true));
+    f()
+}
+
 impl Tape {
-    /// An empty tape.
+    /// An empty tape (in anomaly mode inside [`detect_anomaly`]).
     pub fn new() -> Self {
-        Self::default()
+        Tape {
+            anomaly_mode: DETECT_ANOMALY.get(),
+            ..Self::default()
+        }
     }
 
     /// An empty tape in anomaly mode: every value an op produces and every gradient its backward
@@ -453,6 +476,25 @@ mod tests {
             message.contains("`log`") && message.contains(file!()),
             "{message}"
         );
+    }
+
+    #[test]
+    fn detect_anomaly_puts_the_tapes_made_inside_it_in_anomaly_mode() {
+        assert!(!Tape::new().anomaly_mode());
+        let named = detect_anomaly(|| {
+            let tape = Tape::new();
+            let x = tape.constant(Matrix::from_elem((1, 2), -1.0));
+            let y = x.log();
+            (tape.anomaly_mode(), tape.anomaly().map(|a| a.op), y.shape())
+        });
+        assert_eq!(named, (true, Some("log"), (1, 2)));
+        assert!(
+            !Tape::new().anomaly_mode(),
+            "the setting outlives its scope"
+        );
+        // Nested scopes and a panic inside one restore the setting.
+        let _ = std::panic::catch_unwind(|| detect_anomaly(|| panic!("inside")));
+        assert!(!Tape::new().anomaly_mode());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod progress;
+mod signals;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ RunError::Interrupted { signal, .. }) => {
+            eprintln!("{e}");
+            ExitCode::from(signal.exit_code())
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -98,7 +103,11 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
             "note: --resume takes the model, data, optimiser and seed settings from the checkpoint"
         );
     }
-    let mut observer = progress::Terminal::new(quiet);
+    let signals = signals::Signals::install().map_err(|e| RunError::Io {
+        path: "signal handlers".into(),
+        source: e,
+    })?;
+    let mut observer = progress::Terminal::new(quiet, Some(signals));
     let summary = run::train(config, &out, resume.as_deref(), &mut observer)?;
     drop(observer);
     println!("wrote {}:", out.display());

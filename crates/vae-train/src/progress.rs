@@ -3,26 +3,39 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vae::models::Metrics;
-use vae::run::{EpochRow, Observer};
+use vae::run::{EpochRow, Interrupt, Observer};
+
+use crate::signals::Signals;
 
 /// Reports to stderr (bar, notes) and stdout (epoch lines); `quiet` silences all but errors.
+/// Passes on Ctrl-C and SIGTERM to the run, when given the signals.
 pub struct Terminal {
     quiet: bool,
     bar: Option<ProgressBar>,
     epochs: usize,
+    signals: Option<Signals>,
 }
 
 impl Terminal {
-    pub fn new(quiet: bool) -> Self {
+    pub fn new(quiet: bool, signals: Option<Signals>) -> Self {
         Terminal {
             quiet,
             bar: None,
             epochs: 0,
+            signals,
         }
     }
 }
 
 impl Observer for Terminal {
+    fn interrupted(&mut self) -> Option<Interrupt> {
+        let signal = self.signals.as_ref()?.received()?;
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+        Some(signal)
+    }
+
     fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
         self.epochs = epochs;
         if self.quiet {

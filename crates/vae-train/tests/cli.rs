@@ -237,6 +237,99 @@ fn the_autoencoders_train_evaluate_and_sample_through_the_cli() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Flags of a small run of `epochs` into `out`.
+fn small_run(out: &Path, epochs: &str) -> Vec<String> {
+    let flags = [
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "300",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "4",
+        "--batch-size",
+        "16",
+        "--iw-samples",
+        "0",
+        "--quiet",
+        "--epochs",
+        epochs,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    flags.iter().map(|f| f.to_string()).collect()
+}
+
+#[test]
+fn a_signal_stops_training_at_a_step_and_the_resumed_run_is_the_uninterrupted_one() {
+    let dir = scratch("signal");
+    for (signal, status) in [("-INT", 130), ("-TERM", 143)] {
+        let (stopped, whole) = (dir.join(format!("stopped{signal}")), dir.join("whole"));
+        let child = Command::new(env!("CARGO_BIN_EXE_vae-train"))
+            .args(small_run(&stopped, "12"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the first epoch is in metrics.csv, the signal lands in a later one.
+        let metrics = stopped.join("metrics.csv");
+        let started = std::time::Instant::now();
+        while fs::read_to_string(&metrics).map_or(0, |m| m.lines().count()) < 2 {
+            assert!(started.elapsed().as_secs() < 120, "no epoch finished");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let kill = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(status), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("error:"),
+            "{err}"
+        );
+        let checkpoint = stopped.join("checkpoint.safetensors");
+        let hint = format!(
+            "Continue with: vae-train --resume {} --epochs 12",
+            checkpoint.display()
+        );
+        assert!(err.contains(&hint), "{err}");
+        // Every epoch in metrics.csv is complete and the checkpoint is the last of them.
+        let rows = fs::read_to_string(&metrics).unwrap().lines().count() - 1;
+        assert!((1..12).contains(&rows), "{rows} epochs before the signal");
+
+        let resumed = vae_train(&[
+            "--resume",
+            checkpoint.to_str().unwrap(),
+            "--epochs",
+            "12",
+            "--test-limit",
+            "300",
+            "--iw-samples",
+            "0",
+            "--quiet",
+        ]);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        if !whole.exists() {
+            let o = vae_train(
+                &small_run(&whole, "12")
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            );
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        assert!(
+            fs::read(&checkpoint).unwrap()
+                == fs::read(whole.join("checkpoint.safetensors")).unwrap(),
+            "{signal}: stopped after {rows} epochs and resumed differs from the whole run"
+        );
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_model_settings_are_refused_by_name() {
     let o = vae_train(&["--model", "gan"]);

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,6 +23,7 @@ use crate::image::ImageError;
 use crate::models::{
     Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA, Prior, VaeConfig,
 };
+use crate::train::Stepped;
 
 /// The file names of a run directory.
 pub mod files {
@@ -213,6 +215,84 @@ pub enum RunError {
     /// A configuration or checkpoint that does not make sense.
     #[error("{0}")]
     Config(String),
+    /// Training stopped at a step boundary on a signal; nothing of the unfinished epoch was
+    /// written.
+    #[error(
+        "interrupted by {signal} in epoch {epoch}; nothing of that epoch was written. {}",
+        continue_with(checkpoint.as_deref(), *epochs)
+    )]
+    Interrupted {
+        /// Which signal.
+        signal: Interrupt,
+        /// The epoch it stopped (1-based).
+        epoch: usize,
+        /// The run's `--epochs`.
+        epochs: usize,
+        /// The checkpoint of the last finished epoch, if any.
+        checkpoint: Option<PathBuf>,
+    },
+    /// A step's loss or gradient was not finite: training stopped, that step's update was not
+    /// applied and nothing of the epoch was written.
+    #[error(
+        "training diverged in epoch {epoch}, step {step}: {}. Nothing of that epoch was \
+         written{}",
+        anomaly.as_deref().unwrap_or("a non-finite loss or gradient (the replay under anomaly \
+         detection did not name an op)"),
+        match checkpoint {
+            Some(path) => format!("; the checkpoint of the epoch before, {}, is unchanged", path.display()),
+            None => String::new(),
+        }
+    )]
+    Diverged {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The step within it (1-based).
+        step: usize,
+        /// The op that first produced a non-finite number and where, found by replaying the
+        /// epoch under [`autodiff::detect_anomaly`].
+        anomaly: Option<String>,
+        /// The checkpoint of the last finished epoch, if any.
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// `continue with: vae-train --resume … --epochs N`, or that there is nothing to resume.
+fn continue_with(checkpoint: Option<&Path>, epochs: usize) -> String {
+    match checkpoint {
+        Some(path) => format!(
+            "Continue with: vae-train --resume {} --epochs {epochs}",
+            path.display()
+        ),
+        None => "No epoch had finished, so there is nothing to resume.".into(),
+    }
+}
+
+/// A signal that asks a run to stop at the next step boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// SIGINT (Ctrl-C).
+    Int,
+    /// SIGTERM.
+    Term,
+}
+
+impl Interrupt {
+    /// The shell's exit status for a process ended by it: 128 + the signal's number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Interrupt::Int => 130,
+            Interrupt::Term => 143,
+        }
+    }
+}
+
+impl std::fmt::Display for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Interrupt::Int => "SIGINT",
+            Interrupt::Term => "SIGTERM",
+        })
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
@@ -493,6 +573,10 @@ pub trait Observer {
     fn epoch_end(&mut self, _row: &EpochRow) {}
     /// A line worth telling the user.
     fn note(&mut self, _message: &str) {}
+    /// Asked after every step: a signal received since, if any, stops the run there.
+    fn interrupted(&mut self) -> Option<Interrupt> {
+        None
+    }
 }
 
 /// An observer that reports nothing.
@@ -656,7 +740,8 @@ pub fn train(
         splits.test.len(),
         splits.dir.display()
     ));
-    let mut model = (config.model.entry().build)(&config, splits.train.image_shape());
+    let shape = splits.train.image_shape();
+    let mut model = (config.model.entry().build)(&config, shape);
     let train_images = TrainImages {
         dir: splits.dir.clone(),
         limit: config.train_limit,
@@ -698,18 +783,66 @@ pub fn train(
     let test = TestData::new(eval_targets(&splits.test, config.binarize));
     let batches = data.batches(config.batch_size);
     let mut last = None;
+    // The checkpoint of the last finished epoch: what a diverged or interrupted run keeps.
+    let mut kept = resume.map(Path::to_path_buf);
     for epoch in start + 1..=config.epochs {
         observer.epoch_start(epoch, config.epochs, batches);
         let started = Instant::now();
+        let epoch_rng = rng.clone();
+        let lr = config.lr_schedule.lr(config.lr, epoch, config.epochs);
+        let (mut steps, mut halt) = (0, None);
         let mut values = model.train_epoch(
             &data,
             &mut Epoch {
                 rng: &mut rng,
                 batch_size: config.batch_size,
-                lr: config.lr_schedule.lr(config.lr, epoch, config.epochs),
-                on_batch: &mut |m| observer.batch(m),
+                lr,
+                on_batch: &mut |stepped| {
+                    steps += 1;
+                    halt = match stepped {
+                        Stepped::Trained(m) => {
+                            observer.batch(m);
+                            observer.interrupted().map(Halt::Interrupted)
+                        }
+                        Stepped::Diverged(_) => Some(Halt::Diverged),
+                    };
+                    match halt {
+                        Some(_) => ControlFlow::Break(()),
+                        None => ControlFlow::Continue(()),
+                    }
+                },
             },
         );
+        match halt {
+            Some(Halt::Interrupted(signal)) => {
+                return Err(RunError::Interrupted {
+                    signal,
+                    epoch,
+                    epochs: config.epochs,
+                    checkpoint: kept,
+                });
+            }
+            Some(Halt::Diverged) => {
+                observer.note(&format!(
+                    "training diverged in epoch {epoch}, step {steps}: replaying the epoch \
+                     under anomaly detection to find the op"
+                ));
+                let replay = Replay {
+                    config: &config,
+                    shape,
+                    from: kept.as_deref(),
+                    rng: epoch_rng,
+                    lr,
+                };
+                return Err(RunError::Diverged {
+                    epoch,
+                    step: steps,
+                    anomaly: replay.anomaly(&data).map(|a| a.to_string()),
+                    checkpoint: kept,
+                });
+            }
+            None => {}
+        }
         let seconds = started.elapsed().as_secs_f64();
         values.extend(model.test(&test, &mut evaluation_rng(config.seed)));
         let row = EpochRow {
@@ -726,6 +859,7 @@ pub fn train(
         meta.insert("epoch".into(), epoch.to_string());
         save_rng(&rng, &mut meta);
         model.save(&checkpoint_path, &meta)?;
+        kept = Some(checkpoint_path.clone());
         let _ = writeln!(metrics_csv, "{}", row.csv());
         write_atomic(&metrics_path, &metrics_csv)?;
         chart::save_curves(&curves_path, &metrics_csv)?;
@@ -756,6 +890,53 @@ pub fn train(
         figures,
         files: written,
     })
+}
+
+/// Why an epoch stopped before its end.
+enum Halt {
+    Interrupted(Interrupt),
+    Diverged,
+}
+
+/// An epoch to train again from its start under anomaly detection.
+struct Replay<'a> {
+    config: &'a RunConfig,
+    shape: (usize, usize),
+    /// The checkpoint the epoch started from (`None`: the initialisation).
+    from: Option<&'a Path>,
+    /// The training RNG as the epoch started.
+    rng: ChaCha8Rng,
+    lr: f32,
+}
+
+impl Replay<'_> {
+    /// The model as the epoch started, trained again on `data` with every tape in anomaly mode
+    /// up to the step that diverges: the op that first produced a non-finite number.
+    fn anomaly(mut self, data: &TrainData) -> Option<autodiff::Anomaly> {
+        let mut model = (self.config.model.entry().build)(self.config, self.shape);
+        if let Some(path) = self.from {
+            model.restore(path, Restore::Everything).ok()?;
+        }
+        let mut found = None;
+        autodiff::detect_anomaly(|| {
+            model.train_epoch(
+                data,
+                &mut Epoch {
+                    rng: &mut self.rng,
+                    batch_size: self.config.batch_size,
+                    lr: self.lr,
+                    on_batch: &mut |stepped| match stepped {
+                        Stepped::Trained(_) => ControlFlow::Continue(()),
+                        Stepped::Diverged(d) => {
+                            found = d.anomaly.clone();
+                            ControlFlow::Break(())
+                        }
+                    },
+                },
+            )
+        });
+        found
+    }
 }
 
 /// The header and the rows of epochs `1..=keep` of an existing `metrics.csv` (a resumed run

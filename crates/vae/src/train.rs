@@ -1,31 +1,77 @@
-//! One training step (bind, forward, backward, drop the tape, update) and one epoch of them.
+//! One training step (bind, forward, backward, drop the tape, update) and one epoch of them. A
+//! step whose loss or gradients are not finite is not applied, and ends its epoch.
 
-use autodiff::Tape;
+use std::ops::ControlFlow;
+
+use autodiff::{Anomaly, Tape};
 use nn::{Bound, Optimizer, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Batch, TrainSet};
 use crate::models::{Loss, Metrics, MetricsMean};
 
+/// A step whose loss or gradients were not finite (NaN or ±inf): its update was not applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diverged {
+    /// The op that first produced a non-finite number, when the step ran under
+    /// [`autodiff::detect_anomaly`].
+    pub anomaly: Option<Anomaly>,
+}
+
+/// What each step of an epoch reports to the epoch's caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Stepped<'a> {
+    /// The update was applied; the batch's metrics.
+    Trained(&'a Metrics),
+    /// The loss or a gradient was not finite; the epoch stops here.
+    Diverged(&'a Diverged),
+}
+
 /// One step of gradient descent on the loss that `loss` builds on the bound parameters;
-/// returns its metrics.
+/// returns its metrics. If the loss or a gradient is not finite, the parameters and the
+/// optimizer are left as they were.
 pub fn step(
     store: &mut ParamStore,
     opt: &mut dyn Optimizer,
     loss: impl for<'t> FnOnce(&Bound<'t>) -> Loss<'t>,
-) -> Metrics {
+) -> Result<Metrics, Diverged> {
     let (metrics, grads) = {
         let tape = Tape::new();
         let p = store.bind(&tape);
         let out = loss(&p);
-        (out.metrics(), p.grads(tape.backward(out.loss)))
+        let grads = (tape.try_backward(out.loss)).map_err(|a| Diverged { anomaly: Some(a) })?;
+        (out.metrics(), p.grads(grads))
     }; // the tape is dropped before the update, so the parameters are no longer shared
+    let finite = |m: &autodiff::Matrix| m.iter().all(|v| v.is_finite());
+    if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| finite(g)) {
+        return Err(Diverged { anomaly: None });
+    }
     opt.step(store, &grads);
-    metrics
+    Ok(metrics)
+}
+
+/// Takes one step's outcome to `on_batch` and the epoch's running mean; `Break` ends the epoch.
+fn report(
+    stepped: Result<Metrics, Diverged>,
+    examples: usize,
+    mean: &mut MetricsMean,
+    on_batch: &mut impl FnMut(Stepped<'_>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    match stepped {
+        Ok(metrics) => {
+            mean.add(&metrics, examples);
+            on_batch(Stepped::Trained(&metrics))
+        }
+        Err(diverged) => {
+            let _ = on_batch(Stepped::Diverged(&diverged));
+            ControlFlow::Break(())
+        }
+    }
 }
 
 /// One pass over the shuffled training set, a step per batch on the loss `loss` builds for it;
-/// `on_batch` sees each batch's metrics. Returns the example-weighted means.
+/// `on_batch` sees each step's outcome and may stop the epoch (`Break`), which a diverged step
+/// always does. Returns the example-weighted means of the steps applied.
 pub fn epoch(
     store: &mut ParamStore,
     opt: &mut dyn Optimizer,
@@ -33,15 +79,16 @@ pub fn epoch(
     batch_size: usize,
     rng: &mut ChaCha8Rng,
     loss: impl for<'t> Fn(&Bound<'t>, Batch, &mut ChaCha8Rng) -> Loss<'t>,
-    mut on_batch: impl FnMut(&Metrics),
+    mut on_batch: impl FnMut(Stepped<'_>) -> ControlFlow<()>,
 ) -> Metrics {
     let mut mean = MetricsMean::default();
     let mut batches = train.epoch(batch_size, rng);
     while let Some(batch) = batches.next_batch(rng) {
         let examples = batch.len();
-        let metrics = step(store, opt, |p| loss(p, batch, rng));
-        on_batch(&metrics);
-        mean.add(&metrics, examples);
+        let stepped = step(store, opt, |p| loss(p, batch, rng));
+        if report(stepped, examples, &mut mean, &mut on_batch).is_break() {
+            break;
+        }
     }
     mean.mean()
 }
@@ -59,7 +106,7 @@ pub fn semi_supervised_epoch(
     (labeled_size, batch_size): (usize, usize),
     rng: &mut ChaCha8Rng,
     loss: impl for<'t> Fn(&Bound<'t>, Batch, Batch, &mut ChaCha8Rng) -> Loss<'t>,
-    mut on_batch: impl FnMut(&Metrics),
+    mut on_batch: impl FnMut(Stepped<'_>) -> ControlFlow<()>,
 ) -> Metrics {
     let mut mean = MetricsMean::default();
     let mut batches = unlabeled.epoch(batch_size, rng);
@@ -75,9 +122,10 @@ pub fn semi_supervised_epoch(
             }
         };
         let examples = batch.len();
-        let metrics = step(store, opt, |p| loss(p, labeled_batch, batch, rng));
-        on_batch(&metrics);
-        mean.add(&metrics, examples);
+        let stepped = step(store, opt, |p| loss(p, labeled_batch, batch, rng));
+        if report(stepped, examples, &mut mean, &mut on_batch).is_break() {
+            break;
+        }
     }
     mean.mean()
 }

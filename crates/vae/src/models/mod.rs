@@ -300,7 +300,10 @@ mod registry_tests {
                     rng: &mut rng,
                     batch_size: 8,
                     lr: 1e-3,
-                    on_batch: &mut |_| steps += 1,
+                    on_batch: &mut |_| {
+                        steps += 1;
+                        std::ops::ControlFlow::Continue(())
+                    },
                 },
             );
             assert_eq!(train.len(), columns.train.len(), "{kind}");

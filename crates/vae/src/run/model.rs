@@ -3,6 +3,7 @@
 //! the [`Sample`] and [`Score`] abilities that evaluations written once use on any model that has
 //! them. The registry of `--model` names is [`crate::models::MODELS`].
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use autodiff::Matrix;
@@ -12,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{RunConfig, RunError};
 use crate::data::{Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
-use crate::models::{Metrics, one_hot};
+use crate::models::one_hot;
+use crate::train::Stepped;
 
 /// A model as a run trains, tests, pictures and checkpoints it. It owns its parameters and its
 /// optimizers (any number of each), so an epoch may take any steps on any of them.
@@ -142,8 +144,10 @@ pub struct Epoch<'a> {
     pub batch_size: usize,
     /// This epoch's learning rate (`--lr` through `--lr-schedule`).
     pub lr: f32,
-    /// Shown every step's metrics (the progress bar).
-    pub on_batch: &'a mut dyn FnMut(&Metrics),
+    /// Told every step's outcome (the progress bar, the divergence and interruption guard);
+    /// `Break` ends the epoch at once. Pass it to [`train::epoch`](crate::train::epoch), which
+    /// does both.
+    pub on_batch: &'a mut dyn FnMut(Stepped<'_>) -> ControlFlow<()>,
 }
 
 /// What the end-of-run evaluation is given besides the test data.
