@@ -26,7 +26,7 @@ impl Cli {
         let models: Vec<String> = ModelKind::all()
             .map(|k| format!("{} ({})", k.name(), k.entry().about))
             .collect();
-        let help = format!("{}.", models.join(", "));
+        let help = format!("{} [default: vae].", models.join(", "));
         let with_help = |a: Arg| a.help(help.clone());
         Cli::command()
             .mut_arg("model", with_help)
@@ -64,8 +64,9 @@ fn positive(s: &str) -> Result<usize, String> {
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// The model: its help lists the registry's entries (see `Cli::command_with_models`).
-    #[arg(long, default_value = "vae")]
-    pub model: ModelKind,
+    /// (With --resume, the checkpoint's; naming another is an error.)
+    #[arg(long)]
+    pub model: Option<ModelKind>,
     /// completion and regressor: the part seen, left-half, top-half or quadrant (top-left).
     #[arg(long, default_value = "quadrant")]
     pub observe: Observe,
@@ -148,7 +149,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     pub fn into_config(self) -> RunConfig {
         RunConfig {
-            model: self.model,
+            model: self.model.unwrap_or_default(),
             observe: self.observe,
             labels: self.labels,
             alpha: self.alpha,
@@ -158,7 +159,7 @@ impl TrainArgs {
             data_dir: self.data_dir,
             train_limit: self.train_limit,
             test_limit: self.test_limit,
-            binarize: self.binarize.unwrap_or(self.model.entry().binarize),
+            binarize: (self.binarize).unwrap_or(self.model.unwrap_or_default().entry().binarize),
             hidden: self.hidden,
             latent_dim: self.latent_dim,
             activation: self.activation,

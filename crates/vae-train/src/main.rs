@@ -88,6 +88,9 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
     let quiet = args.quiet;
     let resume = args.resume.clone();
     let explicit_out = args.out.clone();
+    if let (Some(checkpoint), Some(model)) = (&resume, args.model) {
+        check_resumed_model(checkpoint, model)?;
+    }
     let config = args.into_config();
     let out = match (&explicit_out, &resume) {
         (Some(out), _) => out.clone(),
@@ -123,6 +126,20 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
     }
     print_figures(&summary.figures);
     Ok(())
+}
+
+/// Refuses `--resume` of a checkpoint of another model than an explicit `--model`: the run
+/// would otherwise continue the checkpoint's model, not the one asked for.
+fn check_resumed_model(checkpoint: &Path, model: vae::models::ModelKind) -> Result<(), RunError> {
+    let meta = vae::nn::checkpoint::read_metadata(checkpoint)?;
+    match meta.get("model") {
+        Some(found) if found != model.name() => Err(RunError::Config(format!(
+            "{}: a checkpoint of model {found}, not {model} (--model); --resume continues the \
+             checkpoint's own model",
+            checkpoint.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The end-of-run figures, one per line.

@@ -432,5 +432,54 @@ fn an_unreadable_checkpoint_is_an_error_naming_it() {
     assert_clean_failure(&o, "absent.safetensors");
     let o = vae_train(&["--resume", garbage.to_str().unwrap()]);
     assert_clean_failure(&o, "garbage.safetensors");
+
+    // A zero-length file and a truncated one, to each command.
+    let empty = dir.join("empty.safetensors");
+    fs::write(&empty, b"").unwrap();
+    let run = dir.join("run");
+    let o = vae_train(
+        &small_run(&run, "1")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let whole = fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let truncated = dir.join("truncated.safetensors");
+    fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
+    for bad in [&empty, &truncated] {
+        let name = bad.file_name().unwrap().to_str().unwrap();
+        let bad = bad.to_str().unwrap();
+        assert_clean_failure(&vae_train(&["eval", "--checkpoint", bad]), name);
+        let png = dir.join("x.png");
+        let o = vae_train(&[
+            "sample",
+            "--checkpoint",
+            bad,
+            "--out",
+            png.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&o, name);
+        assert_clean_failure(&vae_train(&["--resume", bad]), name);
+    }
+
+    // A checkpoint of another model than --model names, to --resume.
+    let checkpoint = run.join("checkpoint.safetensors");
+    let o = vae_train(&["--resume", checkpoint.to_str().unwrap(), "--model", "ae"]);
+    assert_clean_failure(&o, "a checkpoint of model vae, not ae (--model)");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_output_that_cannot_be_written_fails_before_training() {
+    let dir = scratch("out");
+    let file = dir.join("a-file");
+    fs::write(&file, b"").unwrap();
+    let o = vae_train(&["--out", file.to_str().unwrap()]);
+    assert_clean_failure(&o, "exists and is not a directory");
+    let o = vae_train(&["--out", file.join("run").to_str().unwrap()]);
+    assert_clean_failure(&o, "a-file/run");
+    // Nothing was loaded or trained: no note of the data set.
+    assert!(!stderr(&o).contains("training and"), "{}", stderr(&o));
     fs::remove_dir_all(&dir).unwrap();
 }

@@ -683,6 +683,7 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     if let Some(n) = config.test_limit {
         test.truncate(n);
     }
+    check_image_size(&meta, path, test.image_shape(), &dir)?;
     let mut model = (config.model.entry().build)(&config, test.image_shape());
     model.restore(path, Restore::Params)?;
     let test = TestData::new(eval_targets(&test, config.binarize));
@@ -696,6 +697,42 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
         test,
         train,
     })
+}
+
+/// The checkpoint metadata key of the image size a model was trained on, `28x28`.
+const IMAGE_SIZE: &str = "image_size";
+
+/// Refuses a checkpoint of images of another size than the dataset's in `dir` (a checkpoint
+/// written before the key existed is left to the tensor shapes' check).
+fn check_image_size(
+    meta: &Metadata,
+    path: &Path,
+    (height, width): (usize, usize),
+    dir: &Path,
+) -> Result<(), RunError> {
+    match meta.get(IMAGE_SIZE) {
+        Some(size) if *size != format!("{height}x{width}") => Err(RunError::Config(format!(
+            "{}: a model of {size} images, but the images in {} are {height}x{width}",
+            path.display(),
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the run directory `out` and checks that a file can be written there, before anything
+/// is loaded or trained.
+fn prepare_out(out: &Path) -> Result<(), RunError> {
+    if out.exists() && !out.is_dir() {
+        return Err(RunError::Config(format!(
+            "--out {}: exists and is not a directory",
+            out.display()
+        )));
+    }
+    fs::create_dir_all(out).map_err(io_error(out))?;
+    let probe = out.join(".henbun-write-check");
+    fs::write(&probe, b"").map_err(io_error(out))?;
+    fs::remove_file(&probe).map_err(io_error(&probe))
 }
 
 /// The RNG of a run's pictures: the run's seed on stream 3.
@@ -727,6 +764,7 @@ pub fn train(
         None => None,
     };
     config.validate()?;
+    prepare_out(out)?;
     let mut splits = config
         .dataset
         .load(config.data_dir.as_deref(), config.train_limit)?;
@@ -749,6 +787,7 @@ pub fn train(
     let mut rng = training_rng(config.seed);
     let mut start = 0;
     if let Some((path, meta)) = &resumed {
+        check_image_size(meta, path, shape, &splits.dir)?;
         model.restore(path, Restore::Everything)?;
         rng = load_rng(meta, path)?;
         start = meta
@@ -763,7 +802,6 @@ pub fn train(
         ));
     }
 
-    fs::create_dir_all(out).map_err(io_error(out))?;
     let config_path = out.join(files::CONFIG);
     write_atomic(&config_path, &config.to_toml())?;
     let columns = model.columns();
@@ -857,6 +895,8 @@ pub fn train(
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         meta.insert("epoch".into(), epoch.to_string());
+        let (height, width) = shape;
+        meta.insert(IMAGE_SIZE.into(), format!("{height}x{width}"));
         save_rng(&rng, &mut meta);
         model.save(&checkpoint_path, &meta)?;
         kept = Some(checkpoint_path.clone());
@@ -964,6 +1004,68 @@ fn previous_rows(path: &Path, header: &str, keep: usize) -> Result<String, RunEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::testutil::{TempDir, write_split};
+
+    #[test]
+    fn a_checkpoint_of_other_sized_images_is_refused_by_eval_and_resume() {
+        let tmp = TempDir::new("image-size");
+        let (small, large, out) = (
+            tmp.path().join("4x4"),
+            tmp.path().join("5x5"),
+            tmp.path().join("run"),
+        );
+        for (dir, side) in [(&small, 4), (&large, 5)] {
+            fs::create_dir_all(dir).unwrap();
+            write_split(dir, "train", 40, (side, side));
+            write_split(dir, "t10k", 20, (side, side));
+        }
+        let config = |data: &Path, epochs| RunConfig {
+            data_dir: Some(data.to_path_buf()),
+            hidden: vec![3],
+            latent_dim: 2,
+            batch_size: 8,
+            epochs,
+            iw_samples: 0,
+            ..RunConfig::default()
+        };
+        train(config(&small, 1), &out, None, &mut Silent).unwrap();
+        let checkpoint = out.join(files::CHECKPOINT);
+        let meta = checkpoint::read_metadata(&checkpoint).unwrap();
+        assert_eq!(meta.get(IMAGE_SIZE).map(String::as_str), Some("4x4"));
+        let expected = format!(
+            "{}: a model of 4x4 images, but the images in {} are 5x5",
+            checkpoint.display(),
+            large.display()
+        );
+        let error = load(&checkpoint, config(&large, 1)).err().unwrap();
+        assert_eq!(error.to_string(), expected);
+        let error = train(config(&large, 2), &out, Some(&checkpoint), &mut Silent);
+        assert_eq!(error.err().unwrap().to_string(), expected);
+        // The same data loads.
+        assert!(load(&checkpoint, config(&small, 1)).is_ok());
+    }
+
+    #[test]
+    fn an_output_that_cannot_be_a_directory_fails_before_anything_is_loaded() {
+        let tmp = TempDir::new("out");
+        let file = tmp.write("a-file", b"");
+        // No data directory is needed: the output is checked first.
+        let nowhere = RunConfig {
+            data_dir: Some(tmp.path().join("no-data")),
+            ..RunConfig::default()
+        };
+        let error = train(nowhere.clone(), &file, None, &mut Silent)
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("exists and is not a directory"),
+            "{error}"
+        );
+        let error = train(nowhere, &file.join("run"), None, &mut Silent)
+            .err()
+            .unwrap();
+        assert!(matches!(error, RunError::Io { .. }), "{error}");
+    }
 
     #[test]
     fn cosine_schedule_runs_from_lr_to_a_hundredth() {
