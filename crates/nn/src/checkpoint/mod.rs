@@ -89,21 +89,30 @@ pub fn load(
     optimizer: &mut (impl Optimizer + ?Sized),
 ) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
-    let error = at(path);
-    let bytes = fs::read(path).map_err(|e| error(e.into()))?;
-    let file = File::parse(&bytes).map_err(&error)?;
+    let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
+    load_from_bytes(&bytes, store, optimizer).map_err(at(path))
+}
+
+/// [`load`] of a checkpoint's bytes already in memory (the same checks; on error nothing has
+/// changed).
+pub fn load_from_bytes(
+    bytes: &[u8],
+    store: &mut ParamStore,
+    optimizer: &mut (impl Optimizer + ?Sized),
+) -> Result<Metadata, ErrorKind> {
+    let file = File::parse(bytes)?;
     let metadata = file.metadata();
     let current = optimizer.state();
-    check_kind(&metadata, &current.kind).map_err(&error)?;
+    check_kind(&metadata, &current.kind)?;
     let mut expected = param_shapes(store);
     for buffer in current.buffers.keys() {
         for (_, name, value) in store.iter() {
             expected.insert(buffer_name(name, buffer), value.dim());
         }
     }
-    let mut tensors = file.tensors(&expected, |_| false).map_err(&error)?;
+    let mut tensors = file.tensors(&expected, |_| false)?;
     let state = take_state(current, &metadata, &mut tensors, store);
-    optimizer.set_state(state).map_err(|e| error(e.into()))?;
+    optimizer.set_state(state)?;
     assign(store, tensors);
     Ok(callers(metadata))
 }
@@ -112,10 +121,13 @@ pub fn load(
 /// model to build before [`load`]). The file's header is fully validated.
 pub fn read_metadata(path: impl AsRef<Path>) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
-    let error = at(path);
-    let bytes = fs::read(path).map_err(|e| error(e.into()))?;
-    let file = File::parse(&bytes).map_err(&error)?;
-    Ok(callers(file.metadata()))
+    let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
+    metadata_from_bytes(&bytes).map_err(at(path))
+}
+
+/// [`read_metadata`] of a checkpoint's bytes already in memory.
+pub fn metadata_from_bytes(bytes: &[u8]) -> Result<Metadata, ErrorKind> {
+    Ok(callers(File::parse(bytes)?.metadata()))
 }
 
 /// Restores the parameters only (from a file of [`save`] or [`save_params`], ignoring any
@@ -125,13 +137,15 @@ pub fn load_params(
     store: &mut ParamStore,
 ) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
-    let error = at(path);
-    let bytes = fs::read(path).map_err(|e| error(e.into()))?;
-    let file = File::parse(&bytes).map_err(&error)?;
+    let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
+    load_params_from_bytes(&bytes, store).map_err(at(path))
+}
+
+/// [`load_params`] of a checkpoint's bytes already in memory.
+pub fn load_params_from_bytes(bytes: &[u8], store: &mut ParamStore) -> Result<Metadata, ErrorKind> {
+    let file = File::parse(bytes)?;
     let prefix = format!("{OPTIM}.");
-    let tensors = file
-        .tensors(&param_shapes(store), |name| name.starts_with(&prefix))
-        .map_err(&error)?;
+    let tensors = file.tensors(&param_shapes(store), |name| name.starts_with(&prefix))?;
     assign(store, tensors);
     Ok(callers(file.metadata()))
 }

@@ -69,28 +69,56 @@ pub struct IdxImages {
 /// that the body has exactly the declared size.
 pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
     let (dims, pixels) = read_idx(path, IdxKind::Images)?;
-    Ok(IdxImages {
-        pixels,
-        count: dims[0] as usize,
-        height: dims[1] as usize,
-        width: dims[2] as usize,
-    })
+    Ok(images(dims, pixels))
 }
 
 /// Reads a gzip-compressed IDX labels file (magic 2049, rank 1), checking every header field, the
 /// body size, and that each label is below [`NUM_CLASSES`].
 pub fn read_labels(path: &Path) -> Result<Vec<u8>, DataError> {
     let (_, labels) = read_idx(path, IdxKind::Labels)?;
+    check_labels(labels).map_err(|problem| DataError::new(path, problem))
+}
+
+/// [`read_images`] of a file's bytes already in memory (the same checks, the same caps).
+pub fn parse_images(gz: &[u8]) -> Result<IdxImages, Problem> {
+    let (dims, pixels) = parse_gz(gz, IdxKind::Images)?;
+    Ok(images(dims, pixels))
+}
+
+/// [`read_labels`] of a file's bytes already in memory (the same checks, the same caps).
+pub fn parse_labels(gz: &[u8]) -> Result<Vec<u8>, Problem> {
+    let (_, labels) = parse_gz(gz, IdxKind::Labels)?;
+    check_labels(labels)
+}
+
+fn images(dims: Vec<u32>, pixels: Vec<u8>) -> IdxImages {
+    IdxImages {
+        pixels,
+        count: dims[0] as usize,
+        height: dims[1] as usize,
+        width: dims[2] as usize,
+    }
+}
+
+/// `labels` if each is below [`NUM_CLASSES`].
+fn check_labels(labels: Vec<u8>) -> Result<Vec<u8>, Problem> {
     match labels.iter().position(|&l| usize::from(l) >= NUM_CLASSES) {
-        Some(index) => Err(DataError::new(
-            path,
-            Problem::LabelOutOfRange {
-                index,
-                label: labels[index],
-            },
-        )),
+        Some(index) => Err(Problem::LabelOutOfRange {
+            index,
+            label: labels[index],
+        }),
         None => Ok(labels),
     }
+}
+
+/// Checks the gzip magic of `gz` and parses the inflated stream as IDX of `kind`.
+fn parse_gz(gz: &[u8], kind: IdxKind) -> Result<(Vec<u32>, Vec<u8>), Problem> {
+    if !gz.starts_with(&GZIP_MAGIC) {
+        return Err(Problem::NotGzip {
+            found: gz[..gz.len().min(2)].to_vec(),
+        });
+    }
+    parse_idx(GzDecoder::new(gz), kind)
 }
 
 /// Opens `path`, checks the gzip magic, and parses the inflated stream as IDX of `kind`:

@@ -30,6 +30,9 @@ pub use dataset::{
     TRAIN_LABELS, UnknownDataset, load_split,
 };
 pub use error::{DataError, Problem};
-pub use idx::{IdxImages, IdxKind, MAX_BODY_BYTES, NUM_CLASSES, read_images, read_labels};
+pub use idx::{
+    IdxImages, IdxKind, MAX_BODY_BYTES, NUM_CLASSES, parse_images, parse_labels, read_images,
+    read_labels,
+};
 pub use split::Split;
 pub use train_set::{Epoch, TrainSet};
