@@ -331,6 +331,32 @@ fn a_signal_stops_training_at_a_step_and_the_resumed_run_is_the_uninterrupted_on
 }
 
 #[test]
+fn a_diverging_run_exits_with_one_line_naming_the_op() {
+    let dir = scratch("diverge");
+    let out = dir.join("run");
+    let o = vae_train(&[
+        "--lr",
+        "1e4",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "training diverged in epoch 1, step ");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("of op `") && err.contains(".rs:"), "{err}");
+    // Nothing of the diverged epoch: no checkpoint and no row.
+    assert!(!out.join("checkpoint.safetensors").exists());
+    assert!(!out.join("metrics.csv").exists());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_model_settings_are_refused_by_name() {
     let o = vae_train(&["--model", "gan"]);
     assert_clean_failure(&o, "gan");
