@@ -42,12 +42,22 @@ pub fn step(
         let grads = (tape.try_backward(out.loss)).map_err(|a| Diverged { anomaly: Some(a) })?;
         (out.metrics(), p.grads(grads))
     }; // the tape is dropped before the update, so the parameters are no longer shared
-    let finite = |m: &autodiff::Matrix| m.iter().all(|v| v.is_finite());
-    if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| finite(g)) {
+    if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| all_finite(g)) {
         return Err(Diverged { anomaly: None });
     }
     opt.step(store, &grads);
     Ok(metrics)
+}
+
+/// Whether every element of `m` is finite: one pass without early exit over the exponent bits
+/// (all ones for NaN and ±inf), which the compiler vectorizes; a step checks every gradient.
+fn all_finite(m: &autodiff::Matrix) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    let special = |v: &f32| u32::from(v.to_bits() & EXPONENT == EXPONENT);
+    match m.as_slice_memory_order() {
+        Some(values) => values.iter().fold(0, |any, v| any | special(v)) == 0,
+        None => m.iter().all(|v| v.is_finite()),
+    }
 }
 
 /// Takes one step's outcome to `on_batch` and the epoch's running mean; `Break` ends the epoch.
@@ -128,4 +138,55 @@ pub fn semi_supervised_epoch(
         }
     }
     mean.mean()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autodiff::Matrix;
+    use nn::{Adam, AdamConfig};
+
+    #[test]
+    fn all_finite_finds_nan_and_both_infinities_anywhere() {
+        let mut m = Matrix::from_elem((3, 37), f32::MAX);
+        m[[0, 0]] = f32::MIN_POSITIVE / 2.0; // subnormal: finite
+        assert!(all_finite(&m));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in [(0, 0), (1, 20), (2, 36)] {
+                let mut m = m.clone();
+                m[at] = bad;
+                assert!(!all_finite(&m), "{bad} at {at:?}");
+                // The same in column-major order.
+                assert!(!all_finite(&m.t().to_owned()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_step_with_a_non_finite_loss_or_gradient_changes_nothing() {
+        let mut store = ParamStore::new();
+        let w = store.add("w", Matrix::from_elem((1, 2), 1.0));
+        let mut opt = Adam::new(&store, AdamConfig::default());
+        let state = opt.state();
+        // ln(w - 1) at w = 1: a -inf loss (and an infinite gradient).
+        let stepped = step(&mut store, &mut opt, |p| {
+            let v = (p[w] - p.constant(Matrix::from_elem((1, 2), 1.0))).log();
+            Loss::new(v.sum(), [])
+        });
+        assert_eq!(stepped, Err(Diverged { anomaly: None }));
+        assert_eq!(store.value(w).to_owned(), Matrix::from_elem((1, 2), 1.0));
+        assert_eq!(opt.state(), state);
+        // Under anomaly detection the step names the op.
+        let stepped = autodiff::detect_anomaly(|| {
+            step(&mut store, &mut opt, |p| {
+                let v = (p[w] - p.constant(Matrix::from_elem((1, 2), 1.0))).log();
+                Loss::new(v.sum(), [])
+            })
+        });
+        assert_eq!(stepped.unwrap_err().anomaly.map(|a| a.op), Some("log"));
+        // A finite step is applied.
+        let stepped = step(&mut store, &mut opt, |p| Loss::new(p[w].square().sum(), []));
+        assert!(stepped.is_ok());
+        assert_ne!(store.value(w).to_owned(), Matrix::from_elem((1, 2), 1.0));
+    }
 }
