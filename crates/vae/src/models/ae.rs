@@ -470,11 +470,10 @@ impl RunModel for AeModel {
     }
 
     fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
-        Picture {
-            images: self.code_samples(test, n, rng),
-            cols: (n as f64).sqrt().ceil().max(1.0) as usize,
-            what: format!("{n} decodings of codes drawn from a Gaussian fitted to the test codes"),
-        }
+        Picture::square(
+            self.code_samples(test, n, rng),
+            format!("{n} decodings of codes drawn from a Gaussian fitted to the test codes"),
+        )
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

@@ -18,8 +18,8 @@ use autodiff::Tape;
 use nn::checkpoint::Metadata;
 
 use super::report::{
-    ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch, elbo_values,
-    iw_nll_figure, nll_figure,
+    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch,
+    elbo_values, iw_nll_figure, nll_figure,
 };
 use super::{Likelihood, Loss, ModelEntry, Prior, Vae, VaeConfig};
 use crate::data::Binarize;
@@ -27,7 +27,7 @@ use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Setting, TestData, TrainData, files,
 };
-use crate::{eval, image, pictures};
+use crate::{eval, pictures};
 
 /// Which part of the image is observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -324,15 +324,9 @@ impl RunModel for CompletionModel {
         out: &Path,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
-        let picture = self.sample_picture(test, 12, rng);
-        let path = out.join(files::COMPLETION);
-        image::save_grid(
-            &path,
-            &picture.images,
-            test.split.image_shape(),
-            picture.cols,
-        )?;
-        Ok(vec![path])
+        let mut grids = Grids::new(out, test.split.image_shape());
+        grids.picture(files::COMPLETION, &self.sample_picture(test, 12, rng))?;
+        Ok(grids.finish())
     }
 
     fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
@@ -427,15 +421,9 @@ impl RunModel for RegressorModel {
         out: &Path,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
-        let picture = self.sample_picture(test, 12, rng);
-        let path = out.join(files::COMPLETION);
-        image::save_grid(
-            &path,
-            &picture.images,
-            test.split.image_shape(),
-            picture.cols,
-        )?;
-        Ok(vec![path])
+        let mut grids = Grids::new(out, test.split.image_shape());
+        grids.picture(files::COMPLETION, &self.sample_picture(test, 12, rng))?;
+        Ok(grids.finish())
     }
 
     fn sample_picture(&self, test: &TestData, n: usize, _rng: &mut ChaCha8Rng) -> Picture {

@@ -179,6 +179,11 @@ impl<'a> Grids<'a> {
         Ok(())
     }
 
+    /// Writes `picture` as `name`, its own number of images to a row.
+    pub fn picture(&mut self, name: &str, picture: &Picture) -> Result<(), RunError> {
+        self.grid(name, &picture.images, picture.cols)
+    }
+
     /// `latent.png`: the rows of `points` (2-D codes or posterior means of the test set),
     /// coloured by `labels`.
     pub fn latent(&mut self, points: &Matrix, labels: &[u8]) -> Result<(), RunError> {

@@ -433,11 +433,7 @@ impl RunModel for VaeModel {
     }
 
     fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
-        Picture {
-            images: self.sample(n, rng).images,
-            cols: (n as f64).sqrt().ceil().max(1.0) as usize,
-            what: format!("{n} samples"),
-        }
+        Picture::square(self.sample(n, rng).images, format!("{n} samples"))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

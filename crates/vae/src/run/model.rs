@@ -228,6 +228,14 @@ pub struct Picture {
     pub what: String,
 }
 
+impl Picture {
+    /// `images` in a grid as near square as their number allows.
+    pub fn square(images: Matrix, what: String) -> Picture {
+        let cols = (images.nrows() as f64).sqrt().ceil().max(1.0) as usize;
+        Picture { images, cols, what }
+    }
+}
+
 /// The training data in the form the model trains on.
 pub enum TrainData {
     /// Every training image, labels and all.
