@@ -29,6 +29,7 @@
 mod activation;
 mod bound;
 pub mod checkpoint;
+mod dropout;
 mod grads;
 mod init;
 mod linear;
@@ -39,6 +40,7 @@ mod param;
 pub use activation::{Activation, ParseActivationError};
 pub use autodiff;
 pub use bound::Bound;
+pub use dropout::{Dropout, Mode};
 pub use grads::ParamGrads;
 pub use init::Init;
 pub use linear::Linear;

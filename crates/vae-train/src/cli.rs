@@ -83,6 +83,9 @@ pub struct TrainArgs {
     /// [default: 0.25, 0.25, 0.5].
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub noise_level: Option<f32>,
+    /// classifier: the dropout probability after each hidden layer, in [0, 1).
+    #[arg(long, value_name = "P", default_value_t = RunConfig::default().dropout)]
+    pub dropout: f32,
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
@@ -155,6 +158,7 @@ impl TrainArgs {
             alpha: self.alpha,
             noise: self.noise,
             noise_level: self.noise_level.unwrap_or(self.noise.default_level()),
+            dropout: self.dropout,
             dataset: self.dataset,
             data_dir: self.data_dir,
             train_limit: self.train_limit,

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod pca;
+pub mod quality;
 
 use autodiff::{Matrix, Tape, reparameterize};
 use ndarray::{Axis, s};
@@ -242,6 +243,27 @@ pub fn column_variances(x: &Matrix) -> Vec<f64> {
                 / n
         })
         .collect()
+}
+
+/// The mean of the rows of `x` and their covariance `Σ (x − μ)(x − μ)ᵀ / n`, summed in f64 a
+/// chunk of rows at a time (bounds the f64 copy to 4096 × columns).
+///
+/// # Panics
+/// If `x` has no rows.
+#[track_caller]
+pub fn moments(x: &Matrix) -> (ndarray::Array1<f32>, faer::Mat<f64>) {
+    let (n, features) = x.dim();
+    let mean = x.mean_axis(Axis(0)).expect("moments: no rows");
+    let mut cov = faer::Mat::<f64>::zeros(features, features);
+    for start in (0..n).step_by(CHUNK_ROWS) {
+        let chunk = x.slice(s![start..(start + CHUNK_ROWS).min(n), ..]);
+        let centred = faer::Mat::<f64>::from_fn(chunk.nrows(), features, |i, j| {
+            f64::from(chunk[[i, j]]) - f64::from(mean[j])
+        });
+        cov += centred.transpose() * &centred;
+    }
+    cov /= n as f64;
+    (mean, cov)
 }
 
 /// Decoder means of `z` (rows × latent, given `cond` row for row) as pictures in [0, 1].

@@ -53,13 +53,17 @@ pub mod files {
     pub const COMPLETION: &str = "completion.png";
     /// DAE: test images corrupted, denoised, and clean, in rows.
     pub const DENOISING: &str = "denoising.png";
+    /// Classifier: misclassified test images.
+    pub const MISTAKES: &str = "mistakes.png";
+    /// `eval --quality`: the sample-quality figures, one row per kind of sample.
+    pub const QUALITY: &str = "quality.csv";
 }
 
 mod model;
 
 pub use model::{
-    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunModel, Sample, Samples, Score,
-    TestData, TrainData, TrainImages,
+    Classified, Classify, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunModel,
+    Sample, Samples, Score, TestData, TrainData, TrainImages,
 };
 
 /// Everything that defines a run.
@@ -77,6 +81,8 @@ pub struct RunConfig {
     pub noise: NoiseKind,
     /// DAE: how much (the fraction of pixels, or the Gaussian's σ).
     pub noise_level: f32,
+    /// Classifier: the dropout probability after each hidden layer.
+    pub dropout: f32,
     /// Which data set.
     pub dataset: Dataset,
     /// Where its files are (`None`: the usual places).
@@ -122,6 +128,7 @@ impl Default for RunConfig {
             alpha: PAPER_ALPHA,
             noise: NoiseKind::Mask,
             noise_level: NoiseKind::Mask.default_level(),
+            dropout: 0.2,
             dataset: Dataset::Mnist,
             data_dir: None,
             train_limit: None,
@@ -318,6 +325,8 @@ pub enum Setting {
     Noise,
     /// `--noise-level`.
     NoiseLevel,
+    /// `--dropout`.
+    Dropout,
 }
 
 impl Setting {
@@ -329,6 +338,7 @@ impl Setting {
             Setting::Alpha => "alpha",
             Setting::Noise => "noise",
             Setting::NoiseLevel => "noise_level",
+            Setting::Dropout => "dropout",
         }
     }
 
@@ -339,6 +349,7 @@ impl Setting {
             Setting::Alpha => config.alpha.to_string(),
             Setting::Noise => config.noise.to_string(),
             Setting::NoiseLevel => config.noise_level.to_string(),
+            Setting::Dropout => config.dropout.to_string(),
         }
     }
 
@@ -350,6 +361,7 @@ impl Setting {
             Setting::Alpha => config.alpha = value.parse().ok()?,
             Setting::Noise => config.noise = value.parse().ok()?,
             Setting::NoiseLevel => config.noise_level = value.parse().ok()?,
+            Setting::Dropout => config.dropout = value.parse().ok()?,
         }
         Some(())
     }

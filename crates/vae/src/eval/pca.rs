@@ -4,11 +4,10 @@
 
 use autodiff::Matrix;
 use autodiff::gemm::gemm;
-use faer::{Mat, Side};
-use ndarray::{Array1, Axis, s};
+use faer::Side;
+use ndarray::Array1;
 
-/// Rows of the data added to the covariance at once (bounds the f64 copy to 4096×D).
-const CHUNK_ROWS: usize = 4096;
+use super::moments;
 
 /// A PCA fitted to a data set: its mean and its first principal directions.
 #[derive(Debug, Clone)]
@@ -40,16 +39,7 @@ impl Pca {
             d >= 1 && d <= features,
             "Pca::fit: {d} components of {features} features"
         );
-        let mean = x.mean_axis(Axis(0)).expect("at least one row");
-        let mut cov = Mat::<f64>::zeros(features, features);
-        for start in (0..n).step_by(CHUNK_ROWS) {
-            let chunk = x.slice(s![start..(start + CHUNK_ROWS).min(n), ..]);
-            let centred = Mat::<f64>::from_fn(chunk.nrows(), features, |i, j| {
-                f64::from(chunk[[i, j]]) - f64::from(mean[j])
-            });
-            cov += centred.transpose() * &centred;
-        }
-        cov /= n as f64;
+        let (mean, cov) = moments(x);
         let eigen = cov
             .self_adjoint_eigen(Side::Lower)
             .map_err(|_| PcaError(features))?;
@@ -171,7 +161,7 @@ mod tests {
     fn chunking_the_covariance_changes_nothing() {
         // More rows than a chunk: the covariance is summed over two chunks.
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let x = Matrix::from_shape_fn((CHUNK_ROWS + 100, 3), |(_, j)| {
+        let x = Matrix::from_shape_fn((4096 + 100, 3), |(_, j)| {
             (j + 1) as f32 * rng.random_range(-1.0f32..1.0)
         });
         let pca = Pca::fit(&x, 3).unwrap();

@@ -469,11 +469,11 @@ impl RunModel for AeModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
-        Picture::square(
+    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
+        Some(Picture::square(
             self.code_samples(test, n, rng),
             format!("{n} decodings of codes drawn from a Gaussian fitted to the test codes"),
-        )
+        ))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

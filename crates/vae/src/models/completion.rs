@@ -282,6 +282,16 @@ impl CompletionModel {
     fn net(&self) -> (&Vae, &ParamStore) {
         (self.completion.vae(), &self.params.store)
     }
+
+    /// The first `n` test images: observed part, sampled completions, the truth.
+    fn completions(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
+        let store = &self.params.store;
+        Picture {
+            images: pictures::completions(&self.completion, store, &test.x, n, SAMPLES, rng),
+            cols: SAMPLES + 2,
+            what: format!("completions of {} test images", n.min(test.split.len())),
+        }
+    }
 }
 
 impl RunModel for CompletionModel {
@@ -325,17 +335,12 @@ impl RunModel for CompletionModel {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
         let mut grids = Grids::new(out, test.split.image_shape());
-        grids.picture(files::COMPLETION, &self.sample_picture(test, 12, rng))?;
+        grids.picture(files::COMPLETION, &self.completions(test, 12, rng))?;
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
-        let store = &self.params.store;
-        Picture {
-            images: pictures::completions(&self.completion, store, &test.x, n, SAMPLES, rng),
-            cols: SAMPLES + 2,
-            what: format!("completions of {} test images", n.min(test.split.len())),
-        }
+    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
+        Some(self.completions(test, n, rng))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
@@ -386,6 +391,18 @@ impl RegressorModel {
     }
 }
 
+impl RegressorModel {
+    /// The first `n` test images: observed part, the regressor's mean completion, the truth.
+    fn completions(&self, test: &TestData, n: usize) -> Picture {
+        let store = &self.params.store;
+        Picture {
+            images: pictures::regressions(&self.regressor, store, &test.x, n),
+            cols: 3,
+            what: format!("completions of {} test images", n.min(test.split.len())),
+        }
+    }
+}
+
 impl RunModel for RegressorModel {
     fn columns(&self) -> Columns {
         ELBO_COLUMNS
@@ -419,20 +436,15 @@ impl RunModel for RegressorModel {
         &self,
         test: &TestData,
         out: &Path,
-        rng: &mut ChaCha8Rng,
+        _rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
         let mut grids = Grids::new(out, test.split.image_shape());
-        grids.picture(files::COMPLETION, &self.sample_picture(test, 12, rng))?;
+        grids.picture(files::COMPLETION, &self.completions(test, 12))?;
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, test: &TestData, n: usize, _rng: &mut ChaCha8Rng) -> Picture {
-        let store = &self.params.store;
-        Picture {
-            images: pictures::regressions(&self.regressor, store, &test.x, n),
-            cols: 3,
-            what: format!("completions of {} test images", n.min(test.split.len())),
-        }
+    fn sample_picture(&self, test: &TestData, n: usize, _: &mut ChaCha8Rng) -> Option<Picture> {
+        Some(self.completions(test, n))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

@@ -2,6 +2,7 @@
 //! that a run trains, with its [`ModelEntry`]; [`MODELS`] lists the entries.
 
 mod ae;
+mod classifier;
 mod completion;
 mod cvae;
 mod dae;
@@ -10,6 +11,7 @@ pub mod report;
 mod vae;
 
 pub use ae::{AeConfig, AeModel, Autoencoder};
+pub use classifier::{Classifier, ClassifierModel, predictions};
 pub use completion::{
     Completion, CompletionModel, Mask, Observe, ParseObserveError, Regressor, RegressorModel,
 };
@@ -35,6 +37,7 @@ pub static MODELS: &[&ModelEntry] = &[
     &m2::MODEL,
     &ae::MODEL,
     &dae::MODEL,
+    &classifier::MODEL,
 ];
 
 /// A model as the registry knows it: its name, the settings of its own, how it is built.
@@ -257,7 +260,16 @@ mod registry_tests {
         let names: Vec<&str> = ModelKind::all().map(ModelKind::name).collect();
         assert_eq!(
             names,
-            ["vae", "cvae", "completion", "regressor", "m2", "ae", "dae"]
+            [
+                "vae",
+                "cvae",
+                "completion",
+                "regressor",
+                "m2",
+                "ae",
+                "dae",
+                "classifier"
+            ]
         );
         for kind in ModelKind::all() {
             assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
@@ -266,7 +278,7 @@ mod registry_tests {
         let err = "gan".parse::<ModelKind>().unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown model `gan` (expected vae, cvae, completion, regressor, m2, ae or dae)"
+            "unknown model `gan` (expected vae, cvae, completion, regressor, m2, ae, dae or classifier)"
         );
     }
 

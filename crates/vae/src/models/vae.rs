@@ -432,8 +432,11 @@ impl RunModel for VaeModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
-        Picture::square(self.sample(n, rng).images, format!("{n} samples"))
+    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
+        Some(Picture::square(
+            self.sample(n, rng).images,
+            format!("{n} samples"),
+        ))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

@@ -73,8 +73,9 @@ pub trait RunModel {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError>;
 
-    /// The picture of `vae-train sample`: `n` of what the model draws.
-    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture;
+    /// The picture of `vae-train sample`: `n` of what the model draws; `None` for a model that
+    /// draws nothing (the classifier).
+    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture>;
 
     /// Writes its parameters, optimizer state and `metadata` to the checkpoint `path`, atomically.
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError>;
@@ -92,6 +93,28 @@ pub trait RunModel {
     fn scorer(&self) -> Option<&dyn Score> {
         None
     }
+
+    /// The model as a classifier of images, if it is one.
+    fn classifier(&self) -> Option<&dyn Classify> {
+        None
+    }
+}
+
+/// A model that gives each image a distribution over the classes (the reference classifier of
+/// the sample-quality yardstick).
+pub trait Classify {
+    /// The class probabilities and the features of every row of `x` (images as in
+    /// [`TestData::x`]), in evaluation mode.
+    fn classify(&self, x: &Matrix) -> Classified;
+}
+
+/// What a [`Classify`] makes of a set of images.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// One row per image: the probability of each class (rows sum to 1).
+    pub probs: Matrix,
+    /// One row per image: the activations of the classifier's last hidden layer.
+    pub features: Matrix,
 }
 
 /// A model that draws images from nothing but noise.

@@ -1,0 +1,377 @@
+//! The reference classifier of the sample-quality yardstick: an MLP from the image to the ten
+//! classes' logits, ReLU (or `--activation`) hidden layers each followed by dropout, trained on
+//! the cross-entropy `−ln softmax(f(x))_y`.
+//!
+//! Trained once per dataset, it stands in for ImageNet's Inception network: the
+//! [`quality`](crate::eval::quality) figures of every generative model read its class
+//! probabilities and its last hidden layer (the features of the Fréchet distance).
+
+use std::path::{Path, PathBuf};
+
+use autodiff::{Matrix, Tape, Var};
+use ndarray::{Axis, s};
+use nn::checkpoint::Metadata;
+use nn::{Bound, Dropout, Mlp, MlpConfig, Mode, ParamStore};
+use rand_chacha::ChaCha8Rng;
+
+use super::cvae::{CLASSES, one_hot};
+use super::report::Grids;
+use super::{Loss, ModelEntry};
+use crate::data::{Batch, Binarize};
+use crate::run::{
+    Classified, Classify, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig,
+    RunError, RunModel, Setting, TestData, TrainData, files,
+};
+use crate::train;
+
+/// Rows classified at once (bounds the memory of a forward pass).
+const CHUNK_ROWS: usize = 4096;
+
+/// An MLP classifier `classifier.fc1 … classifier.fc{k+1}`: input → `hidden` → 10 logits, with
+/// the activation and then dropout after every hidden layer.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    mlp: Mlp,
+    activation: nn::Activation,
+    dropout: Dropout,
+}
+
+impl Classifier {
+    /// Adds the parameters for images of `input_dim` pixels to `store`, weights drawn from `rng`
+    /// (Xavier uniform, zero biases).
+    ///
+    /// Panics if `hidden` is empty or `dropout` is outside `[0, 1)`.
+    #[track_caller]
+    pub fn new(
+        store: &mut ParamStore,
+        input_dim: usize,
+        hidden: &[usize],
+        (activation, dropout): (nn::Activation, f32),
+        rng: &mut ChaCha8Rng,
+    ) -> Classifier {
+        assert!(!hidden.is_empty(), "Classifier: needs a hidden layer");
+        let mut widths = vec![input_dim];
+        widths.extend(hidden);
+        widths.push(CLASSES);
+        let mlp = Mlp::new(
+            store,
+            "classifier",
+            &MlpConfig::new(&widths, activation),
+            rng,
+        );
+        Classifier {
+            mlp,
+            activation,
+            dropout: Dropout::new(dropout),
+        }
+    }
+
+    /// The logits (rows × 10) of a batch `x` and its last hidden layer's activations (before
+    /// dropout): the features of the Fréchet distance.
+    pub fn forward<'t>(&self, p: &Bound<'t>, x: Var<'t>, mut mode: Mode<'_>) -> (Var<'t>, Var<'t>) {
+        let (last, hidden) = self.mlp.layers().split_last().expect("an MLP has layers");
+        let mut h = x;
+        let mut features = x;
+        for layer in hidden {
+            features = self.activation.apply(layer.forward(p, h));
+            h = self.dropout.forward(p, features, mode.reborrow());
+        }
+        (last.forward(p, h), features)
+    }
+
+    /// The mean cross-entropy of the batch under dropout drawn from `rng`; part `xent`, per
+    /// example `−ln softmax(f(x))_y`.
+    pub fn loss<'t>(&self, p: &Bound<'t>, batch: &Batch, rng: &mut ChaCha8Rng) -> Loss<'t> {
+        let x = p.constant(batch.images().clone());
+        let (logits, _) = self.forward(p, x, Mode::Train(rng));
+        let xent = -(logits.log_softmax() * p.constant(one_hot(batch.labels()))).sum_cols();
+        Loss::new(xent.mean(), [("xent", xent)])
+    }
+
+    /// The class probabilities and features of every row of `x`, in evaluation mode.
+    pub fn classify(&self, store: &ParamStore, x: &Matrix) -> Classified {
+        let features_dim = self.mlp.layers().last().expect("layers").in_dim();
+        let mut probs = Matrix::zeros((x.nrows(), CLASSES));
+        let mut features = Matrix::zeros((x.nrows(), features_dim));
+        for start in (0..x.nrows()).step_by(CHUNK_ROWS) {
+            let rows = start..(start + CHUNK_ROWS).min(x.nrows());
+            let tape = Tape::new();
+            let p = store.bind_frozen(&tape);
+            let xv = p.constant(x.slice(s![rows.clone(), ..]).to_owned());
+            let (logits, f) = self.forward(&p, xv, Mode::Eval);
+            let log_p = logits.log_softmax().value();
+            probs
+                .slice_mut(s![rows.clone(), ..])
+                .assign(&log_p.mapv(f32::exp));
+            features.slice_mut(s![rows, ..]).assign(&*f.value());
+        }
+        Classified { probs, features }
+    }
+}
+
+/// The class of highest probability of each row.
+pub fn predictions(probs: &Matrix) -> Vec<u8> {
+    (probs.rows().into_iter())
+        .map(|row| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (c, &v)| {
+                        if v > b.1 { (c, v) } else { b }
+                    },
+                );
+            best.0 as u8
+        })
+        .collect()
+}
+
+/// `--model classifier` in the registry.
+pub const MODEL: ModelEntry = ModelEntry {
+    name: "classifier",
+    about: "MLP classifier, the reference of `eval --quality`",
+    settings: &[Setting::Dropout],
+    binarize: Binarize::None,
+    check: |config| {
+        if !(0.0..1.0).contains(&config.dropout) {
+            return Err(format!(
+                "--dropout must be in [0, 1), got {}",
+                config.dropout
+            ));
+        }
+        Ok(())
+    },
+    build: |config, shape| Box::new(ClassifierModel::new(config, shape)),
+};
+
+/// `--model classifier`: the [`Classifier`] with its parameters and optimizer, as a run trains
+/// it. Its figures are the test cross-entropy and classification error.
+pub struct ClassifierModel {
+    classifier: Classifier,
+    params: Params,
+}
+
+impl ClassifierModel {
+    /// The classifier of `config` (`--hidden`, `--activation`, `--dropout`) for images of
+    /// `shape`, initialised from the run's seed.
+    pub fn new(config: &RunConfig, (height, width): (usize, usize)) -> Self {
+        let mut store = ParamStore::new();
+        let classifier = Classifier::new(
+            &mut store,
+            height * width,
+            &config.hidden,
+            (config.activation, config.dropout),
+            &mut config.init_rng(),
+        );
+        ClassifierModel {
+            classifier,
+            params: Params::new(store, config),
+        }
+    }
+
+    /// The test cross-entropy (nats per image) and the fraction misclassified.
+    fn evaluate(&self, test: &TestData) -> (f64, f64) {
+        let classified = self.classify(&test.x);
+        let labels = test.split.labels();
+        let xent: f64 = (classified.probs.rows().into_iter())
+            .zip(labels)
+            .map(|(row, &y)| -f64::from(row[usize::from(y)].max(f32::MIN_POSITIVE)).ln())
+            .sum();
+        let wrong = predictions(&classified.probs)
+            .iter()
+            .zip(labels)
+            .filter(|(p, y)| p != y)
+            .count();
+        let n = labels.len().max(1) as f64;
+        (xent / n, wrong as f64 / n)
+    }
+}
+
+impl RunModel for ClassifierModel {
+    fn columns(&self) -> Columns {
+        Columns {
+            train: &["train_xent"],
+            test: &["test_xent", "test_error"],
+        }
+    }
+
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+        let classifier = &self.classifier;
+        let (store, opt) = self.params.at_lr(ctx.lr);
+        let mean = train::epoch(
+            store,
+            opt,
+            data.all(),
+            ctx.batch_size,
+            ctx.rng,
+            |p, batch, rng| classifier.loss(p, &batch, rng),
+            &mut *ctx.on_batch,
+        );
+        vec![mean.loss]
+    }
+
+    fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let (xent, error) = self.evaluate(test);
+        vec![xent, error]
+    }
+
+    fn describe(&self, values: &[f64]) -> String {
+        format!(
+            "train xent {:7.4}  test xent {:7.4}, error {:6.2}%",
+            values[0],
+            values[1],
+            100.0 * values[2]
+        )
+    }
+
+    fn describe_test(&self, values: &[f64]) -> String {
+        format!(
+            "test cross-entropy {:.4} nats, error {:.2}%",
+            values[0],
+            100.0 * values[1]
+        )
+    }
+
+    fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
+        let (_, error) = self.evaluate(test);
+        Ok(vec![Figure::new(
+            "accuracy",
+            1.0 - error,
+            format!("test accuracy {:.2}%", 100.0 * (1.0 - error)),
+        )])
+    }
+
+    fn pictures(
+        &self,
+        test: &TestData,
+        out: &Path,
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<PathBuf>, RunError> {
+        let mut grids = Grids::new(out, test.split.image_shape());
+        if let Some(mistakes) = self.mistakes(test, 64) {
+            grids.picture(files::MISTAKES, &mistakes)?;
+        }
+        Ok(grids.finish())
+    }
+
+    fn sample_picture(&self, _: &TestData, _: usize, _: &mut ChaCha8Rng) -> Option<Picture> {
+        None
+    }
+
+    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
+        self.params.save(path, metadata)
+    }
+
+    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
+        self.params.restore(path, what)
+    }
+
+    fn classifier(&self) -> Option<&dyn Classify> {
+        Some(self)
+    }
+}
+
+impl ClassifierModel {
+    /// Up to `n` misclassified test images, in test-set order.
+    fn mistakes(&self, test: &TestData, n: usize) -> Option<Picture> {
+        let predicted = predictions(&self.classify(&test.x).probs);
+        let wrong: Vec<usize> = (predicted.iter().zip(test.split.labels()))
+            .enumerate()
+            .filter(|(_, (p, y))| p != y)
+            .map(|(i, _)| i)
+            .take(n)
+            .collect();
+        (!wrong.is_empty()).then(|| {
+            Picture::square(
+                test.x.select(Axis(0), &wrong),
+                format!("{} misclassified test images", wrong.len()),
+            )
+        })
+    }
+}
+
+impl Classify for ClassifierModel {
+    fn classify(&self, x: &Matrix) -> Classified {
+        self.classifier.classify(&self.params.store, x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autodiff::{GradcheckConfig, gradcheck};
+    use rand::SeedableRng;
+
+    fn tiny(dropout: f32) -> (ParamStore, Classifier) {
+        let mut store = ParamStore::new();
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let c = Classifier::new(&mut store, 6, &[5, 4], (nn::Activation::Tanh, dropout), rng);
+        (store, c)
+    }
+
+    #[test]
+    fn the_loss_is_the_cross_entropy_of_the_softmax_and_passes_gradcheck() {
+        let (store, c) = tiny(0.0);
+        let x = Matrix::from_shape_fn((3, 6), |(i, j)| ((i * 7 + j * 3) % 5) as f32 / 5.0);
+        let labels = [2u8, 9, 0];
+        let batch = Batch {
+            images: x.clone(),
+            labels: labels.to_vec(),
+            indices: vec![0, 1, 2],
+        };
+        let tape = Tape::new();
+        let p = store.bind(&tape);
+        let rng = &mut ChaCha8Rng::seed_from_u64(1);
+        let loss = c.loss(&p, &batch, rng);
+        let (logits, _) = c.forward(&p, p.constant(x.clone()), Mode::Eval);
+        // −ln softmax(l)_y = logsumexp(l) − l_y, by hand from the logits.
+        let expected: f64 = (logits.value().rows().into_iter())
+            .zip(labels)
+            .map(|(row, y)| {
+                let lse = row.iter().map(|&v| f64::from(v).exp()).sum::<f64>().ln();
+                lse - f64::from(row[usize::from(y)])
+            })
+            .sum::<f64>()
+            / 3.0;
+        assert!((f64::from(loss.loss.item()) - expected).abs() < 1e-5);
+        // The probabilities of `classify` are the softmax: rows sum to one.
+        let classified = c.classify(&store, &x);
+        for row in classified.probs.rows() {
+            assert!((row.sum() - 1.0).abs() < 1e-5);
+        }
+        assert_eq!(classified.features.dim(), (3, 4));
+        let mut inputs = vec![x];
+        inputs.extend(store.iter().map(|(_, _, v)| v.clone()));
+        gradcheck(
+            |v| {
+                let p = store.bind_vars(v[0].tape(), &v[1..]);
+                let (logits, _) = c.forward(&p, v[0], Mode::Eval);
+                -(logits.log_softmax() * p.constant(one_hot(&labels))).sum_cols()
+            },
+            &inputs,
+            &GradcheckConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn dropout_acts_in_training_only() {
+        let (store, c) = tiny(0.5);
+        let x = Matrix::from_elem((4, 6), 0.5);
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        let rng = &mut ChaCha8Rng::seed_from_u64(2);
+        let (a, _) = c.forward(&p, p.constant(x.clone()), Mode::Eval);
+        let (b, _) = c.forward(&p, p.constant(x.clone()), Mode::Eval);
+        let (t, _) = c.forward(&p, p.constant(x), Mode::Train(rng));
+        assert_eq!(*a.value(), *b.value());
+        assert_ne!(*a.value(), *t.value());
+    }
+
+    #[test]
+    fn predictions_take_the_most_probable_class() {
+        let probs = ndarray::array![[0.1f32, 0.7, 0.2], [0.5, 0.2, 0.3]];
+        assert_eq!(predictions(&probs), [1, 0]);
+    }
+}
