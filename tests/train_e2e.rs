@@ -370,3 +370,68 @@ fn every_model_that_samples_or_scores_does_so_sensibly() {
     assert_eq!(sampled, ["vae", "cvae", "m2"]);
     assert_eq!(scored, ["vae", "m2", "ae", "dae"]);
 }
+
+/// Counts the epochs a run trains.
+#[derive(Default)]
+struct EpochCounter(usize);
+
+impl run::Observer for EpochCounter {
+    fn epoch_end(&mut self, _row: &run::EpochRow) {
+        self.0 += 1;
+    }
+}
+
+#[test]
+fn the_classifier_learns_deterministically_and_the_reference_is_trained_once() {
+    let dir = scratch("classifier");
+    let config = |epochs| RunConfig {
+        train_limit: Some(2000),
+        test_limit: Some(500),
+        hidden: vec![64],
+        batch_size: 32,
+        epochs,
+        iw_samples: 0,
+        ..RunConfig::for_model("classifier".parse().unwrap())
+    };
+    // Two epochs on 2 000 images classify most of the test images; the same seed gives the
+    // same bytes.
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let summary = run::train(config(2), &a, None, &mut Silent).unwrap();
+    let accuracy = summary.figure("accuracy").unwrap().value;
+    assert!(accuracy > 0.8, "test accuracy {accuracy}");
+    assert!(a.join("mistakes.png").is_file());
+    run::train(config(2), &b, None, &mut Silent).unwrap();
+    let bytes = |d: &Path| fs::read(d.join(files::CHECKPOINT)).unwrap();
+    assert!(
+        bytes(&a) == bytes(&b),
+        "the same seed trained different weights"
+    );
+
+    // The reference is trained where it is missing, finished where it is short of its epochs,
+    // and used as it is where it is complete.
+    let reference = dir.join("reference");
+    let mut counter = EpochCounter::default();
+    let path = run::quality::ensure_reference(&reference, config(2), &mut counter).unwrap();
+    assert_eq!((counter.0, bytes(&reference)), (2, bytes(&a)));
+    let mut counter = EpochCounter::default();
+    run::quality::ensure_reference(&reference, config(2), &mut counter).unwrap();
+    assert_eq!(counter.0, 0);
+    let short = dir.join("short");
+    run::train(config(1), &short, None, &mut Silent).unwrap();
+    let mut counter = EpochCounter::default();
+    run::quality::ensure_reference(&short, config(2), &mut counter).unwrap();
+    assert_eq!((counter.0, bytes(&short)), (1, bytes(&a)));
+    // A checkpoint of other settings in its place is refused, not overwritten.
+    let other = RunConfig {
+        hidden: vec![32],
+        ..config(2)
+    };
+    let err = run::quality::ensure_reference(&reference, other, &mut Silent).unwrap_err();
+    assert!(
+        err.to_string().contains("not the reference classifier"),
+        "{err}"
+    );
+    assert_eq!(path, reference.join(files::CHECKPOINT));
+    assert!(bytes(&reference) == bytes(&a));
+    fs::remove_dir_all(&dir).unwrap();
+}

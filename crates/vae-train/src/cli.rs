@@ -46,7 +46,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint on the test set: -ELBO, importance-weighted log-likelihood, active
     /// units, k-means of the posterior means (M2: the classification error; ae and dae: the
-    /// squared error against PCA's, denoising, k-means of the codes against raw pixels).
+    /// squared error against PCA's, denoising, k-means of the codes against raw pixels). With
+    /// --quality: the quality of its samples, read by the reference classifier.
     Eval(EvalArgs),
     /// Decode samples of a checkpoint into a PNG grid: from the prior (vae), under each label
     /// (cvae, m2), completions of test images (completion, regressor), or codes drawn from a
@@ -196,6 +197,18 @@ pub struct EvalArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_parser = positive)]
     pub threads: Option<usize>,
+    /// Instead of the likelihood figures, the quality of the model's samples: classifier
+    /// Inception Score, Fréchet distance, mode coverage and Parzen log-likelihood, printed and
+    /// written to quality.csv beside the checkpoint.
+    #[arg(long)]
+    pub quality: bool,
+    /// --quality: how many samples to draw.
+    #[arg(long, value_name = "N", default_value_t = vae::run::quality::SAMPLES, value_parser = positive, requires = "quality")]
+    pub samples: usize,
+    /// --quality: the classifier's checkpoint (default: the reference classifier in
+    /// reference-classifier-<dataset> beside the run's directory, trained there if absent).
+    #[arg(long, value_name = "CHECKPOINT", requires = "quality")]
+    pub classifier: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

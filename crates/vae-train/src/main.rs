@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use vae::image;
-use vae::run::{self, RunConfig, RunError};
+use vae::run::{self, RunConfig, RunError, quality};
 
 use cli::{Cli, Command, EvalArgs, SampleArgs, TrainArgs};
 
@@ -150,6 +150,9 @@ fn print_figures(figures: &[run::Figure]) {
 }
 
 fn evaluate(args: EvalArgs) -> Result<(), RunError> {
+    if args.quality {
+        return quality(args);
+    }
     let config = RunConfig {
         data_dir: args.data_dir,
         test_limit: args.test_limit,
@@ -180,6 +183,58 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
         println!("(importance-weighted, K = {k})");
     }
     print_figures(&figures);
+    Ok(())
+}
+
+/// `eval --quality`: the sample-quality rows of the checkpoint's model, printed and written to
+/// `quality.csv` beside it.
+fn quality(args: EvalArgs) -> Result<(), RunError> {
+    let config = RunConfig {
+        data_dir: args.data_dir.clone(),
+        test_limit: args.test_limit,
+        ..RunConfig::default()
+    };
+    let loaded = run::load(&args.checkpoint, config)?;
+    let sampler = quality::sampler(&loaded, &args.checkpoint)?;
+    let classifier = match args.classifier {
+        Some(path) => path,
+        None => {
+            let dataset = loaded.config.dataset;
+            let dir = quality::reference_dir(&args.checkpoint, dataset);
+            let reference = quality::reference_config(dataset, args.data_dir.clone());
+            let signals = signals::Signals::install().map_err(|e| RunError::Io {
+                path: "signal handlers".into(),
+                source: e,
+            })?;
+            let mut observer = progress::Terminal::new(false, Some(signals));
+            quality::ensure_reference(&dir, reference, &mut observer)?
+        }
+    };
+    let reference = quality::Reference::load(&classifier, &loaded, args.data_dir, args.test_limit)?;
+    println!(
+        "reference classifier {}: test accuracy {:.2}%, weights sha256 {}",
+        reference.path.display(),
+        100.0 * reference.accuracy,
+        reference.sha256
+    );
+    let mut rng = run::evaluation_rng(loaded.config.seed);
+    let rows = quality::measure(
+        &loaded,
+        sampler,
+        &reference,
+        args.samples,
+        &mut rng,
+        &mut |m| eprintln!("{m}"),
+    )?;
+    print!("{}", quality::table(&rows));
+    let csv = args
+        .checkpoint
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(run::files::QUALITY);
+    quality::write_csv(&csv, &rows)?;
+    println!("wrote {}", csv.display());
     Ok(())
 }
 

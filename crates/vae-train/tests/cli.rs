@@ -509,3 +509,121 @@ fn an_output_that_cannot_be_written_fails_before_training() {
     assert!(!stderr(&o).contains("training and"), "{}", stderr(&o));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `train` of `model` on the first 1 200 training images (enough for `--quality`, which holds
+/// out the last 1 000), 300 test images, `extra` flags, into `out`; asserts success.
+fn quality_run(out: &Path, model: &str, extra: &[&str]) -> PathBuf {
+    let out_str = out.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--model",
+        model,
+        "--train-limit",
+        "1200",
+        "--test-limit",
+        "300",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "4",
+        "--epochs",
+        "2",
+        "--iw-samples",
+        "0",
+        "--quiet",
+        "--out",
+        out_str,
+    ];
+    args.extend(extra);
+    let o = vae_train(&args);
+    assert!(o.status.success(), "{model}: {}", stderr(&o));
+    out.join("checkpoint.safetensors")
+}
+
+#[test]
+fn eval_quality_measures_the_samples_and_refuses_what_it_cannot_measure() {
+    let dir = scratch("quality");
+    let classifier = quality_run(&dir.join("classifier"), "classifier", &[]);
+    let vae = quality_run(&dir.join("vae"), "vae", &[]);
+    let (classifier_s, vae_s) = (classifier.to_str().unwrap(), vae.to_str().unwrap());
+    let quality = |checkpoint: &str, classifier: &str, samples: &str| {
+        vae_train(&[
+            "eval",
+            "--checkpoint",
+            checkpoint,
+            "--quality",
+            "--samples",
+            samples,
+            "--classifier",
+            classifier,
+            "--test-limit",
+            "300",
+        ])
+    };
+
+    let o = quality(vae_s, classifier_s, "200");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "reference classifier",
+        "weights sha256",
+        "MNIST test set (300)",
+        "MNIST training images (200)",
+        "vae samples (means) (200)",
+        "vae samples (binary) (200)",
+    ] {
+        assert!(printed.contains(line), "no `{line}` in:\n{printed}");
+    }
+    let csv = fs::read_to_string(dir.join("vae").join("quality.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert_eq!(
+        rows[0][..4],
+        ["images", "count", "inception_score", "frechet_distance"]
+    );
+    for row in &rows[2..] {
+        assert_eq!(row.len(), rows[0].len(), "{csv}");
+        let number = |i: usize| row[i].parse::<f64>().unwrap();
+        // IS in [1, 10], a non-negative distance, a σ among the candidates, a finite Parzen.
+        assert!((1.0..=10.0).contains(&number(2)), "{csv}");
+        assert!(
+            number(3) >= 0.0 && (0.1..=1.0).contains(&number(6)),
+            "{csv}"
+        );
+        assert!(number(7).is_finite() && number(8) > 0.0, "{csv}");
+    }
+    // The same seed draws the same samples: a second evaluation writes the same file.
+    assert!(quality(vae_s, classifier_s, "200").status.success());
+    let again = fs::read_to_string(dir.join("vae").join("quality.csv")).unwrap();
+    assert_eq!(csv, again);
+
+    // What it cannot measure, and classifiers that do not fit, are one error line each.
+    let o = quality(vae_s, classifier_s, "0");
+    assert_clean_failure(&o, "--samples");
+    let regressor = quality_run(&dir.join("regressor"), "regressor", &[]);
+    let o = quality(regressor.to_str().unwrap(), classifier_s, "200");
+    assert_clean_failure(&o, "model regressor does not draw images");
+    assert_clean_failure(&quality(vae_s, vae_s, "200"), "not a classifier");
+    let doctored = dir.join("doctored.safetensors");
+    let bytes = fs::read(&classifier).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"28x28").unwrap();
+    let mut changed = bytes.clone();
+    changed[at..at + 5].copy_from_slice(b"14x14");
+    fs::write(&doctored, changed).unwrap();
+    let o = quality(vae_s, doctored.to_str().unwrap(), "200");
+    assert_clean_failure(
+        &o,
+        "a classifier of 14x14 images, but the model's images are 28x28",
+    );
+    let fashion = quality_run(
+        &dir.join("fashion"),
+        "classifier",
+        &["--dataset", "fashion-mnist"],
+    );
+    let o = quality(vae_s, fashion.to_str().unwrap(), "200");
+    assert_clean_failure(
+        &o,
+        "a classifier of Fashion-MNIST, but the model is of MNIST",
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}

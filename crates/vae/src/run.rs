@@ -60,6 +60,7 @@ pub mod files {
 }
 
 mod model;
+pub mod quality;
 
 pub use model::{
     Classified, Classify, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunModel,

@@ -13,6 +13,7 @@ use ndarray::{Axis, s};
 use nn::checkpoint::Metadata;
 use nn::{Bound, Dropout, Mlp, MlpConfig, Mode, ParamStore};
 use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
 
 use super::cvae::{CLASSES, one_hot};
 use super::report::Grids;
@@ -294,6 +295,20 @@ impl ClassifierModel {
 impl Classify for ClassifierModel {
     fn classify(&self, x: &Matrix) -> Classified {
         self.classifier.classify(&self.params.store, x)
+    }
+
+    fn weights_sha256(&self) -> String {
+        let mut hash = Sha256::new();
+        for (_, name, value) in self.params.store.iter() {
+            hash.update(name.as_bytes());
+            for d in [value.nrows(), value.ncols()] {
+                hash.update((d as u64).to_le_bytes());
+            }
+            for v in value.iter() {
+                hash.update(v.to_le_bytes());
+            }
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

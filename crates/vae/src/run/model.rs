@@ -106,6 +106,10 @@ pub trait Classify {
     /// The class probabilities and the features of every row of `x` (images as in
     /// [`TestData::x`]), in evaluation mode.
     fn classify(&self, x: &Matrix) -> Classified;
+
+    /// The SHA-256 of its parameters (each one's name, shape and little-endian f32 values, in
+    /// the store's order), in hex: which classifier produced a figure.
+    fn weights_sha256(&self) -> String;
 }
 
 /// What a [`Classify`] makes of a set of images.
