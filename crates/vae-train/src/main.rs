@@ -195,7 +195,7 @@ fn quality(args: EvalArgs) -> Result<(), RunError> {
         ..RunConfig::default()
     };
     let loaded = run::load(&args.checkpoint, config)?;
-    let sampler = quality::sampler(&loaded, &args.checkpoint)?;
+    let source = quality::source(&loaded, &args.checkpoint)?;
     let classifier = match args.classifier {
         Some(path) => path,
         None => {
@@ -220,7 +220,7 @@ fn quality(args: EvalArgs) -> Result<(), RunError> {
     let mut rng = run::evaluation_rng(loaded.config.seed);
     let rows = quality::measure(
         &loaded,
-        sampler,
+        source,
         &reference,
         args.samples,
         &mut rng,

@@ -569,8 +569,8 @@ fn eval_quality_measures_the_samples_and_refuses_what_it_cannot_measure() {
         "weights sha256",
         "MNIST test set (300)",
         "MNIST training images (200)",
-        "vae samples (means) (200)",
-        "vae samples (binary) (200)",
+        "vae: samples (means) (200)",
+        "vae: samples (binary) (200)",
     ] {
         assert!(printed.contains(line), "no `{line}` in:\n{printed}");
     }
@@ -596,6 +596,16 @@ fn eval_quality_measures_the_samples_and_refuses_what_it_cannot_measure() {
     assert!(quality(vae_s, classifier_s, "200").status.success());
     let again = fs::read_to_string(dir.join("vae").join("quality.csv")).unwrap();
     assert_eq!(csv, again);
+
+    // The completion CVAE is measured on its completions of training images.
+    let completion = quality_run(&dir.join("completion"), "completion", &[]);
+    let o = quality(completion.to_str().unwrap(), classifier_s, "200");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        printed.contains("completion: completions (binary) (200)"),
+        "{printed}"
+    );
 
     // What it cannot measure, and classifiers that do not fit, are one error line each.
     let o = quality(vae_s, classifier_s, "0");

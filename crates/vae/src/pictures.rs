@@ -8,7 +8,7 @@ use ndarray::{Axis, concatenate, s};
 use nn::ParamStore;
 use rand_chacha::ChaCha8Rng;
 
-use autodiff::{Tape, reparameterize};
+use autodiff::Tape;
 
 use crate::dist::{normal_quantile, standard_normal};
 use crate::eval::{decode_images, posterior_means};
@@ -166,16 +166,7 @@ pub fn completions(
     let rows: Vec<usize> = (0..n)
         .flat_map(|i| std::iter::repeat_n(i, samples))
         .collect();
-    let x_o_r = x_o.select(Axis(0), &rows);
-    let filled = {
-        let tape = Tape::new();
-        let p = store.bind_frozen(&tape);
-        let c = p.constant(x_o_r.clone());
-        let (mu, log_var) = model.vae().prior(&p, Some(c)).expect("a learned prior");
-        let z = reparameterize(mu, log_var, &standard_normal(rng, mu.shape()));
-        let decoded = model.vae().decode(&p, z, Some(c)).value();
-        model.mask().join(&x_o_r, &model.vae().mean_image(&decoded))
-    };
+    let filled = model.complete(store, &x_o.select(Axis(0), &rows), rng);
     let observed = observed_only(model.mask(), &x);
     let mut out = Vec::with_capacity(n * (samples + 2));
     for i in 0..n {

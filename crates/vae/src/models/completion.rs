@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use autodiff::{Matrix, Var, bce_with_logits};
+use autodiff::{Matrix, Var, bce_with_logits, reparameterize};
 use ndarray::Axis;
 use nn::{Bound, Mlp, MlpConfig, ParamStore};
 use rand_chacha::ChaCha8Rng;
@@ -23,9 +23,10 @@ use super::report::{
 };
 use super::{Likelihood, Loss, ModelEntry, Prior, Vae, VaeConfig};
 use crate::data::Binarize;
+use crate::dist::standard_normal;
 use crate::run::{
-    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Setting, TestData, TrainData, files,
+    Columns, Complete, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
+    RunModel, Setting, TestData, TrainData, files,
 };
 use crate::{eval, pictures};
 
@@ -154,6 +155,19 @@ impl Completion {
     /// Which pixels are seen.
     pub fn mask(&self) -> &Mask {
         &self.mask
+    }
+
+    /// Each image whose observed part is `x_o` (rows × observed pixels) completed: z drawn from
+    /// the prior network's `p(z|x_o)`, the unobserved pixels' decoded means beside the observed
+    /// ones.
+    pub fn complete(&self, store: &ParamStore, x_o: &Matrix, rng: &mut ChaCha8Rng) -> Matrix {
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        let c = p.constant(x_o.clone());
+        let (mu, log_var) = self.vae.prior(&p, Some(c)).expect("a learned prior");
+        let z = reparameterize(mu, log_var, &standard_normal(rng, mu.shape()));
+        let decoded = self.vae.decode(&p, z, Some(c)).value();
+        self.mask.join(x_o, &self.vae.mean_image(&decoded))
     }
 
     /// The conditional VAE of `x_u` given `x_o`.
@@ -349,6 +363,17 @@ impl RunModel for CompletionModel {
 
     fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
         self.params.restore(path, what)
+    }
+
+    fn completer(&self) -> Option<&dyn Complete> {
+        Some(self)
+    }
+}
+
+impl Complete for CompletionModel {
+    fn complete(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Matrix {
+        let (x_o, _) = self.completion.mask().split(x);
+        self.completion.complete(&self.params.store, &x_o, rng)
     }
 }
 

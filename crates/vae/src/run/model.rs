@@ -94,6 +94,11 @@ pub trait RunModel {
         None
     }
 
+    /// The model as a completer of partly seen images, if it draws what it does not see.
+    fn completer(&self) -> Option<&dyn Complete> {
+        None
+    }
+
     /// The model as a classifier of images, if it is one.
     fn classifier(&self) -> Option<&dyn Classify> {
         None
@@ -135,6 +140,13 @@ pub struct Samples {
     pub images: Matrix,
     /// The class each image was drawn under, for a label-conditioned model.
     pub labels: Option<Vec<u8>>,
+}
+
+/// A model that draws the part of an image it does not see from the part it sees.
+pub trait Complete {
+    /// Every row of `x` (whole images, as in [`TestData::x`]) with its seen part kept and the
+    /// rest drawn (a Bernoulli decoder's means), in [0, 1].
+    fn complete(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Matrix;
 }
 
 /// A model that scores images on their own: the higher, the less the model expects the image.

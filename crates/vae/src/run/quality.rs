@@ -17,10 +17,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Classified, IMAGE_SIZE, Loaded, LrSchedule, Observer, RunConfig, RunError, Sample, files,
-    images, load, train, write_atomic,
+    Classified, Complete, IMAGE_SIZE, Loaded, LrSchedule, Observer, RunConfig, RunError, Sample,
+    Samples, files, images, load, train, write_atomic,
 };
-use crate::data::{Binarize, Dataset};
+use crate::data::{Binarize, Dataset, eval_targets};
 use crate::eval::quality::{
     Coverage, FeatureGaussian, Parzen, coverage, frechet_distance, inception_score, parzen,
     parzen_sigmas,
@@ -103,16 +103,27 @@ pub fn ensure_reference(
     Ok(path)
 }
 
-/// The model of a run as a sampler, or the error `--quality` gives for one that draws nothing.
-pub fn sampler<'a>(run: &'a Loaded, checkpoint: &Path) -> Result<&'a dyn Sample, RunError> {
-    run.model.sampler().ok_or_else(|| {
-        RunError::Config(format!(
+/// Where the measured images come from.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// A model's samples.
+    Samples(&'a dyn Sample),
+    /// A model's completions of the training images' seen part.
+    Completions(&'a dyn Complete),
+}
+
+/// What the model of a run draws, or the error `--quality` gives for one that draws nothing.
+pub fn source<'a>(run: &'a Loaded, checkpoint: &Path) -> Result<Source<'a>, RunError> {
+    match (run.model.sampler(), run.model.completer()) {
+        (Some(sampler), _) => Ok(Source::Samples(sampler)),
+        (None, Some(completer)) => Ok(Source::Completions(completer)),
+        (None, None) => Err(RunError::Config(format!(
             "{}: model {} does not draw images, so --quality has nothing to measure (it \
-             measures the samples of vae, cvae and m2)",
+             measures the samples of vae, cvae and m2 and the completions of completion)",
             checkpoint.display(),
             run.config.model
-        ))
-    })
+        ))),
+    }
 }
 
 /// The reference classifier, loaded, with what it makes of its test set.
@@ -275,11 +286,12 @@ pub struct Quality {
 }
 
 /// The rows of `eval --quality` for the model of `run`: the test set, training images (the
-/// data's own score), the model's `n` samples as its decoder's means and, for a Bernoulli
-/// decoder, binary images drawn from those means.
+/// data's own score), the model's `n` samples (or completions of the first `n` training images,
+/// binarized as its test set is) as its decoder's means and, for a Bernoulli decoder, binary
+/// images drawn from those means.
 pub fn measure(
     run: &Loaded,
-    sampler: &dyn Sample,
+    source: Source<'_>,
     reference: &Reference,
     n: usize,
     rng: &mut ChaCha8Rng,
@@ -295,7 +307,8 @@ pub fn measure(
     }
     let held_out = train.len() - PARZEN_VALIDATION;
     let validation = images(&train.subset(&(held_out..train.len()).collect::<Vec<_>>()));
-    let data = images(&train.subset(&(0..n.min(held_out)).collect::<Vec<_>>()));
+    let first = train.subset(&(0..n.min(held_out)).collect::<Vec<_>>());
+    let data = images(&first);
     let mut rows = vec![reference.test_row(run.config.dataset)];
     note("measuring training images");
     rows.push(reference.measure(
@@ -304,11 +317,30 @@ pub fn measure(
         None,
         &validation,
     )?);
-    note(&format!("drawing and measuring {n} samples"));
-    let samples = sampler.sample(n, rng);
+    let (samples, what) = match source {
+        Source::Samples(sampler) => {
+            note(&format!("drawing and measuring {n} samples"));
+            (sampler.sample(n, rng), "samples")
+        }
+        Source::Completions(completer) => {
+            note(&format!(
+                "completing and measuring {} training images",
+                first.len()
+            ));
+            let given = images(&eval_targets(&first, run.config.binarize));
+            let images = completer.complete(&given, rng);
+            (
+                Samples {
+                    images,
+                    labels: None,
+                },
+                "completions",
+            )
+        }
+    };
     let labels = samples.labels.as_deref();
     rows.push(reference.measure(
-        format!("{} samples (means)", run.config.model),
+        format!("{}: {what} (means)", run.config.model),
         &samples.images,
         labels,
         &validation,
@@ -316,7 +348,7 @@ pub fn measure(
     if run.config.likelihood == Likelihood::Bernoulli {
         let binary = samples.images.mapv(|p| f32::from(rng.random::<f32>() < p));
         rows.push(reference.measure(
-            format!("{} samples (binary)", run.config.model),
+            format!("{}: {what} (binary)", run.config.model),
             &binary,
             labels,
             &validation,
@@ -328,7 +360,7 @@ pub fn measure(
 /// The rows as an aligned table for the terminal.
 pub fn table(rows: &[Quality]) -> String {
     let mut s = format!(
-        "{:<30} {:>6} {:>8} {:>7} {:>8}  {:>22} {:>9}\n",
+        "{:<40} {:>6} {:>8} {:>7} {:>8}  {:>22} {:>9}\n",
         "images", "IS", "FD", "classes", "KL(unif)", "Parzen ± se (σ)", "label acc"
     );
     for q in rows {
@@ -339,7 +371,7 @@ pub fn table(rows: &[Quality]) -> String {
         let acc = (q.label_accuracy).map_or("—".into(), |a| format!("{:.2}%", 100.0 * a));
         let _ = writeln!(
             s,
-            "{:<30} {:>6.2} {:>8} {:>7} {:>8.4}  {:>22} {:>9}",
+            "{:<40} {:>6.2} {:>8} {:>7} {:>8.4}  {:>22} {:>9}",
             format!("{} ({})", q.what, q.count),
             q.inception_score,
             fd,
