@@ -607,6 +607,13 @@ fn eval_quality_measures_the_samples_and_refuses_what_it_cannot_measure() {
         "{printed}"
     );
 
+    // An autoencoder is measured on decodings of codes from a Gaussian fitted to its codes.
+    let ae = quality_run(&dir.join("ae"), "ae", &[]);
+    let o = quality(ae.to_str().unwrap(), classifier_s, "200");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(printed.contains("ae: samples (means) (200)"), "{printed}");
+
     // What it cannot measure, and classifiers that do not fit, are one error line each.
     let o = quality(vae_s, classifier_s, "0");
     assert_clean_failure(&o, "--samples");
@@ -614,6 +621,15 @@ fn eval_quality_measures_the_samples_and_refuses_what_it_cannot_measure() {
     let o = quality(regressor.to_str().unwrap(), classifier_s, "200");
     assert_clean_failure(&o, "model regressor does not draw images");
     assert_clean_failure(&quality(vae_s, vae_s, "200"), "not a classifier");
+    let png = dir.join("x.png");
+    let o = vae_train(&[
+        "sample",
+        "--checkpoint",
+        classifier_s,
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "model classifier draws no samples");
     let doctored = dir.join("doctored.safetensors");
     let bytes = fs::read(&classifier).unwrap();
     let at = bytes.windows(5).position(|w| w == b"28x28").unwrap();

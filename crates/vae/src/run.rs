@@ -63,8 +63,8 @@ mod model;
 pub mod quality;
 
 pub use model::{
-    Classified, Classify, Columns, Complete, Epoch, Figure, Finish, Params, Picture, Restore,
-    RunModel, Sample, Samples, Score, TestData, TrainData, TrainImages,
+    Classified, Classify, Columns, Complete, Epoch, Figure, Finish, FittedSample, Params, Picture,
+    Restore, RunModel, Sample, Samples, Score, TestData, TrainData, TrainImages,
 };
 
 /// Everything that defines a run.

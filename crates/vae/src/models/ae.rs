@@ -23,8 +23,8 @@ use crate::dist::standard_normal;
 use crate::eval::pca::{Pca, squared_error};
 use crate::pictures;
 use crate::run::{
-    self, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Score, TestData, TrainData, files,
+    self, Columns, Epoch, Figure, Finish, FittedSample, Params, Picture, Restore, RunConfig,
+    RunError, RunModel, Samples, Score, TestData, TrainData, files,
 };
 use crate::train;
 
@@ -310,10 +310,10 @@ impl AeModel {
         ]
     }
 
-    /// Codes drawn from the diagonal Gaussian fitted to the test set's codes, decoded: the
-    /// simplest stand-in for the prior an autoencoder does not have.
-    fn code_samples(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Matrix {
-        let codes = self.ae.codes(&self.params.store, &test.x);
+    /// Codes drawn from the diagonal Gaussian fitted to the codes of the rows of `x`, decoded:
+    /// the simplest stand-in for the prior an autoencoder does not have.
+    fn code_samples(&self, x: &Matrix, n: usize, rng: &mut ChaCha8Rng) -> Matrix {
+        let codes = self.ae.codes(&self.params.store, x);
         let mean = codes.mean_axis(Axis(0)).expect("a test set");
         let sd = codes.std_axis(Axis(0), 0.0);
         let z = standard_normal(rng, (n, codes.ncols())) * &sd + &mean;
@@ -471,7 +471,7 @@ impl RunModel for AeModel {
 
     fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
         Some(Picture::square(
-            self.code_samples(test, n, rng),
+            self.code_samples(&test.x, n, rng),
             format!("{n} decodings of codes drawn from a Gaussian fitted to the test codes"),
         ))
     }
@@ -486,6 +486,23 @@ impl RunModel for AeModel {
 
     fn scorer(&self) -> Option<&dyn Score> {
         Some(self)
+    }
+
+    fn fitted_sampler(&self) -> Option<&dyn FittedSample> {
+        Some(self)
+    }
+}
+
+impl FittedSample for AeModel {
+    fn sample_fitted(&self, x: &Matrix, n: usize, rng: &mut ChaCha8Rng) -> Samples {
+        Samples {
+            images: self.code_samples(x, n, rng),
+            labels: None,
+        }
+    }
+
+    fn density(&self) -> &'static str {
+        "a diagonal Gaussian fitted to the codes"
     }
 }
 

@@ -94,6 +94,12 @@ pub trait RunModel {
         None
     }
 
+    /// The model as a sampler once a density is fitted to its codes of some images, if it has
+    /// no prior of its own to sample from (an autoencoder).
+    fn fitted_sampler(&self) -> Option<&dyn FittedSample> {
+        None
+    }
+
     /// The model as a completer of partly seen images, if it draws what it does not see.
     fn completer(&self) -> Option<&dyn Complete> {
         None
@@ -140,6 +146,16 @@ pub struct Samples {
     pub images: Matrix,
     /// The class each image was drawn under, for a label-conditioned model.
     pub labels: Option<Vec<u8>>,
+}
+
+/// A model that draws images from a density fitted to its codes of the images `x`.
+pub trait FittedSample {
+    /// `n` images in [0, 1] (a Bernoulli decoder's means), their codes drawn from the density
+    /// fitted to the codes of the rows of `x` (images as in [`TestData::x`]).
+    fn sample_fitted(&self, x: &Matrix, n: usize, rng: &mut ChaCha8Rng) -> Samples;
+
+    /// What the density is, e.g. `a diagonal Gaussian fitted to the codes`.
+    fn density(&self) -> &'static str;
 }
 
 /// A model that draws the part of an image it does not see from the part it sees.

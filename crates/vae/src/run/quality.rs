@@ -17,8 +17,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Classified, Complete, IMAGE_SIZE, Loaded, LrSchedule, Observer, RunConfig, RunError, Sample,
-    Samples, files, images, load, train, write_atomic,
+    Classified, Complete, FittedSample, IMAGE_SIZE, Loaded, LrSchedule, Observer, RunConfig,
+    RunError, Sample, Samples, files, images, load, train, write_atomic,
 };
 use crate::data::{Binarize, Dataset, eval_targets};
 use crate::eval::quality::{
@@ -110,16 +110,22 @@ pub enum Source<'a> {
     Samples(&'a dyn Sample),
     /// A model's completions of the training images' seen part.
     Completions(&'a dyn Complete),
+    /// A model's decodings of codes drawn from a density fitted to its codes of the training
+    /// images.
+    Fitted(&'a dyn FittedSample),
 }
 
 /// What the model of a run draws, or the error `--quality` gives for one that draws nothing.
 pub fn source<'a>(run: &'a Loaded, checkpoint: &Path) -> Result<Source<'a>, RunError> {
-    match (run.model.sampler(), run.model.completer()) {
-        (Some(sampler), _) => Ok(Source::Samples(sampler)),
-        (None, Some(completer)) => Ok(Source::Completions(completer)),
-        (None, None) => Err(RunError::Config(format!(
+    let model = &run.model;
+    match (model.sampler(), model.completer(), model.fitted_sampler()) {
+        (Some(sampler), _, _) => Ok(Source::Samples(sampler)),
+        (None, Some(completer), _) => Ok(Source::Completions(completer)),
+        (None, None, Some(fitted)) => Ok(Source::Fitted(fitted)),
+        (None, None, None) => Err(RunError::Config(format!(
             "{}: model {} does not draw images, so --quality has nothing to measure (it \
-             measures the samples of vae, cvae and m2 and the completions of completion)",
+             measures the samples of vae, cvae, m2, ae and dae and the completions of \
+             completion)",
             checkpoint.display(),
             run.config.model
         ))),
@@ -286,9 +292,10 @@ pub struct Quality {
 }
 
 /// The rows of `eval --quality` for the model of `run`: the test set, training images (the
-/// data's own score), the model's `n` samples (or completions of the first `n` training images,
-/// binarized as its test set is) as its decoder's means and, for a Bernoulli decoder, binary
-/// images drawn from those means.
+/// data's own score), the model's `n` samples as its decoder's means and, for a Bernoulli
+/// decoder, binary images drawn from those means. A completion model completes the first `n`
+/// training images and an autoencoder fits its density to their codes (the images binarized as
+/// its test set is).
 pub fn measure(
     run: &Loaded,
     source: Source<'_>,
@@ -336,6 +343,15 @@ pub fn measure(
                 },
                 "completions",
             )
+        }
+        Source::Fitted(fitted) => {
+            note(&format!(
+                "drawing and measuring {n} samples from {} of {} training images",
+                fitted.density(),
+                first.len()
+            ));
+            let given = images(&eval_targets(&first, run.config.binarize));
+            (fitted.sample_fitted(&given, n, rng), "samples")
         }
     };
     let labels = samples.labels.as_deref();
