@@ -200,7 +200,7 @@ pub struct EvalArgs {
     /// Instead of the likelihood figures, the quality of the model's samples: classifier
     /// Inception Score, Fréchet distance, mode coverage and Parzen log-likelihood, printed and
     /// written to quality.csv beside the checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "iw_samples")]
     pub quality: bool,
     /// --quality: how many samples to draw.
     #[arg(long, value_name = "N", default_value_t = vae::run::quality::SAMPLES, value_parser = positive, requires = "quality")]

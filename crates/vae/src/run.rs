@@ -129,7 +129,7 @@ impl Default for RunConfig {
             alpha: PAPER_ALPHA,
             noise: NoiseKind::Mask,
             noise_level: NoiseKind::Mask.default_level(),
-            dropout: 0.2,
+            dropout: 0.0,
             dataset: Dataset::Mnist,
             data_dir: None,
             train_limit: None,
