@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod pca;
 pub mod quality;
+pub mod roc;
 
 use autodiff::{Matrix, Tape, reparameterize};
 use ndarray::{Axis, s};
