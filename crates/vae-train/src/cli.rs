@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use vae::data::{Binarize, Dataset};
+use vae::data::{Binarize, Classes, Dataset, parse_class_list};
 use vae::models::{Likelihood, ModelKind, NoiseKind, Observe};
 use vae::nn::Activation;
 use vae::run::{LrSchedule, RunConfig};
@@ -55,6 +55,12 @@ pub enum Command {
     Sample(SampleArgs),
 }
 
+/// `--exclude-class`: every class but those listed.
+fn excluded(s: &str) -> Result<Classes, String> {
+    let labels = parse_class_list(s).map_err(|e| e.to_string())?;
+    Classes::excluding(&labels).map_err(|e| e.to_string())
+}
+
 fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) | Err(_) => Err(format!("`{s}` is not a positive whole number")),
@@ -90,6 +96,12 @@ pub struct TrainArgs {
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
+    /// Train and test on these labels only, comma-separated, e.g. 0,2,3 [default: all].
+    #[arg(long, value_name = "C[,C...]", conflicts_with = "exclude_class")]
+    pub classes: Option<Classes>,
+    /// Train and test on every label but these, comma-separated, e.g. 7.
+    #[arg(long, value_name = "C[,C...]", value_parser = excluded)]
+    pub exclude_class: Option<Classes>,
     /// Folder holding the four IDX gz files (default: data/<dataset>, then the system's copy).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -161,6 +173,7 @@ impl TrainArgs {
             noise_level: self.noise_level.unwrap_or(self.noise.default_level()),
             dropout: self.dropout,
             dataset: self.dataset,
+            classes: (self.classes.or(self.exclude_class)).unwrap_or_default(),
             data_dir: self.data_dir,
             train_limit: self.train_limit,
             test_limit: self.test_limit,

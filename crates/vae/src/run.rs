@@ -17,7 +17,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::chart;
 use crate::data::{
-    Binarize, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, eval_targets, load_split,
+    Binarize, Classes, DataError, Dataset, Split, TEST_IMAGES, TEST_LABELS, eval_targets,
+    load_split,
 };
 use crate::image::ImageError;
 use crate::models::{
@@ -86,6 +87,8 @@ pub struct RunConfig {
     pub dropout: f32,
     /// Which data set.
     pub dataset: Dataset,
+    /// The labels trained and tested on (`--classes`, `--exclude-class`).
+    pub classes: Classes,
     /// Where its files are (`None`: the usual places).
     pub data_dir: Option<PathBuf>,
     /// Train on the first N training images only.
@@ -131,6 +134,7 @@ impl Default for RunConfig {
             noise_level: NoiseKind::Mask.default_level(),
             dropout: 0.0,
             dataset: Dataset::Mnist,
+            classes: Classes::All,
             data_dir: None,
             train_limit: None,
             test_limit: None,
@@ -387,6 +391,7 @@ impl RunConfig {
         }
         keys.extend([
             ("dataset", self.dataset.name().to_string()),
+            ("classes", self.classes.to_string()),
             (
                 "train_limit",
                 self.train_limit.map_or("none".into(), |n| n.to_string()),
@@ -458,6 +463,11 @@ impl RunConfig {
                 .ok_or_else(|| bad(setting.key(), value))?;
         }
         self.dataset = parse(get("dataset")?, "dataset", &bad)?;
+        // Checkpoints from before class subsets trained on every class.
+        self.classes = match meta.get("classes") {
+            None => Classes::All,
+            Some(v) => parse(v, "classes", &bad)?,
+        };
         self.train_limit = match get("train_limit")? {
             "none" => None,
             v => Some(parse(v, "train_limit", &bad)?),
@@ -516,6 +526,7 @@ impl RunConfig {
             let quoted = matches!(
                 key,
                 "model"
+                    | "classes"
                     | "observe"
                     | "noise"
                     | "dataset"
@@ -692,7 +703,8 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     let meta = checkpoint::read_metadata(path)?;
     config.apply_checkpoint(&meta, path)?;
     let dir = config.dataset.find_dir(config.data_dir.as_deref())?;
-    let mut test = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
+    let all = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
+    let mut test = config.classes.keep(&all);
     if let Some(n) = config.test_limit {
         test.truncate(n);
     }
@@ -702,6 +714,7 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     let test = TestData::new(eval_targets(&test, config.binarize));
     let train = TrainImages {
         dir,
+        classes: config.classes.clone(),
         limit: config.train_limit,
     };
     Ok(Loaded {
@@ -778,9 +791,11 @@ pub fn train(
     };
     config.validate()?;
     prepare_out(out)?;
-    let mut splits = config
-        .dataset
-        .load(config.data_dir.as_deref(), config.train_limit)?;
+    let mut splits = config.dataset.load(
+        config.data_dir.as_deref(),
+        &config.classes,
+        config.train_limit,
+    )?;
     if let Some(n) = config.test_limit {
         splits.test.truncate(n);
     }
@@ -795,6 +810,7 @@ pub fn train(
     let mut model = (config.model.entry().build)(&config, shape);
     let train_images = TrainImages {
         dir: splits.dir.clone(),
+        classes: config.classes.clone(),
         limit: config.train_limit,
     };
     let mut rng = training_rng(config.seed);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use vae::data::{Dataset, FILES, Split};
+use vae::data::{Classes, Dataset, FILES, Split};
 
 fn data_dir(dataset: Dataset) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -86,7 +86,7 @@ fn label_counts(split: &Split) -> [usize; 10] {
 #[test]
 fn committed_mnist_loads_with_the_documented_counts() {
     let splits = Dataset::Mnist
-        .load(Some(&data_dir(Dataset::Mnist)), None)
+        .load(Some(&data_dir(Dataset::Mnist)), &Classes::All, None)
         .unwrap();
     assert_eq!(
         (splits.train.len(), splits.train.image_shape()),
@@ -110,9 +110,34 @@ fn committed_mnist_loads_with_the_documented_counts() {
 }
 
 #[test]
+fn a_class_subset_keeps_only_its_labels_before_the_limit() {
+    let dir = data_dir(Dataset::Mnist);
+    let threes = Classes::only(&[3]).unwrap();
+    let splits = Dataset::Mnist.load(Some(&dir), &threes, None).unwrap();
+    // The counts of 3s above, in both splits.
+    assert_eq!((splits.train.len(), splits.test.len()), (6131, 1010));
+    assert!(
+        splits
+            .train
+            .labels()
+            .iter()
+            .chain(splits.test.labels())
+            .all(|&l| l == 3)
+    );
+    // The limit takes the first 3s, not the 3s among the first images.
+    let limited = Dataset::Mnist.load(Some(&dir), &threes, Some(100)).unwrap();
+    assert_eq!(limited.train.len(), 100);
+    let all_but_seven = Classes::excluding(&[7]).unwrap();
+    let splits = Dataset::Mnist
+        .load(Some(&dir), &all_but_seven, None)
+        .unwrap();
+    assert_eq!(splits.train.len(), 60_000 - 6265);
+}
+
+#[test]
 fn committed_fashion_mnist_loads_with_the_documented_counts() {
     let splits = Dataset::FashionMnist
-        .load(Some(&data_dir(Dataset::FashionMnist)), None)
+        .load(Some(&data_dir(Dataset::FashionMnist)), &Classes::All, None)
         .unwrap();
     assert_eq!(
         (splits.train.len(), splits.train.image_shape()),

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::classes::Classes;
 use super::error::{DataError, Problem};
 use super::idx::{read_images, read_labels};
 use super::split::Split;
@@ -93,16 +94,18 @@ impl Dataset {
         }
     }
 
-    /// Finds the folder (see [`find_dir`](Self::find_dir)) and reads both splits, keeping only
-    /// the first `train_limit` training images when given. Every file is fully validated; test
-    /// images must have the training images' size.
+    /// Finds the folder (see [`find_dir`](Self::find_dir)) and reads both splits, keeping in
+    /// each only the images of `classes`, and of the training images only the first
+    /// `train_limit` of those when given. Every file is fully validated; test images must have
+    /// the training images' size.
     pub fn load(
         self,
         data_dir: Option<&Path>,
+        classes: &Classes,
         train_limit: Option<usize>,
     ) -> Result<Splits, DataError> {
         let dir = self.find_dir(data_dir)?;
-        let mut train = load_split(&dir.join(TRAIN_IMAGES), &dir.join(TRAIN_LABELS))?;
+        let train = load_split(&dir.join(TRAIN_IMAGES), &dir.join(TRAIN_LABELS))?;
         let test = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
         if test.image_shape() != train.image_shape() {
             return Err(DataError::new(
@@ -113,6 +116,7 @@ impl Dataset {
                 },
             ));
         }
+        let (mut train, test) = (classes.keep(&train), classes.keep(&test));
         match train_limit {
             Some(0) => return Err(DataError::new(dir, Problem::EmptyTrainLimit)),
             Some(n) => train.truncate(n),
@@ -272,7 +276,9 @@ mod tests {
             Dataset::Mnist.find_dir(Some(tmp.path())).unwrap(),
             tmp.path()
         );
-        let err = Dataset::Mnist.load(Some(tmp.path()), None).unwrap_err();
+        let err = Dataset::Mnist
+            .load(Some(tmp.path()), &Classes::All, None)
+            .unwrap_err();
         assert_eq!(err.path, tmp.path().join(TEST_IMAGES));
         assert!(matches!(err.problem, Problem::Io(_)));
     }
@@ -282,7 +288,9 @@ mod tests {
         let tmp = TempDir::new("load");
         write_split(tmp.path(), "train", 5, (2, 3));
         write_split(tmp.path(), "t10k", 3, (2, 3));
-        let all = Dataset::FashionMnist.load(Some(tmp.path()), None).unwrap();
+        let all = Dataset::FashionMnist
+            .load(Some(tmp.path()), &Classes::All, None)
+            .unwrap();
         assert_eq!(
             (all.train.len(), all.test.len(), all.train.image_shape()),
             (5, 3, (2, 3))
@@ -291,12 +299,12 @@ mod tests {
         assert_eq!(all.train.image(1), &[6, 7, 8, 9, 10, 11]);
         assert_eq!(all.test.labels(), &[0, 1, 2]);
         let limited = Dataset::FashionMnist
-            .load(Some(tmp.path()), Some(2))
+            .load(Some(tmp.path()), &Classes::All, Some(2))
             .unwrap();
         assert_eq!((limited.train.len(), limited.test.len()), (2, 3));
         assert_eq!(limited.train.labels(), &[0, 1]);
         let err = Dataset::FashionMnist
-            .load(Some(tmp.path()), Some(0))
+            .load(Some(tmp.path()), &Classes::All, Some(0))
             .unwrap_err();
         assert!(matches!(err.problem, Problem::EmptyTrainLimit));
     }
@@ -328,7 +336,9 @@ mod tests {
         let tmp = TempDir::new("shape");
         write_split(tmp.path(), "train", 5, (2, 3));
         write_split(tmp.path(), "t10k", 3, (3, 2));
-        let err = Dataset::Mnist.load(Some(tmp.path()), None).unwrap_err();
+        let err = Dataset::Mnist
+            .load(Some(tmp.path()), &Classes::All, None)
+            .unwrap_err();
         assert_eq!(err.path, tmp.path().join(TEST_IMAGES));
         assert!(matches!(
             err.problem,

@@ -1,9 +1,9 @@
 //! MNIST-format datasets: IDX gz reading, binarization, shuffled batches.
 //!
 //! ```no_run
-//! use vae::data::{Binarize, Dataset, TrainSet, eval_targets};
+//! use vae::data::{Binarize, Classes, Dataset, TrainSet, eval_targets};
 //! # fn main() -> Result<(), vae::data::DataError> {
-//! let splits = Dataset::Mnist.load(None, None)?;                 // or Some(dir), Some(limit)
+//! let splits = Dataset::Mnist.load(None, &Classes::All, None)?;   // or Some(dir), a class set, Some(limit)
 //! let test = eval_targets(&splits.test, Binarize::Dynamic);     // fixed seed: same every run
 //! let train = TrainSet::new(splits.train, Binarize::Dynamic);
 //! # Ok(())
@@ -12,6 +12,7 @@
 
 mod batch;
 mod binarize;
+mod classes;
 mod dataset;
 mod error;
 mod idx;
@@ -25,6 +26,7 @@ pub use binarize::{
     Binarize, EVAL_BINARIZE_SEED, STATIC_BINARIZE_SEED, UnknownBinarize, binarize_once,
     eval_targets,
 };
+pub use classes::{Classes, ClassesError, parse_labels as parse_class_list};
 pub use dataset::{
     DEBIAN_FASHION_MNIST, Dataset, FILES, Splits, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
     TRAIN_LABELS, UnknownDataset, load_split,

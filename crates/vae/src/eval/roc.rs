@@ -118,10 +118,7 @@ mod tests {
         assert_eq!(auprc(&[0.1, 0.2, 0.8, 0.9], &positive), Some(1.0));
         // All tied: one threshold, recall 1 at precision 2/4.
         assert_eq!(auprc(&[3.0; 4], &positive), Some(0.5));
-        assert_eq!(
-            roc_curve(&[3.0; 4], &positive),
-            [(0.0, 0.0), (1.0, 1.0)]
-        );
+        assert_eq!(roc_curve(&[3.0; 4], &positive), [(0.0, 0.0), (1.0, 1.0)]);
     }
 
     #[test]
@@ -137,7 +134,13 @@ mod tests {
         for (s, p) in scores.iter().zip(positive) {
             for (t, q) in scores.iter().zip(positive) {
                 if p && !q {
-                    wins += if s > t { 1.0 } else if s == t { 0.5 } else { 0.0 };
+                    wins += if s > t {
+                        1.0
+                    } else if s == t {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }

@@ -190,6 +190,9 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[Setting::Labels, Setting::Alpha],
     binarize: Binarize::Dynamic,
     check: |config| {
+        if config.classes != crate::data::Classes::All {
+            return Err("--classes and --exclude-class: m2 trains on all ten classes".into());
+        }
         if config.labels == 0 || config.labels % CLASSES != 0 {
             return Err(
                 "--labels must be a positive multiple of 10 (the same number per class)".into(),

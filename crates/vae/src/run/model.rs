@@ -12,7 +12,7 @@ use nn::{Adam, AdamConfig, Optimizer, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
 use super::{RunConfig, RunError};
-use crate::data::{Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
+use crate::data::{Classes, Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
 use crate::models::one_hot;
 use crate::train::Stepped;
 
@@ -218,19 +218,22 @@ pub struct Finish<'a> {
     pub train: &'a TrainImages,
 }
 
-/// Where a run's training images are: its data folder and `--train-limit`.
+/// Where a run's training images are: its data folder, `--classes` and `--train-limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainImages {
     /// The folder of the four IDX gz files.
     pub dir: PathBuf,
+    /// The labels the run keeps.
+    pub classes: Classes,
     /// Only the first N images, if the run was limited.
     pub limit: Option<usize>,
 }
 
 impl TrainImages {
-    /// Reads the training split (grayscale, as in the files).
+    /// Reads the training split's images of the run's classes (grayscale, as in the files).
     pub fn load(&self) -> Result<Split, RunError> {
-        let mut split = load_split(&self.dir.join(TRAIN_IMAGES), &self.dir.join(TRAIN_LABELS))?;
+        let all = load_split(&self.dir.join(TRAIN_IMAGES), &self.dir.join(TRAIN_LABELS))?;
+        let mut split = self.classes.keep(&all);
         if let Some(n) = self.limit {
             split.truncate(n);
         }
