@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use henbun::autodiff::sparse::{DEFAULT_MAX_DENSITY, set_max_density};
 use henbun::nn::{Adam, AdamConfig, ParamStore};
-use henbun::vae::data::{Binarize, Dataset, TrainSet};
+use henbun::vae::data::{Binarize, Classes, Dataset, TrainSet};
 use henbun::vae::models::{Prior, Vae, VaeConfig};
 use henbun::vae::run::RunConfig;
 use henbun::vae::train;
@@ -19,7 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn bench(c: &mut Criterion) {
     let splits = Dataset::Mnist
-        .load(None, Some(2048))
+        .load(None, &Classes::All, Some(2048))
         .expect("committed MNIST");
     let defaults = RunConfig::default();
     let setups = [
