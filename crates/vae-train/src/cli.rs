@@ -6,6 +6,7 @@ use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vae::data::{Binarize, Classes, Dataset, parse_class_list};
 use vae::models::{Likelihood, ModelKind, NoiseKind, Observe};
 use vae::nn::Activation;
+use vae::run::score::SplitName;
 use vae::run::{LrSchedule, RunConfig};
 
 /// Train variational autoencoders on MNIST or Fashion-MNIST, evaluate them, sample from them.
@@ -49,6 +50,10 @@ pub enum Command {
     /// squared error against PCA's, denoising, k-means of the codes against raw pixels). With
     /// --quality: the quality of its samples, read by the reference classifier.
     Eval(EvalArgs),
+    /// Score every image of a split with a checkpoint's model (-ELBO, importance-weighted
+    /// -log p(x), reconstruction error, reconstruction probability, or an autoencoder's
+    /// squared error) and its PNG size, into a CSV: the raw material of anomaly detection.
+    Score(ScoreArgs),
     /// Decode samples of a checkpoint into a PNG grid: from the prior (vae), under each label
     /// (cvae, m2), completions of test images (completion, regressor), or codes drawn from a
     /// Gaussian fitted to the test codes (ae, dae).
@@ -222,6 +227,37 @@ pub struct EvalArgs {
     /// reference-classifier-<dataset> beside the run's directory, trained there if absent).
     #[arg(long, value_name = "CHECKPOINT", requires = "quality")]
     pub classifier: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// A checkpoint written by `vae-train train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The dataset to score, mnist or fashion-mnist (default: the checkpoint's).
+    #[arg(long)]
+    pub dataset: Option<Dataset>,
+    /// train or test.
+    #[arg(long, default_value = "test")]
+    pub split: SplitName,
+    /// Folder holding the scored dataset's files.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Score the first N images only.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub limit: Option<usize>,
+    /// Importance samples of -log p(x) (0: skip it).
+    #[arg(long, value_name = "K", default_value_t = 100)]
+    pub iw_samples: usize,
+    /// Samples of z in the reconstruction probability (0: skip it).
+    #[arg(long, value_name = "L", default_value_t = 10)]
+    pub recon_samples: usize,
+    /// The CSV to write.
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = positive)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use vae::image;
 use vae::run::{self, RunConfig, RunError, quality};
 
-use cli::{Cli, Command, EvalArgs, SampleArgs, TrainArgs};
+use cli::{Cli, Command, EvalArgs, SampleArgs, ScoreArgs, TrainArgs};
 
 /// mimalloc instead of the system allocator: glibc's malloc hands the step's large buffers
 /// (activations, gradients, GEMM packing) back to the OS when they are freed and takes them
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let threads = match &cli.command {
         Some(Command::Train(a)) => a.threads,
         Some(Command::Eval(a)) => a.threads,
+        Some(Command::Score(a)) => a.threads,
         Some(Command::Sample(_)) => None,
         None => cli.train.threads,
     };
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Train(args)) => train(args),
         Some(Command::Eval(args)) => evaluate(args),
+        Some(Command::Score(args)) => score(args),
         Some(Command::Sample(args)) => sample(args),
         None => train(cli.train),
     };
@@ -235,6 +237,45 @@ fn quality(args: EvalArgs) -> Result<(), RunError> {
         .join(run::files::QUALITY);
     quality::write_csv(&csv, &rows)?;
     println!("wrote {}", csv.display());
+    Ok(())
+}
+
+/// `score`: every score of every image of a split, written to `--out`.
+fn score(args: ScoreArgs) -> Result<(), RunError> {
+    let meta = vae::nn::checkpoint::read_metadata(&args.checkpoint)?;
+    let own: Option<vae::data::Dataset> = meta.get("dataset").and_then(|d| d.parse().ok());
+    let dataset = args.dataset.or(own).unwrap_or(vae::data::Dataset::Mnist);
+    // --data-dir is the scored dataset's; the model's own is found there only if it is the same.
+    let config = RunConfig {
+        data_dir: args.data_dir.clone().filter(|_| own == Some(dataset)),
+        test_limit: Some(1),
+        ..RunConfig::default()
+    };
+    let loaded = run::load(&args.checkpoint, config)?;
+    let (split, file) =
+        run::score::load_scored(dataset, args.data_dir.as_deref(), args.split, args.limit)?;
+    let settings = run::ScoreSettings {
+        iw_samples: args.iw_samples,
+        recon_samples: args.recon_samples,
+    };
+    let mut rng = run::evaluation_rng(loaded.config.seed);
+    let table = run::score::score_split(
+        &loaded,
+        &args.checkpoint,
+        (&split, &file),
+        &settings,
+        &mut rng,
+    )?;
+    run::score::write_csv(&args.out, &table)?;
+    let columns: Vec<&str> = table.scores.iter().map(|s| s.column).collect();
+    println!(
+        "wrote {}: {} images of {} ({}), columns {}",
+        args.out.display(),
+        split.len(),
+        dataset,
+        file.display(),
+        columns.join(", ")
+    );
     Ok(())
 }
 

@@ -109,10 +109,23 @@ pub fn iw_nll(
     k: usize,
     rng: &mut ChaCha8Rng,
 ) -> f64 {
+    let rows = iw_nll_chunked(vae, store, x, cond, k, CHUNK_ROWS, rng);
+    rows.iter().sum::<f64>() / x.nrows().max(1) as f64
+}
+
+/// The estimate of [`iw_nll`] of each row of `x`: `-ln p(x)` per image.
+pub fn iw_nll_rows(
+    vae: &Vae,
+    store: &ParamStore,
+    x: &Matrix,
+    cond: Option<&Matrix>,
+    k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f64> {
     iw_nll_chunked(vae, store, x, cond, k, CHUNK_ROWS, rng)
 }
 
-/// [`iw_nll`] decoding at most `chunk_rows` (image, sample) pairs at a time.
+/// [`iw_nll_rows`] decoding at most `chunk_rows` (image, sample) pairs at a time.
 fn iw_nll_chunked(
     vae: &Vae,
     store: &ParamStore,
@@ -121,11 +134,11 @@ fn iw_nll_chunked(
     k: usize,
     chunk_rows: usize,
     rng: &mut ChaCha8Rng,
-) -> f64 {
+) -> Vec<f64> {
     assert!(k > 0, "iw_nll: needs at least one sample");
     let per_chunk = k.min(chunk_rows);
     let images_per_group = (chunk_rows / per_chunk).max(1);
-    let mut total = 0.0f64;
+    let mut nll = Vec::with_capacity(x.nrows());
     for start in (0..x.nrows()).step_by(images_per_group) {
         let group_rows = start..(start + images_per_group).min(x.nrows());
         let group = x.slice(s![group_rows.clone(), ..]);
@@ -186,13 +199,59 @@ fn iw_nll_chunked(
             done += samples;
         }
         let ln_k = (k as f64).ln();
-        total -= max
-            .iter()
-            .zip(&sum)
-            .map(|(m, s)| m + s.ln() - ln_k)
-            .sum::<f64>();
+        nll.extend(max.iter().zip(&sum).map(|(m, s)| -(m + s.ln() - ln_k)));
     }
-    total / x.nrows().max(1) as f64
+    nll
+}
+
+/// An & Cho's (2015) reconstruction probability of each row of `x`, as a loss:
+/// `-(1/L) Σ_l ln p(x|z_l)` with `z_l ~ q(z|x)`, `L = samples`.
+///
+/// # Panics
+/// If `samples` is 0.
+#[track_caller]
+pub fn neg_recon_prob_rows(
+    vae: &Vae,
+    store: &ParamStore,
+    x: &Matrix,
+    samples: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f64> {
+    assert!(
+        samples > 0,
+        "neg_recon_prob_rows: needs at least one sample"
+    );
+    let mut total = vec![0.0f64; x.nrows()];
+    for _ in 0..samples {
+        let mut row = 0;
+        neg_elbo_chunks((vae, store), (x, None), rng, |r, _| {
+            for &v in r.iter() {
+                total[row] += f64::from(v);
+                row += 1;
+            }
+        });
+    }
+    total.iter().map(|t| t / samples as f64).collect()
+}
+
+/// The squared error `Σ (x̂ − x)²` of each row of `x` against its reconstruction through the
+/// posterior mean (the decoder's mean image of `E_q[z|x]`).
+pub fn recon_sq_error_rows(vae: &Vae, store: &ParamStore, x: &Matrix) -> Vec<f64> {
+    let mut errors = Vec::with_capacity(x.nrows());
+    for start in (0..x.nrows()).step_by(CHUNK_ROWS) {
+        let rows = x
+            .slice(s![start..(start + CHUNK_ROWS).min(x.nrows()), ..])
+            .to_owned();
+        let means = posterior_means(vae, store, &rows, None);
+        let back = decode_images(vae, store, &means, None);
+        errors.extend((back.rows().into_iter()).zip(rows.rows()).map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(&p, &q)| f64::from(p - q).powi(2))
+                .sum::<f64>()
+        }));
+    }
+    errors
 }
 
 /// The posterior means `E_q[z|x, c]` of every row of `x` (rows × latent).
@@ -318,21 +377,58 @@ mod tests {
         let (store, vae, x) = tiny();
         let with_chunk = |rows| {
             let rng = &mut ChaCha8Rng::seed_from_u64(1);
-            iw_nll_chunked(&vae, &store, &x, None, 6, rows, rng)
+            let nll = iw_nll_chunked(&vae, &store, &x, None, 6, rows, rng);
+            nll.iter().sum::<f64>() / 7.0
         };
         let (split, whole) = (with_chunk(2), with_chunk(6));
         assert!((split - whole).abs() < 1e-5, "{split} vs {whole}");
         // A different seed gives a different estimate: the comparison above is not vacuous.
-        let other = iw_nll_chunked(
+        let other = iw_nll(&vae, &store, &x, None, 6, &mut ChaCha8Rng::seed_from_u64(2));
+        assert!((other - whole).abs() > 1e-4, "{other} vs {whole}");
+    }
+
+    #[test]
+    fn per_image_scores_average_to_the_set_figures() {
+        let (store, vae, x) = tiny();
+        // The rows of the importance-weighted estimate average to it, from the same draws.
+        let rows = iw_nll_rows(
             &vae,
             &store,
             &x,
             None,
-            6,
-            6,
-            &mut ChaCha8Rng::seed_from_u64(2),
+            20,
+            &mut ChaCha8Rng::seed_from_u64(3),
         );
-        assert!((other - whole).abs() > 1e-4, "{other} vs {whole}");
+        let mean = iw_nll(
+            &vae,
+            &store,
+            &x,
+            None,
+            20,
+            &mut ChaCha8Rng::seed_from_u64(3),
+        );
+        assert_eq!(rows.len(), 7);
+        assert!((rows.iter().sum::<f64>() / 7.0 - mean).abs() < 1e-9);
+        // One sample of the reconstruction probability is the ELBO's reconstruction term from
+        // the same draw; L samples average L such terms.
+        let one = neg_recon_prob_rows(&vae, &store, &x, 1, &mut ChaCha8Rng::seed_from_u64(4));
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut recon = Vec::new();
+        neg_elbo_chunks((&vae, &store), (&x, None), &mut rng, |r, _| {
+            recon.extend(r.iter().map(|&v| f64::from(v)));
+        });
+        assert_eq!(one, recon);
+        let many = neg_recon_prob_rows(&vae, &store, &x, 3, &mut ChaCha8Rng::seed_from_u64(4));
+        assert!(many.iter().zip(&one).any(|(a, b)| (a - b).abs() > 1e-6));
+        // The squared error of the posterior-mean reconstruction, by hand for each row.
+        let errors = recon_sq_error_rows(&vae, &store, &x);
+        let back = decode_images(&vae, &store, &posterior_means(&vae, &store, &x, None), None);
+        for (i, e) in errors.iter().enumerate() {
+            let want: f64 = (0..6)
+                .map(|j| f64::from(back[[i, j]] - x[[i, j]]).powi(2))
+                .sum();
+            assert!((e - want).abs() < 1e-9);
+        }
     }
 
     #[test]

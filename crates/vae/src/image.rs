@@ -106,6 +106,31 @@ fn encode(
     writer.finish()
 }
 
+/// The size in bits of the grayscale image `pixels` (row-major, `height × width` bytes) as a
+/// PNG at the png crate's strongest compression, headers included: Serrà et al.'s (2020) input
+/// complexity `L(x)`.
+///
+/// # Panics
+/// If `pixels` does not hold `height × width` bytes.
+#[track_caller]
+pub fn png_bits(pixels: &[u8], (height, width): (usize, usize)) -> usize {
+    assert_eq!(
+        pixels.len(),
+        height * width,
+        "png_bits: {height}×{width} image"
+    );
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width as u32, height as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::High);
+    // Writing to memory fails only on sizes png refuses, which an image of a split never has.
+    let mut writer = encoder.write_header().expect("a valid PNG header");
+    writer.write_image_data(pixels).expect("the image's bytes");
+    writer.finish().expect("the PNG's end");
+    8 * bytes.len()
+}
+
 /// Checks a figure's sides against `min..=MAX_SIDE_PX`.
 pub(crate) fn check_size(width: usize, height: usize, min: usize) -> Result<(), ImageProblem> {
     let ok = |side| (min..=MAX_SIDE_PX).contains(&side);
@@ -130,5 +155,22 @@ pub(crate) mod test_png {
         let info = reader.next_frame(&mut buf).unwrap();
         buf.truncate(info.buffer_size());
         (info.width, info.height, info.color_type, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_bits_grow_with_the_image_complexity() {
+        let blank = vec![0u8; 28 * 28];
+        use rand::{Rng, SeedableRng};
+        let rng = &mut rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let noise: Vec<u8> = (0..28 * 28).map(|_| rng.random()).collect();
+        let (flat, busy) = (png_bits(&blank, (28, 28)), png_bits(&noise, (28, 28)));
+        assert_eq!(flat % 8, 0);
+        // Noise cannot be compressed below its 784 bytes; a blank image compresses to little.
+        assert!(busy > 8 * 784 && flat < busy / 4, "{flat} vs {busy}");
     }
 }

@@ -62,10 +62,12 @@ pub mod files {
 
 mod model;
 pub mod quality;
+pub mod score;
 
 pub use model::{
     Classified, Classify, Columns, Complete, Epoch, Figure, Finish, FittedSample, Params, Picture,
-    Restore, RunModel, Sample, Samples, Score, TestData, TrainData, TrainImages,
+    Restore, RunModel, Sample, Samples, Score, ScoreSettings, Scores, TestData, TrainData,
+    TrainImages,
 };
 
 /// Everything that defines a run.

@@ -511,6 +511,10 @@ impl Score for AeModel {
         "squared error"
     }
 
+    fn score_column(&self) -> &'static str {
+        "sq_error"
+    }
+
     /// The squared error `Σ (x̂ − x)²` of each image's reconstruction.
     fn score(&self, x: &Matrix, _rng: &mut ChaCha8Rng) -> Vec<f64> {
         let pictures = self.pictures_of(x);

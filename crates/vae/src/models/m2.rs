@@ -433,6 +433,10 @@ impl Score for M2Model {
         "U(x)"
     }
 
+    fn score_column(&self) -> &'static str {
+        "neg_elbo"
+    }
+
     /// The bound `U(x)` on `-ln p(x)` of each image, the label summed out.
     fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
         let mut scores = Vec::with_capacity(x.nrows());

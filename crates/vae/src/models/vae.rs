@@ -30,7 +30,7 @@ use crate::data::Binarize;
 use crate::dist::standard_normal;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Sample, Samples, Score, TestData, TrainData, files,
+    Sample, Samples, Score, ScoreSettings, Scores, TestData, TrainData, files,
 };
 use crate::{eval, pictures};
 
@@ -474,6 +474,39 @@ impl Score for VaeModel {
     /// The negative ELBO of each image, one sample of z.
     fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
         eval::neg_elbo_rows(&self.vae, &self.params.store, x, None, rng)
+    }
+
+    fn score_column(&self) -> &'static str {
+        "neg_elbo"
+    }
+
+    /// `neg_elbo`; `neg_log_px`, the importance-weighted `-ln p(x)`; `recon_sq_error`, the
+    /// squared error of the reconstruction through the posterior mean; `neg_recon_prob`, An &
+    /// Cho's reconstruction probability as a loss (`neg_log_px` and `neg_recon_prob` skipped at
+    /// 0 samples).
+    fn scores(&self, x: &Matrix, settings: &ScoreSettings, rng: &mut ChaCha8Rng) -> Vec<Scores> {
+        let (vae, store) = (&self.vae, &self.params.store);
+        let mut scores = vec![Scores {
+            column: "neg_elbo",
+            values: self.score(x, rng),
+        }];
+        if settings.iw_samples > 0 {
+            scores.push(Scores {
+                column: "neg_log_px",
+                values: eval::iw_nll_rows(vae, store, x, None, settings.iw_samples, rng),
+            });
+        }
+        scores.push(Scores {
+            column: "recon_sq_error",
+            values: eval::recon_sq_error_rows(vae, store, x),
+        });
+        if settings.recon_samples > 0 {
+            scores.push(Scores {
+                column: "neg_recon_prob",
+                values: eval::neg_recon_prob_rows(vae, store, x, settings.recon_samples, rng),
+            });
+        }
+        scores
     }
 }
 

@@ -172,6 +172,36 @@ pub trait Score {
 
     /// The score of each row of `x`, targets as in [`TestData::x`].
     fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64>;
+
+    /// The `scores.csv` column of [`score`](Self::score), e.g. `neg_elbo`.
+    fn score_column(&self) -> &'static str;
+
+    /// Every score the model gives each row of `x`, [`score`](Self::score)'s first; by default
+    /// that one alone.
+    fn scores(&self, x: &Matrix, _settings: &ScoreSettings, rng: &mut ChaCha8Rng) -> Vec<Scores> {
+        vec![Scores {
+            column: self.score_column(),
+            values: self.score(x, rng),
+        }]
+    }
+}
+
+/// How the costlier scores of [`Score::scores`] are estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreSettings {
+    /// Importance samples of `-ln p(x)` (0: not estimated).
+    pub iw_samples: usize,
+    /// Samples of z in the reconstruction probability (0: not estimated).
+    pub recon_samples: usize,
+}
+
+/// One score of every image, higher meaning less expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Its `scores.csv` column, e.g. `neg_log_px`.
+    pub column: &'static str,
+    /// One value per image.
+    pub values: Vec<f64>,
 }
 
 /// A model's `metrics.csv` columns after `epoch`: those of training, then those of the test set
