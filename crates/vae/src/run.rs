@@ -776,6 +776,40 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), RunError> {
     fs::rename(&tmp, path).map_err(io_error(path))
 }
 
+/// The checkpoint of the run of `config` in `dir`: trained there first if there is none, and
+/// trained on if it is short of its epochs; a complete one is used as it is. A checkpoint there
+/// of other settings is an error (`…: not the run …`), never overwritten. `what` names the run
+/// in the notes, e.g. `the reference classifier of MNIST`.
+pub fn train_once(
+    dir: &Path,
+    config: RunConfig,
+    observer: &mut dyn Observer,
+    what: &str,
+) -> Result<PathBuf, RunError> {
+    let path = dir.join(files::CHECKPOINT);
+    if !path.is_file() {
+        observer.note(&format!("training {what} into {}", dir.display()));
+        train(config, dir, None, observer)?;
+        return Ok(path);
+    }
+    let meta = checkpoint::read_metadata(&path)?;
+    let mut found = config.clone();
+    found.apply_checkpoint(&meta, &path)?;
+    if found != config {
+        return Err(RunError::Config(format!(
+            "{}: not the run of {what} (its settings differ); remove {} to train it there",
+            path.display(),
+            dir.display()
+        )));
+    }
+    let trained: usize = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+    if trained < config.epochs {
+        observer.note(&format!("finishing {what} in {}", dir.display()));
+        train(config, dir, Some(&path), observer)?;
+    }
+    Ok(path)
+}
+
 /// Trains (or, with `resume`, continues) a run in `out`, writing its files there.
 pub fn train(
     mut config: RunConfig,

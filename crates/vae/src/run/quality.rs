@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{
     Classified, Complete, FittedSample, IMAGE_SIZE, Loaded, LrSchedule, Observer, RunConfig,
-    RunError, Sample, Samples, files, images, load, train, write_atomic,
+    RunError, Sample, Samples, files, images, load, train_once, write_atomic,
 };
 use crate::data::{Binarize, Dataset, eval_targets};
 use crate::eval::quality::{
@@ -72,36 +72,8 @@ pub fn ensure_reference(
     config: RunConfig,
     observer: &mut dyn Observer,
 ) -> Result<PathBuf, RunError> {
-    let path = dir.join(files::CHECKPOINT);
-    if !path.is_file() {
-        observer.note(&format!(
-            "training the reference classifier of {} into {} (once per dataset)",
-            config.dataset,
-            dir.display()
-        ));
-        train(config, dir, None, observer)?;
-        return Ok(path);
-    }
-    let meta = checkpoint::read_metadata(&path)?;
-    let mut found = config.clone();
-    found.apply_checkpoint(&meta, &path)?;
-    if found != config {
-        return Err(RunError::Config(format!(
-            "{}: not the reference classifier (its settings differ from the reference's); \
-             remove {} to train the reference there, or pass it with --classifier",
-            path.display(),
-            dir.display()
-        )));
-    }
-    let trained: usize = meta.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-    if trained < config.epochs {
-        observer.note(&format!(
-            "finishing the reference classifier's training in {}",
-            dir.display()
-        ));
-        train(config, dir, Some(&path), observer)?;
-    }
-    Ok(path)
+    let what = format!("the reference classifier of {}", config.dataset);
+    train_once(dir, config, observer, &what)
 }
 
 /// Where the measured images come from.
