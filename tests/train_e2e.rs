@@ -428,7 +428,8 @@ fn the_classifier_learns_deterministically_and_the_reference_is_trained_once() {
     };
     let err = run::quality::ensure_reference(&reference, other, &mut Silent).unwrap_err();
     assert!(
-        err.to_string().contains("not the reference classifier"),
+        err.to_string()
+            .contains("not the run of the reference classifier"),
         "{err}"
     );
     assert_eq!(path, reference.join(files::CHECKPOINT));

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{
     Classified, Complete, FittedSample, IMAGE_SIZE, Loaded, LrSchedule, Observer, RunConfig,
-    RunError, Sample, Samples, files, images, load, train_once, write_atomic,
+    RunError, Sample, Samples, images, load, train_once, write_atomic,
 };
 use crate::data::{Binarize, Dataset, eval_targets};
 use crate::eval::quality::{
