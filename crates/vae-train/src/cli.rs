@@ -6,6 +6,7 @@ use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vae::data::{Binarize, Classes, Dataset, parse_class_list};
 use vae::models::{Likelihood, ModelKind, NoiseKind, Observe};
 use vae::nn::Activation;
+use vae::run::anomaly::Protocol;
 use vae::run::score::SplitName;
 use vae::run::{LrSchedule, RunConfig};
 
@@ -54,6 +55,10 @@ pub enum Command {
     /// -log p(x), reconstruction error, reconstruction probability, or an autoencoder's
     /// squared error) and its PNG size, into a CSV: the raw material of anomaly detection.
     Score(ScoreArgs),
+    /// Run an anomaly-detection protocol end to end: one-class (a model per class, the others
+    /// anomalous) or ood (a model per dataset, the other dataset out of distribution); writes
+    /// anomaly.csv, roc.png, scores.png and the models' runs.
+    Anomaly(AnomalyArgs),
     /// Decode samples of a checkpoint into a PNG grid: from the prior (vae), under each label
     /// (cvae, m2), completions of test images (completion, regressor), or codes drawn from a
     /// Gaussian fitted to the test codes (ae, dae).
@@ -255,6 +260,55 @@ pub struct ScoreArgs {
     /// The CSV to write.
     #[arg(long, value_name = "FILE.csv")]
     pub out: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = positive)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct AnomalyArgs {
+    /// one-class or ood.
+    #[arg(long)]
+    pub protocol: Protocol,
+    /// The model to train (one with a score of its own: vae, m2, ae, dae).
+    #[arg(long, default_value = "vae")]
+    pub model: ModelKind,
+    /// mnist or fashion-mnist (ood: trained on it, then on the other).
+    #[arg(long, default_value = "mnist")]
+    pub dataset: Dataset,
+    /// Folder holding the dataset's files.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Epochs per model.
+    #[arg(long, default_value_t = RunConfig::default().epochs)]
+    pub epochs: usize,
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', default_value = "400", value_parser = positive)]
+    pub hidden: Vec<usize>,
+    /// Dimensions of z.
+    #[arg(long, default_value_t = RunConfig::default().latent_dim, value_parser = positive)]
+    pub latent_dim: usize,
+    /// Seeds every model's training and the scores' noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train each model on the first N of its training images only.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub train_limit: Option<usize>,
+    /// Score the first N test images only.
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub test_limit: Option<usize>,
+    /// Importance samples of -log p(x) (0: skip it).
+    #[arg(long, value_name = "K", default_value_t = 100)]
+    pub iw_samples: usize,
+    /// Samples of z in the reconstruction probability (0: skip it).
+    #[arg(long, value_name = "L", default_value_t = 10)]
+    pub recon_samples: usize,
+    /// The protocol's folder (default: runs/anomaly-<protocol>-<dataset>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
     /// Worker threads (default: one per core).
     #[arg(long, value_parser = positive)]
     pub threads: Option<usize>,

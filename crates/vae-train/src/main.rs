@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use vae::image;
 use vae::run::{self, RunConfig, RunError, quality};
 
-use cli::{Cli, Command, EvalArgs, SampleArgs, ScoreArgs, TrainArgs};
+use cli::{AnomalyArgs, Cli, Command, EvalArgs, SampleArgs, ScoreArgs, TrainArgs};
 
 /// mimalloc instead of the system allocator: glibc's malloc hands the step's large buffers
 /// (activations, gradients, GEMM packing) back to the OS when they are freed and takes them
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Some(Command::Train(a)) => a.threads,
         Some(Command::Eval(a)) => a.threads,
         Some(Command::Score(a)) => a.threads,
+        Some(Command::Anomaly(a)) => a.threads,
         Some(Command::Sample(_)) => None,
         None => cli.train.threads,
     };
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => train(args),
         Some(Command::Eval(args)) => evaluate(args),
         Some(Command::Score(args)) => score(args),
+        Some(Command::Anomaly(args)) => anomaly(args),
         Some(Command::Sample(args)) => sample(args),
         None => train(cli.train),
     };
@@ -275,6 +277,55 @@ fn score(args: ScoreArgs) -> Result<(), RunError> {
         dataset,
         file.display(),
         columns.join(", ")
+    );
+    Ok(())
+}
+
+/// `anomaly`: a protocol end to end, its table printed and its files written.
+fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
+    let base = RunConfig {
+        dataset: args.dataset,
+        data_dir: args.data_dir,
+        epochs: args.epochs,
+        hidden: args.hidden,
+        latent_dim: args.latent_dim,
+        seed: args.seed,
+        train_limit: args.train_limit,
+        test_limit: args.test_limit,
+        ..RunConfig::for_model(args.model)
+    };
+    if !matches!(args.model.name(), "vae" | "ae" | "dae") {
+        return Err(RunError::Config(format!(
+            "--model {}: the anomaly protocols train vae, ae or dae (a model with a score of an \
+             image on its own that trains on a class subset)",
+            args.model
+        )));
+    }
+    let protocol = match args.protocol {
+        run::anomaly::Protocol::OneClass => "one-class",
+        run::anomaly::Protocol::Ood => "ood",
+    };
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("anomaly-{protocol}-{}", args.dataset.name()))
+    });
+    let settings = run::ScoreSettings {
+        iw_samples: args.iw_samples,
+        recon_samples: args.recon_samples,
+    };
+    let signals = signals::Signals::install().map_err(|e| RunError::Io {
+        path: "signal handlers".into(),
+        source: e,
+    })?;
+    let mut observer = progress::Terminal::new(args.quiet, Some(signals));
+    let rows = run::anomaly::run(args.protocol, &base, &settings, &out, &mut observer)?;
+    drop(observer);
+    print!("{}", run::anomaly::table(&rows));
+    println!(
+        "wrote {}: {}, {}, {}",
+        out.display(),
+        run::anomaly::ANOMALY_CSV,
+        run::anomaly::ROC_PNG,
+        run::anomaly::SCORES_PNG
     );
     Ok(())
 }

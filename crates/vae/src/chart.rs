@@ -2,6 +2,7 @@
 //! font (DejaVu Sans, compiled into the binary, so a machine without font libraries still draws
 //! text) and the step from a drawn bitmap to a PNG file written atomically.
 
+pub mod anomaly;
 mod curves;
 
 use std::path::Path;

@@ -60,6 +60,7 @@ pub mod files {
     pub const QUALITY: &str = "quality.csv";
 }
 
+pub mod anomaly;
 mod model;
 pub mod quality;
 pub mod score;
