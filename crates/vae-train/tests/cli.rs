@@ -653,3 +653,173 @@ fn eval_quality_measures_the_samples_and_refuses_what_it_cannot_measure() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Writes a dataset folder of `count` random `side`×`side` images per split, valid IDX gz.
+fn write_dataset(dir: &Path, count: u32, side: u32) {
+    use std::io::Write;
+    fs::create_dir_all(dir).unwrap();
+    let gz = |magic: u32, dims: &[u32], body: &[u8]| {
+        let mut raw = magic.to_be_bytes().to_vec();
+        for d in dims {
+            raw.extend(d.to_be_bytes());
+        }
+        raw.extend(body);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&raw).unwrap();
+        e.finish().unwrap()
+    };
+    for prefix in ["train", "t10k"] {
+        let pixels: Vec<u8> = (0..count * side * side)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        let labels: Vec<u8> = (0..count).map(|i| (i % 10) as u8).collect();
+        let images = gz(0x0803, &[count, side, side], &pixels);
+        fs::write(dir.join(format!("{prefix}-images-idx3-ubyte.gz")), images).unwrap();
+        let labels = gz(0x0801, &[count], &labels);
+        fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), labels).unwrap();
+    }
+}
+
+#[test]
+fn score_writes_every_score_and_refuses_what_it_cannot_score() {
+    let dir = scratch("score");
+    let vae = quality_run(&dir.join("vae"), "vae", &[]);
+    let vae_s = vae.to_str().unwrap();
+    let csv = dir.join("scores.csv");
+    let score = |more: &[&str]| {
+        let mut args = vec![
+            "score",
+            "--checkpoint",
+            vae_s,
+            "--limit",
+            "50",
+            "--iw-samples",
+            "5",
+            "--recon-samples",
+            "2",
+            "--out",
+            csv.to_str().unwrap(),
+        ];
+        args.extend(more);
+        vae_train(&args)
+    };
+    for dataset in ["mnist", "fashion-mnist"] {
+        let o = score(&["--dataset", dataset]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = fs::read_to_string(&csv).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "index,label,neg_elbo,neg_log_px,recon_sq_error,neg_recon_prob,png_bits"
+        );
+        assert_eq!(lines.len(), 51);
+        for line in &lines[1..] {
+            let values: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+            // A −log p(x) estimate below the one-sample −ELBO on average, all finite, a PNG
+            // of at least its header's bytes.
+            assert!(
+                values.iter().all(|v| v.is_finite()) && values[6] > 8.0 * 60.0,
+                "{line}"
+            );
+        }
+    }
+    // Images of another size, a corrupt dataset and a model without a score of its own: one
+    // error line each, and the previous scores.csv untouched.
+    let before = fs::read(&csv).unwrap();
+    let small = dir.join("small");
+    write_dataset(&small, 20, 14);
+    let o = score(&["--data-dir", small.to_str().unwrap()]);
+    assert_clean_failure(&o, "are 14x14");
+    // The same images as the other dataset: the model is read from its own, the scored images
+    // are refused.
+    let o = score(&[
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        small.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "images of 14x14, but the model of");
+    let broken = dir.join("broken");
+    write_dataset(&broken, 20, 28);
+    fs::write(broken.join("t10k-images-idx3-ubyte.gz"), b"not gzip").unwrap();
+    let o = score(&["--data-dir", broken.to_str().unwrap()]);
+    assert_clean_failure(&o, "t10k-images-idx3-ubyte.gz");
+    let cvae = quality_run(&dir.join("cvae"), "cvae", &[]);
+    let o = vae_train(&[
+        "score",
+        "--checkpoint",
+        cvae.to_str().unwrap(),
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "model cvae gives no score of an image on its own");
+    assert_eq!(fs::read(&csv).unwrap(), before);
+    // An empty class list, and every class excluded.
+    assert_clean_failure(&vae_train(&["--classes", ""]), "the class list is empty");
+    let all = "0,1,2,3,4,5,6,7,8,9";
+    assert_clean_failure(
+        &vae_train(&["--exclude-class", all]),
+        "would leave no class",
+    );
+    assert_clean_failure(&vae_train(&["--classes", "3,12"]), "`12` is not a class");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn anomaly_runs_the_one_class_protocol_end_to_end() {
+    let dir = scratch("anomaly");
+    let out = dir.join("one-class");
+    let args = [
+        "anomaly",
+        "--protocol",
+        "one-class",
+        "--train-limit",
+        "60",
+        "--test-limit",
+        "200",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "2",
+        "--iw-samples",
+        "3",
+        "--recon-samples",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = vae_train(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        printed.contains("MNIST 9") && printed.contains("mean"),
+        "{printed}"
+    );
+    let csv = fs::read_to_string(out.join("anomaly.csv")).unwrap();
+    // Ten classes × five scores, each AUROC and AUPRC in [0, 1].
+    assert_eq!(csv.lines().count(), 1 + 10 * 5, "{csv}");
+    for line in csv.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        for v in &fields[3..] {
+            let v: f64 = v.parse().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{line}");
+        }
+    }
+    for png in ["roc.png", "scores.png"] {
+        let bytes = fs::read(out.join(png)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    }
+    // Each class's model was trained on its class only, as its checkpoint records.
+    let config = fs::read_to_string(out.join("class-3").join("config.toml")).unwrap();
+    assert!(config.contains("classes = \"3\""), "{config}");
+    // Run again, the models are reused: the same table.
+    let again = vae_train(&args);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), printed);
+    // A model the protocol cannot train is one error line.
+    let o = vae_train(&["anomaly", "--protocol", "one-class", "--model", "cvae"]);
+    assert_clean_failure(&o, "--model cvae");
+    fs::remove_dir_all(&dir).unwrap();
+}
