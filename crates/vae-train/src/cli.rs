@@ -100,6 +100,10 @@ pub struct TrainArgs {
     /// [default: 0.25, 0.25, 0.5].
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub noise_level: Option<f32>,
+    /// vae: replace each training pixel with noise at this rate, in [0, 1) (Ren et al.'s
+    /// background model for likelihood-ratio OOD detection).
+    #[arg(long, value_name = "RATE", default_value_t = RunConfig::default().background)]
+    pub background: f32,
     /// classifier: the dropout probability after each hidden layer, in [0, 1).
     #[arg(long, value_name = "P", default_value_t = RunConfig::default().dropout)]
     pub dropout: f32,
@@ -182,6 +186,7 @@ impl TrainArgs {
             noise: self.noise,
             noise_level: self.noise_level.unwrap_or(self.noise.default_level()),
             dropout: self.dropout,
+            background: self.background,
             dataset: self.dataset,
             classes: (self.classes.or(self.exclude_class)).unwrap_or_default(),
             data_dir: self.data_dir,
@@ -288,6 +293,12 @@ pub struct AnomalyArgs {
     /// Dimensions of z.
     #[arg(long, default_value_t = RunConfig::default().latent_dim, value_parser = positive)]
     pub latent_dim: usize,
+    /// dynamic, static or none, as for train [default: the model's].
+    #[arg(long)]
+    pub binarize: Option<Binarize>,
+    /// bernoulli or gaussian.
+    #[arg(long, default_value = "bernoulli")]
+    pub likelihood: Likelihood,
     /// Seeds every model's training and the scores' noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -303,6 +314,9 @@ pub struct AnomalyArgs {
     /// Samples of z in the reconstruction probability (0: skip it).
     #[arg(long, value_name = "L", default_value_t = 10)]
     pub recon_samples: usize,
+    /// ood with vae: the noise rate of the background models of the likelihood ratio (0: none).
+    #[arg(long, value_name = "RATE", default_value_t = 0.2)]
+    pub background: f32,
     /// The protocol's folder (default: runs/anomaly-<protocol>-<dataset>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -289,6 +289,8 @@ fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
         epochs: args.epochs,
         hidden: args.hidden,
         latent_dim: args.latent_dim,
+        binarize: (args.binarize).unwrap_or(args.model.entry().binarize),
+        likelihood: args.likelihood,
         seed: args.seed,
         train_limit: args.train_limit,
         test_limit: args.test_limit,
@@ -317,7 +319,13 @@ fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
         source: e,
     })?;
     let mut observer = progress::Terminal::new(args.quiet, Some(signals));
-    let rows = run::anomaly::run(args.protocol, &base, &settings, &out, &mut observer)?;
+    let rows = run::anomaly::run(
+        args.protocol,
+        (&base, args.background),
+        &settings,
+        &out,
+        &mut observer,
+    )?;
     drop(observer);
     print!("{}", run::anomaly::table(&rows));
     println!(

@@ -88,6 +88,8 @@ pub struct RunConfig {
     pub noise_level: f32,
     /// Classifier: the dropout probability after each hidden layer.
     pub dropout: f32,
+    /// VAE: the rate at which training pixels are replaced by noise (a background model).
+    pub background: f32,
     /// Which data set.
     pub dataset: Dataset,
     /// The labels trained and tested on (`--classes`, `--exclude-class`).
@@ -136,6 +138,7 @@ impl Default for RunConfig {
             noise: NoiseKind::Mask,
             noise_level: NoiseKind::Mask.default_level(),
             dropout: 0.0,
+            background: 0.0,
             dataset: Dataset::Mnist,
             classes: Classes::All,
             data_dir: None,
@@ -335,6 +338,8 @@ pub enum Setting {
     NoiseLevel,
     /// `--dropout`.
     Dropout,
+    /// `--background`.
+    Background,
 }
 
 impl Setting {
@@ -347,6 +352,7 @@ impl Setting {
             Setting::Noise => "noise",
             Setting::NoiseLevel => "noise_level",
             Setting::Dropout => "dropout",
+            Setting::Background => "background",
         }
     }
 
@@ -358,6 +364,7 @@ impl Setting {
             Setting::Noise => config.noise.to_string(),
             Setting::NoiseLevel => config.noise_level.to_string(),
             Setting::Dropout => config.dropout.to_string(),
+            Setting::Background => config.background.to_string(),
         }
     }
 
@@ -370,6 +377,7 @@ impl Setting {
             Setting::Noise => config.noise = value.parse().ok()?,
             Setting::NoiseLevel => config.noise_level = value.parse().ok()?,
             Setting::Dropout => config.dropout = value.parse().ok()?,
+            Setting::Background => config.background = value.parse().ok()?,
         }
         Some(())
     }
@@ -460,7 +468,11 @@ impl RunConfig {
         }
         self.model = parse(get("model")?, "model", &bad)?;
         for &setting in self.model.entry().settings {
-            let value = get(setting.key())?;
+            // Checkpoints from before `--background` trained on clean images.
+            let value = match (setting, meta.get(setting.key())) {
+                (Setting::Background, None) => "0",
+                _ => get(setting.key())?,
+            };
             setting
                 .set(self, value)
                 .ok_or_else(|| bad(setting.key(), value))?;

@@ -14,6 +14,7 @@ use autodiff::{
     Matrix, Var, bce_with_logits, gaussian_kl, gaussian_kl_between, gaussian_nll, reparameterize,
 };
 use nn::{Activation, Bound, Init, Linear, Mlp, MlpConfig, ParamId, ParamStore};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ use crate::data::Binarize;
 use crate::dist::standard_normal;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Sample, Samples, Score, ScoreSettings, Scores, TestData, TrainData, files,
+    Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
 };
 use crate::{eval, pictures};
 
@@ -347,9 +348,17 @@ pub fn bernoulli_means(logits: &Matrix) -> Matrix {
 pub const MODEL: ModelEntry = ModelEntry {
     name: "vae",
     about: "the VAE of Kingma & Welling, M1",
-    settings: &[],
+    settings: &[Setting::Background],
     binarize: Binarize::Dynamic,
-    check: |_| Ok(()),
+    check: |config| {
+        if !(0.0..1.0).contains(&config.background) {
+            return Err(format!(
+                "--background must be a rate in [0, 1), got {}",
+                config.background
+            ));
+        }
+        Ok(())
+    },
     build: |config, shape| Box::new(VaeModel::new(config, shape)),
 };
 
@@ -357,6 +366,27 @@ pub const MODEL: ModelEntry = ModelEntry {
 pub struct VaeModel {
     vae: Vae,
     params: Params,
+    /// The training pixels' replacement rate (`--background`), and whether the targets are
+    /// binary (replaced by random bits, else by uniform intensities).
+    background: (f32, bool),
+}
+
+/// Ren et al.'s (2019) perturbation for a background model: each pixel of `x`, independently
+/// with probability `rate`, replaced by noise: a random bit for `binary` images, else a uniform
+/// intensity in [0, 1]. Draws nothing at rate 0.
+pub fn perturb(x: &Matrix, rate: f32, binary: bool, rng: &mut ChaCha8Rng) -> Matrix {
+    if rate <= 0.0 {
+        return x.clone();
+    }
+    x.mapv(|v| {
+        if rng.random::<f32>() >= rate {
+            v
+        } else if binary {
+            f32::from(u8::from(rng.random::<bool>()))
+        } else {
+            rng.random::<f32>()
+        }
+    })
 }
 
 impl VaeModel {
@@ -367,6 +397,7 @@ impl VaeModel {
         VaeModel {
             vae,
             params: Params::new(store, config),
+            background: (config.background, config.binarize != Binarize::None),
         }
     }
 }
@@ -377,9 +408,10 @@ impl RunModel for VaeModel {
     }
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
-        let vae = &self.vae;
+        let (vae, (rate, binary)) = (&self.vae, self.background);
         elbo_epoch(&mut self.params, data, ctx, |p, batch, rng| {
-            vae.loss(p, p.constant(batch.images), None, rng)
+            let x = perturb(&batch.images, rate, binary, rng);
+            vae.loss(p, p.constant(x), None, rng)
         })
     }
 
@@ -526,6 +558,24 @@ mod tests {
 
     fn tiny(likelihood: Likelihood) -> (ParamStore, Vae) {
         crate::models::tiny_vae(6, 2, likelihood)
+    }
+
+    #[test]
+    fn the_background_perturbation_replaces_pixels_at_its_rate() {
+        let x = Matrix::from_elem((100, 100), 1.0);
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        assert_eq!(perturb(&x, 0.0, true, rng), x);
+        assert_eq!(rng.get_word_pos(), 0, "rate 0 drew from the RNG");
+        // Binary: a replaced pixel is a fair bit, so a quarter of the ones become zeros.
+        let y = perturb(&x, 0.5, true, rng);
+        assert!(y.iter().all(|&v| v == 0.0 || v == 1.0));
+        let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / 1e4;
+        assert!((zeros - 0.25).abs() < 0.02, "{zeros}");
+        // Grayscale: replaced pixels are uniform in [0, 1], so their mean is ½.
+        let y = perturb(&x, 0.5, false, rng);
+        let changed: Vec<f32> = y.iter().copied().filter(|&v| v != 1.0).collect();
+        let mean = changed.iter().sum::<f32>() / changed.len() as f32;
+        assert!((changed.len() as f64 / 1e4 - 0.5).abs() < 0.02 && (mean - 0.5).abs() < 0.02);
     }
 
     #[test]

@@ -98,17 +98,20 @@ impl Experiment {
 }
 
 /// Runs `protocol` with models of `base` (its model, network, epochs, seed, data folder; its
-/// `classes` and `iw_samples` are the protocol's), scoring with `settings`, into `out`.
+/// `classes` and `iw_samples` are the protocol's), scoring with `settings`, into `out`. The
+/// out-of-distribution protocol of a VAE also trains a background model per dataset, with
+/// training pixels replaced by noise at the rate `background`, for Ren et al.'s likelihood
+/// ratio (skipped at rate 0).
 pub fn run(
     protocol: Protocol,
-    base: &RunConfig,
+    (base, background): (&RunConfig, f32),
     settings: &ScoreSettings,
     out: &Path,
     observer: &mut dyn Observer,
 ) -> Result<Vec<AnomalyRow>, RunError> {
     let experiments = match protocol {
         Protocol::OneClass => one_class(base, settings, out, observer)?,
-        Protocol::Ood => ood(base, settings, out, observer)?,
+        Protocol::Ood => ood((base, background), settings, out, observer)?,
     };
     let rows: Vec<AnomalyRow> = experiments.iter().flat_map(Experiment::rows).collect();
     write_csv(&out.join(ANOMALY_CSV), &rows)?;
@@ -220,7 +223,7 @@ fn one_class(
 }
 
 fn ood(
-    base: &RunConfig,
+    (base, background): (&RunConfig, f32),
     settings: &ScoreSettings,
     out: &Path,
     observer: &mut dyn Observer,
@@ -242,14 +245,30 @@ fn ood(
         let dir = out.join(format!("trained-on-{}", inside.name()));
         let what = format!("the model of {inside}");
         let a = scored(config.clone(), &dir, &what, (inside, settings), observer)?;
-        let b = scored(config, &dir, &what, (outside, settings), observer)?;
-        let mut scores: Vec<Scores> = (a.scores.iter().zip(&b.scores))
-            .map(|(x, y)| Scores {
-                column: x.column,
-                values: x.values.iter().chain(&y.values).copied().collect(),
-            })
-            .collect();
-        let column = |name: &str| scores.iter().find(|s| s.column == name).map(|s| &s.values);
+        let b = scored(config.clone(), &dir, &what, (outside, settings), observer)?;
+        let mut scores = joined(&a, &b);
+        let likelihood_ratio = config.model.name() == "vae" && background > 0.0;
+        if let (true, Some(nll)) = (likelihood_ratio, column(&scores, "neg_log_px")) {
+            let config = RunConfig {
+                background,
+                ..config
+            };
+            let dir = out.join(format!("background-on-{}", inside.name()));
+            let what = format!("the background model of {inside}");
+            let a = scored(config.clone(), &dir, &what, (inside, settings), observer)?;
+            let b = scored(config, &dir, &what, (outside, settings), observer)?;
+            let background_nll = column(&joined(&a, &b), "neg_log_px").expect("estimated");
+            // −LLR = −log p(x) + log p₀(x): high where the model explains x no better than
+            // the background model does.
+            let values = (nll.iter().zip(&background_nll))
+                .map(|(n, n0)| n - n0)
+                .collect();
+            scores.push(Scores {
+                column: "likelihood_ratio",
+                values,
+            });
+        }
+        let column = |name: &str| column(&scores, name);
         if let (Some(nll), Some(bits)) = (column("neg_log_px"), column("png_bits")) {
             // −log₂ p(x) − L(x): the likelihood in bits less the image's PNG size in bits.
             let complexity = (nll.iter().zip(bits))
@@ -271,6 +290,23 @@ fn ood(
         });
     }
     Ok(experiments)
+}
+
+/// The scores of `a`'s images followed by `b`'s, column by column.
+fn joined(a: &ScoreTable, b: &ScoreTable) -> Vec<Scores> {
+    (a.scores.iter().zip(&b.scores))
+        .map(|(x, y)| Scores {
+            column: x.column,
+            values: x.values.iter().chain(&y.values).copied().collect(),
+        })
+        .collect()
+}
+
+/// The values of the column `name`, if there is one.
+fn column(scores: &[Scores], name: &str) -> Option<Vec<f64>> {
+    (scores.iter())
+        .find(|s| s.column == name)
+        .map(|s| s.values.clone())
 }
 
 /// Writes the rows as CSV to `path`, atomically.
