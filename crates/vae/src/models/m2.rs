@@ -22,6 +22,7 @@ use nn::checkpoint::Metadata;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
+use super::classifier::predictions;
 use super::cvae::{CLASSES, one_hot};
 use super::report::{
     active_units_figure, describe_elbo, describe_test_elbo, label_pictures, label_sample_picture,
@@ -285,19 +286,10 @@ impl M2Model {
             let tape = Tape::new();
             let p = self.params.store.bind_frozen(&tape);
             let log_q = self.m2.log_q_y(&p, p.constant(rows.to_owned())).value();
-            for (i, row) in log_q.rows().into_iter().enumerate() {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .fold(
-                        (0, f32::NEG_INFINITY),
-                        |b, (c, &v)| if v > b.1 { (c, v) } else { b },
-                    )
-                    .0;
-                if best != usize::from(test.split.labels()[chunk * CLASSIFY_CHUNK + i]) {
-                    wrong += 1;
-                }
-            }
+            let labels = &test.split.labels()[chunk * CLASSIFY_CHUNK..];
+            wrong += (predictions(&log_q).iter().zip(labels))
+                .filter(|(p, y)| p != y)
+                .count();
         }
         wrong as f64 / test.x.nrows().max(1) as f64
     }
