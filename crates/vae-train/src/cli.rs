@@ -128,6 +128,9 @@ pub struct TrainArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = RunConfig::default().lr)]
     pub lr: f32,
+    /// Adam's L2 penalty λ: λ·θ added to every gradient.
+    #[arg(long, value_name = "λ", default_value_t = RunConfig::default().weight_decay)]
+    pub weight_decay: f32,
     /// constant, or cosine (from --lr down to 1% of it over the epochs).
     #[arg(long, default_value = "constant")]
     pub lr_schedule: LrSchedule,
@@ -201,6 +204,7 @@ impl TrainArgs {
             epochs: self.epochs,
             batch_size: self.batch_size,
             lr: self.lr,
+            weight_decay: self.weight_decay,
             lr_schedule: self.lr_schedule,
             seed: self.seed,
             iw_samples: self.iw_samples,
@@ -317,6 +321,9 @@ pub struct AnomalyArgs {
     /// ood with vae: the noise rate of the background models of the likelihood ratio (0: none).
     #[arg(long, value_name = "RATE", default_value_t = 0.2)]
     pub background: f32,
+    /// ood with vae: the background models' L2 penalty λ (Ren et al. add one).
+    #[arg(long, value_name = "λ", default_value_t = 0.0)]
+    pub background_weight_decay: f32,
     /// The protocol's folder (default: runs/anomaly-<protocol>-<dataset>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -390,6 +397,20 @@ mod tests {
             (NoiseKind::Gaussian, 0.5)
         );
         assert!(Cli::try_parse_from(["vae-train", "--noise", "speckle"]).is_err());
+        let cli = Cli::try_parse_from([
+            "vae-train",
+            "--background",
+            "0.2",
+            "--weight-decay",
+            "0.01",
+            "--exclude-class",
+            "7",
+        ]);
+        let config = cli.unwrap().train.into_config();
+        assert_eq!((config.background, config.weight_decay), (0.2, 0.01));
+        assert_eq!(config.classes.to_string(), "0,1,2,3,4,5,6,8,9");
+        let both = ["vae-train", "--classes", "1", "--exclude-class", "7"];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

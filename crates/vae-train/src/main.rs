@@ -321,7 +321,7 @@ fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
     let mut observer = progress::Terminal::new(args.quiet, Some(signals));
     let rows = run::anomaly::run(
         args.protocol,
-        (&base, args.background),
+        (&base, (args.background, args.background_weight_decay)),
         &settings,
         &out,
         &mut observer,

@@ -119,6 +119,8 @@ pub struct RunConfig {
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f32,
+    /// Adam's L2 penalty `λ`, `λ·θ` added to every gradient (0: none).
+    pub weight_decay: f32,
     /// How the learning rate changes from epoch to epoch.
     pub lr_schedule: LrSchedule,
     /// Seeds initialisation, shuffling, binarization and noise.
@@ -153,6 +155,7 @@ impl Default for RunConfig {
             epochs: 30,
             batch_size: 128,
             lr: 1e-3,
+            weight_decay: 0.0,
             lr_schedule: LrSchedule::Constant,
             seed: 0,
             iw_samples: 1000,
@@ -415,6 +418,7 @@ impl RunConfig {
             ("beta", self.beta.to_string()),
             ("batch_size", self.batch_size.to_string()),
             ("lr", self.lr.to_string()),
+            ("weight_decay", self.weight_decay.to_string()),
             ("lr_schedule", self.lr_schedule.to_string()),
             ("seed", self.seed.to_string()),
         ]);
@@ -498,6 +502,11 @@ impl RunConfig {
         self.beta = parse(get("beta")?, "beta", &bad)?;
         self.batch_size = parse(get("batch_size")?, "batch_size", &bad)?;
         self.lr = parse(get("lr")?, "lr", &bad)?;
+        // Checkpoints from before weight decay had none.
+        self.weight_decay = match meta.get("weight_decay") {
+            None => 0.0,
+            Some(v) => parse(v, "weight_decay", &bad)?,
+        };
         // Checkpoints from before schedules existed trained at a constant rate.
         self.lr_schedule = match meta.get("lr_schedule") {
             None => LrSchedule::Constant,
@@ -521,6 +530,9 @@ impl RunConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return fail("--lr must be a positive number");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return fail("--weight-decay must be a non-negative number");
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return fail("--beta must be a non-negative number");

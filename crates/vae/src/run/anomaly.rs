@@ -100,11 +100,11 @@ impl Experiment {
 /// Runs `protocol` with models of `base` (its model, network, epochs, seed, data folder; its
 /// `classes` and `iw_samples` are the protocol's), scoring with `settings`, into `out`. The
 /// out-of-distribution protocol of a VAE also trains a background model per dataset, with
-/// training pixels replaced by noise at the rate `background`, for Ren et al.'s likelihood
-/// ratio (skipped at rate 0).
+/// training pixels replaced by noise at the rate `background.0` and the L2 penalty
+/// `background.1`, for Ren et al.'s likelihood ratio (skipped at rate 0).
 pub fn run(
     protocol: Protocol,
-    (base, background): (&RunConfig, f32),
+    (base, background): (&RunConfig, (f32, f32)),
     settings: &ScoreSettings,
     out: &Path,
     observer: &mut dyn Observer,
@@ -223,7 +223,7 @@ fn one_class(
 }
 
 fn ood(
-    (base, background): (&RunConfig, f32),
+    (base, (background, weight_decay)): (&RunConfig, (f32, f32)),
     settings: &ScoreSettings,
     out: &Path,
     observer: &mut dyn Observer,
@@ -251,6 +251,7 @@ fn ood(
         if let (true, Some(nll)) = (likelihood_ratio, column(&scores, "neg_log_px")) {
             let config = RunConfig {
                 background,
+                weight_decay,
                 ..config
             };
             let dir = out.join(format!("background-on-{}", inside.name()));

@@ -396,6 +396,7 @@ impl Params {
             &store,
             AdamConfig {
                 lr: config.lr,
+                weight_decay: config.weight_decay,
                 ..AdamConfig::default()
             },
         );
@@ -420,5 +421,24 @@ impl Params {
     pub fn at_lr(&mut self, lr: f32) -> (&mut ParamStore, &mut Adam) {
         self.opt.set_lr(lr);
         (&mut self.store, &mut self.opt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_optimizer_takes_the_runs_rate_and_weight_decay() {
+        let config = RunConfig {
+            lr: 3e-3,
+            weight_decay: 1e-2,
+            ..RunConfig::default()
+        };
+        let params = Params::new(ParamStore::new(), &config);
+        let adam = params.opt.config();
+        assert_eq!((adam.lr, adam.weight_decay), (3e-3, 1e-2));
+        // Adam's coupled L2 penalty (λ·θ in the gradient), as the flag's help says.
+        assert!(!adam.decoupled_weight_decay);
     }
 }
