@@ -111,6 +111,36 @@ fn shares(values: &[f64], lo: f64, hi: f64) -> Vec<f64> {
     counts.iter().map(|&c| c as f64 / n).collect()
 }
 
+/// The panel's two sets of scores and the x axis' label: as they are, or as `log₁₀` of them when
+/// every score is positive and the sets span more than a factor of 10 between their 1st and
+/// 99th percentiles (a model's −log p(x) of another dataset's images reaches thousands of nats,
+/// which would squeeze its own images' into one bin).
+fn on_readable_axis(panel: &HistogramPanel) -> (Vec<f64>, Vec<f64>, String) {
+    let mut all: Vec<f64> = panel
+        .normal
+        .iter()
+        .chain(&panel.anomalous)
+        .copied()
+        .collect();
+    all.sort_by(f64::total_cmp);
+    let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q) as usize).copied();
+    let wide = match (all.first(), at(0.01), at(0.99)) {
+        (Some(&min), Some(lo), Some(hi)) => min > 0.0 && hi > 10.0 * lo,
+        _ => false,
+    };
+    if wide {
+        let log = |v: &Vec<f64>| v.iter().map(|x| x.log10()).collect();
+        let label = format!("log10 {}", panel.score);
+        (log(&panel.normal), log(&panel.anomalous), label)
+    } else {
+        (
+            panel.normal.clone(),
+            panel.anomalous.clone(),
+            panel.score.clone(),
+        )
+    }
+}
+
 /// Draws `panels` into `path`, two panels a row: each the normal and anomalous images' shares
 /// per bin of the score, over the 1st to 99th percentile of both, with a legend.
 pub fn save_histograms(path: &Path, panels: &[HistogramPanel]) -> Result<(), ImageError> {
@@ -124,7 +154,8 @@ pub fn save_histograms(path: &Path, panels: &[HistogramPanel]) -> Result<(), Ima
             PANEL_COLUMNS.min(panels.len()).max(1),
         ));
         for (panel, area) in panels.iter().zip(&areas) {
-            let mut all: Vec<f64> = (panel.normal.iter().chain(&panel.anomalous))
+            let (normal, anomalous, x_desc) = on_readable_axis(panel);
+            let mut all: Vec<f64> = (normal.iter().chain(&anomalous))
                 .copied()
                 .filter(|v| v.is_finite())
                 .collect();
@@ -136,8 +167,8 @@ pub fn save_histograms(path: &Path, panels: &[HistogramPanel]) -> Result<(), Ima
                 _ => (0.0, 1.0),
             };
             let sets = [
-                ("normal", NORMAL, shares(&panel.normal, lo, hi)),
-                ("anomalous", ANOMALOUS, shares(&panel.anomalous, lo, hi)),
+                ("normal", NORMAL, shares(&normal, lo, hi)),
+                ("anomalous", ANOMALOUS, shares(&anomalous, lo, hi)),
             ];
             let top = sets
                 .iter()
@@ -152,7 +183,7 @@ pub fn save_histograms(path: &Path, panels: &[HistogramPanel]) -> Result<(), Ima
                 .map_err(|e| e.to_string())?;
             chart
                 .configure_mesh()
-                .x_desc(panel.score.as_str())
+                .x_desc(x_desc.as_str())
                 .y_desc("share of images")
                 .label_style((FONT, 11))
                 .axis_desc_style((FONT, 12))
@@ -197,6 +228,24 @@ mod tests {
         assert!((s.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // −5 and 0 in the first bin, 1 and 7 in the last.
         assert!((s[0] - 0.4).abs() < 1e-12 && (s[BINS - 1] - 0.4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn scores_spanning_decades_are_drawn_on_a_log_axis() {
+        let panel = |normal: Vec<f64>, anomalous: Vec<f64>| HistogramPanel {
+            title: String::new(),
+            score: "neg_log_px".into(),
+            normal,
+            anomalous,
+        };
+        let (n, a, label) = on_readable_axis(&panel(vec![100.0; 50], vec![3000.0; 50]));
+        assert_eq!(label, "log10 neg_log_px");
+        assert!((n[0] - 2.0).abs() < 1e-12 && (a[0] - 3000f64.log10()).abs() < 1e-12);
+        // Within a factor of 10, or with a score ≤ 0, the scores stay as they are.
+        let (n, _, label) = on_readable_axis(&panel(vec![100.0; 50], vec![300.0; 50]));
+        assert_eq!((n[0], label.as_str()), (100.0, "neg_log_px"));
+        let (_, _, label) = on_readable_axis(&panel(vec![-1.0; 50], vec![3000.0; 50]));
+        assert_eq!(label, "neg_log_px");
     }
 
     #[test]
