@@ -109,7 +109,7 @@ pub fn iw_nll(
     k: usize,
     rng: &mut ChaCha8Rng,
 ) -> f64 {
-    let rows = iw_nll_chunked(vae, store, x, cond, k, CHUNK_ROWS, rng);
+    let rows = iw_nll_rows(vae, store, x, cond, k, rng);
     rows.iter().sum::<f64>() / x.nrows().max(1) as f64
 }
 

@@ -359,6 +359,16 @@ impl Setting {
         }
     }
 
+    /// Its value in checkpoints written before the setting existed, if a model gained it later
+    /// (`--background`: those runs trained on clean images); `None` if every checkpoint of its
+    /// models has it.
+    fn before_it_existed(self) -> Option<&'static str> {
+        match self {
+            Setting::Background => Some("0"),
+            _ => None,
+        }
+    }
+
     fn value(self, config: &RunConfig) -> String {
         match self {
             Setting::Observe => config.observe.to_string(),
@@ -472,10 +482,11 @@ impl RunConfig {
         }
         self.model = parse(get("model")?, "model", &bad)?;
         for &setting in self.model.entry().settings {
-            // Checkpoints from before `--background` trained on clean images.
-            let value = match (setting, meta.get(setting.key())) {
-                (Setting::Background, None) => "0",
-                _ => get(setting.key())?,
+            let value = match meta.get(setting.key()) {
+                Some(v) => v.as_str(),
+                None => setting
+                    .before_it_existed()
+                    .map_or_else(|| get(setting.key()), Ok)?,
             };
             setting
                 .set(self, value)
