@@ -34,6 +34,15 @@ fn register_font() -> Result<(), ImageProblem> {
 /// The drawing area a chart is drawn on.
 pub type Canvas<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
+/// `root` split into a grid for `panels` panels, [`PANEL_COLUMNS`] a row (the layout of
+/// [`curves_size`]), in reading order.
+pub(crate) fn panel_grid<'a>(root: &Canvas<'a>, panels: usize) -> Vec<Canvas<'a>> {
+    root.split_evenly((
+        panels.div_ceil(PANEL_COLUMNS).max(1),
+        PANEL_COLUMNS.min(panels).max(1),
+    ))
+}
+
 /// Draws a `width × height` chart on a white canvas with `draw` and writes it to `path` as an
 /// RGB PNG, through a temporary file renamed over `path` (so a viewer never sees half a file).
 pub fn save_chart(

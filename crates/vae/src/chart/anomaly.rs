@@ -10,7 +10,7 @@ use plotters::prelude::{
 };
 use plotters::style::{Palette, Palette99, RGBColor};
 
-use super::{FONT, PANEL_COLUMNS, PANEL_PX, curves_size, save_chart};
+use super::{FONT, curves_size, panel_grid, save_chart};
 use crate::image::ImageError;
 
 /// Normal images in blue, anomalous ones in red.
@@ -32,10 +32,7 @@ pub struct RocPanel {
 /// Draws `panels` into `path`, two panels a row, each with the chance diagonal and a legend.
 pub fn save_roc(path: &Path, panels: &[RocPanel]) -> Result<(), ImageError> {
     save_chart(path, curves_size(panels.len()), |root| {
-        let areas = root.split_evenly((
-            panels.len().div_ceil(PANEL_COLUMNS).max(1),
-            PANEL_COLUMNS.min(panels.len()).max(1),
-        ));
+        let areas = panel_grid(root, panels.len());
         for (panel, area) in panels.iter().zip(&areas) {
             let mut chart = ChartBuilder::on(area)
                 .caption(&panel.title, (FONT, 16).into_font())
@@ -98,6 +95,14 @@ pub struct HistogramPanel {
     pub anomalous: Vec<f64>,
 }
 
+/// The 1st and 99th percentiles of the finite `values`, if there are any.
+fn percentiles(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let mut all: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    all.sort_by(f64::total_cmp);
+    let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q) as usize).copied();
+    Some((at(0.01)?, at(0.99)?))
+}
+
 /// The share of `values` in each of `BINS` bins over `lo..hi` (values outside clamp to the end
 /// bins), so that sets of different sizes compare.
 fn shares(values: &[f64], lo: f64, hi: f64) -> Vec<f64> {
@@ -116,17 +121,11 @@ fn shares(values: &[f64], lo: f64, hi: f64) -> Vec<f64> {
 /// 99th percentiles (a model's −log p(x) of another dataset's images reaches thousands of nats,
 /// which would squeeze its own images' into one bin).
 fn on_readable_axis(panel: &HistogramPanel) -> (Vec<f64>, Vec<f64>, String) {
-    let mut all: Vec<f64> = panel
-        .normal
-        .iter()
-        .chain(&panel.anomalous)
-        .copied()
-        .collect();
-    all.sort_by(f64::total_cmp);
-    let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q) as usize).copied();
-    let wide = match (all.first(), at(0.01), at(0.99)) {
-        (Some(&min), Some(lo), Some(hi)) => min > 0.0 && hi > 10.0 * lo,
-        _ => false,
+    let both = || panel.normal.iter().chain(&panel.anomalous).copied();
+    let min = both().fold(f64::INFINITY, f64::min);
+    let wide = match percentiles(both()) {
+        Some((lo, hi)) => min > 0.0 && hi > 10.0 * lo,
+        None => false,
     };
     if wide {
         let log = |v: &Vec<f64>| v.iter().map(|x| x.log10()).collect();
@@ -144,27 +143,14 @@ fn on_readable_axis(panel: &HistogramPanel) -> (Vec<f64>, Vec<f64>, String) {
 /// Draws `panels` into `path`, two panels a row: each the normal and anomalous images' shares
 /// per bin of the score, over the 1st to 99th percentile of both, with a legend.
 pub fn save_histograms(path: &Path, panels: &[HistogramPanel]) -> Result<(), ImageError> {
-    let size = (
-        PANEL_PX.0 * PANEL_COLUMNS.min(panels.len()).max(1) as u32,
-        PANEL_PX.1 * panels.len().div_ceil(PANEL_COLUMNS).max(1) as u32,
-    );
-    save_chart(path, size, |root| {
-        let areas = root.split_evenly((
-            panels.len().div_ceil(PANEL_COLUMNS).max(1),
-            PANEL_COLUMNS.min(panels.len()).max(1),
-        ));
+    save_chart(path, curves_size(panels.len()), |root| {
+        let areas = panel_grid(root, panels.len());
         for (panel, area) in panels.iter().zip(&areas) {
             let (normal, anomalous, x_desc) = on_readable_axis(panel);
-            let mut all: Vec<f64> = (normal.iter().chain(&anomalous))
-                .copied()
-                .filter(|v| v.is_finite())
-                .collect();
-            all.sort_by(f64::total_cmp);
-            let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q) as usize).copied();
-            let (lo, hi) = match (at(0.01), at(0.99)) {
-                (Some(lo), Some(hi)) if hi > lo => (lo, hi),
-                (Some(v), _) => (v - 1.0, v + 1.0),
-                _ => (0.0, 1.0),
+            let (lo, hi) = match percentiles(normal.iter().chain(&anomalous).copied()) {
+                Some((lo, hi)) if hi > lo => (lo, hi),
+                Some((v, _)) => (v - 1.0, v + 1.0),
+                None => (0.0, 1.0),
             };
             let sets = [
                 ("normal", NORMAL, shares(&normal, lo, hi)),

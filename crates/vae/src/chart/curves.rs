@@ -10,7 +10,7 @@ use plotters::prelude::{
     SeriesLabelPosition, WHITE,
 };
 
-use super::{Canvas, FONT, save_chart};
+use super::{Canvas, FONT, panel_grid, save_chart};
 use crate::image::ImageError;
 
 /// The size of one panel in pixels (width, height).
@@ -80,10 +80,7 @@ pub fn save_curves(path: &Path, csv: &str) -> Result<(), ImageError> {
     let epoch = header.iter().position(|&h| h == "epoch");
     let panels = panels(&header);
     save_chart(path, curves_size(panels.len()), |root| {
-        let areas = root.split_evenly((
-            panels.len().div_ceil(PANEL_COLUMNS).max(1),
-            PANEL_COLUMNS.min(panels.len()).max(1),
-        ));
+        let areas = panel_grid(root, panels.len());
         for ((quantity, columns), area) in panels.iter().zip(&areas) {
             let series: Vec<(&str, Vec<(f64, f64)>)> = columns
                 .iter()
