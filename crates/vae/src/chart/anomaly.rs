@@ -258,7 +258,7 @@ mod tests {
         };
         save_histograms(&hist, &[panel]).unwrap();
         let (w, h, color, pixels) = test_png::read(&hist);
-        assert_eq!((w, h), PANEL_PX);
+        assert_eq!((w, h), super::super::PANEL_PX);
         assert_eq!(color, png::ColorType::Rgb);
         // Both translucent bar colours are on the canvas.
         let has = |c: RGBColor| {
