@@ -305,6 +305,12 @@ fn cases() -> Vec<Case> {
             |r| vec![normal(r, (3, 4))],
         ),
         case(
+            "reshape",
+            "3×4 as 6×2",
+            |v| reshape(v[0], (6, 2)),
+            |r| vec![normal(r, (3, 4))],
+        ),
+        case(
             "gather_rows",
             "with repeats",
             |v| gather_rows(v[0], &[2, 0, 2, 1, 2]),

@@ -19,7 +19,7 @@ pub use loss::{
     bce_with_logits, gaussian_kl, gaussian_kl_between, gaussian_nll, mse, reparameterize,
 };
 pub use reduce::{log_softmax, logsumexp, mean, mean_cols, mean_rows, sum, sum_cols, sum_rows};
-pub use shape::{concat_cols, gather_rows, slice_cols};
+pub use shape::{concat_cols, gather_rows, reshape, slice_cols};
 pub use unary::{exp, leaky_relu, log, relu, sigmoid, softplus, sqrt, square, tanh};
 
 pub(crate) use arith::sum_to;

@@ -71,7 +71,37 @@ pub fn gather_rows<'a>(x: Var<'a>, indices: &[usize]) -> Var<'a> {
     })
 }
 
+/// The same elements in row-major order as a `rows × cols` matrix (e.g. a batch of `N` codes of
+/// `D` dims per example, `B × N·D`, as `B·N × D`); the gradient is `∂L/∂y` read back in the
+/// input's shape.
+#[track_caller]
+pub fn reshape(x: Var<'_>, (rows, cols): (usize, usize)) -> Var<'_> {
+    let shape = x.shape();
+    assert!(
+        rows * cols == shape.0 * shape.1,
+        "reshape: {shape:?} has {} elements, ({rows}, {cols}) {}",
+        shape.0 * shape.1,
+        rows * cols
+    );
+    let y = standard(&x.value()).into_shape_with_order((rows, cols));
+    let y = y.expect("standard layout, same number of elements");
+    x.tape().push("reshape", y, &[x], move |g| {
+        let gx = standard(g).into_shape_with_order(shape);
+        vec![gx.expect("standard layout, same number of elements")]
+    })
+}
+
+/// An owned copy of `m` in standard (row-major) layout.
+fn standard(m: &Matrix) -> Matrix {
+    m.as_standard_layout().into_owned()
+}
+
 impl<'t> Var<'t> {
+    /// [`reshape`]
+    #[track_caller]
+    pub fn reshape(self, shape: (usize, usize)) -> Var<'t> {
+        reshape(self, shape)
+    }
     /// [`slice_cols`]
     #[track_caller]
     pub fn slice_cols(self, cols: Range<usize>) -> Var<'t> {
@@ -98,6 +128,30 @@ mod tests {
         let c = concat_cols(&[a, b]);
         assert_eq!(*c.value(), array![[1.0f32, 3.0, 4.0], [2.0, 5.0, 6.0]]);
         assert_eq!(*c.slice_cols(1..3).value(), *b.value());
+    }
+
+    #[test]
+    fn reshape_keeps_row_major_order_both_ways() {
+        let tape = Tape::new();
+        let x = tape.leaf(array![[1.0f32, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]);
+        let y = x.reshape((4, 2));
+        assert_eq!(
+            *y.value(),
+            array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]]
+        );
+        // L = Σ w ⊙ y with w = [[1, 2], [3, 4], ...]: ∂L/∂x is w read back as 2×4.
+        let w = tape.constant(Matrix::from_shape_fn((4, 2), |(i, j)| {
+            (2 * i + j + 1) as f32
+        }));
+        let g = tape.backward((y * w).sum()).get(x).unwrap().clone();
+        assert_eq!(g, array![[1.0f32, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]);
+    }
+
+    #[test]
+    #[should_panic(expected = "reshape: (2, 3) has 6 elements, (4, 2) 8")]
+    fn reshape_to_another_size_panics() {
+        let tape = Tape::new();
+        let _ = tape.leaf(Matrix::zeros((2, 3))).reshape((4, 2));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! caller's own entries as string metadata; written atomically and deterministically, read back
 //! only after every tensor has been checked.
 //!
+//! Buffers are a model's tensors that no optimizer trains but that are part of its state (a
+//! codebook's moving averages, a fitted prior): a second [`ParamStore`] whose tensors sit beside
+//! the parameters under their own names, without optimizer state.
+//!
 //! Layout of a checkpoint (all tensors F32, row-major, in name order):
 //!
 //! | tensor / metadata key      | content                                                  |
@@ -11,6 +15,7 @@
 //! | `optim.<param>.<buffer>`   | its optimizer buffer (`m`, `v`; `momentum_buffer`), same shape |
 //! | `optim`                    | the optimizer: `adam`, `adamw` or `sgd`                   |
 //! | `optim.<scalar>`           | `t` (steps taken), `lr`, `beta1`, `beta2`, `eps`, ...     |
+//! | `<buffer>`                 | a buffer of the `*_with_buffers` functions, `[rows, cols]` |
 //! | anything else              | the caller's metadata (epoch, RNG state, config, ...)    |
 
 mod atomic;
@@ -47,8 +52,23 @@ pub fn save(
     optimizer: &(impl Optimizer + ?Sized),
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
+    save_with_buffers(path, store, optimizer, &ParamStore::new(), metadata)
+}
+
+/// [`save`] with the tensors of `buffers` beside the parameters (no optimizer state for them).
+///
+/// Panics as [`save`] does, or if a buffer has a parameter's name.
+#[track_caller]
+pub fn save_with_buffers(
+    path: impl AsRef<Path>,
+    store: &ParamStore,
+    optimizer: &(impl Optimizer + ?Sized),
+    buffers: &ParamStore,
+    metadata: &Metadata,
+) -> Result<(), CheckpointError> {
     check_finite(path.as_ref(), store)?;
-    let bytes = encode(store, Some(&optimizer.state()), metadata);
+    check_finite(path.as_ref(), buffers)?;
+    let bytes = encode(store, buffers, Some(&optimizer.state()), metadata);
     write(path.as_ref(), &bytes)
 }
 
@@ -73,7 +93,7 @@ pub fn save_params(
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
     check_finite(path.as_ref(), store)?;
-    let bytes = encode(store, None, metadata);
+    let bytes = encode(store, &ParamStore::new(), None, metadata);
     write(path.as_ref(), &bytes)
 }
 
@@ -88,9 +108,20 @@ pub fn load(
     store: &mut ParamStore,
     optimizer: &mut (impl Optimizer + ?Sized),
 ) -> Result<Metadata, CheckpointError> {
+    load_with_buffers(path, store, optimizer, &mut ParamStore::new())
+}
+
+/// [`load`] of a file of [`save_with_buffers`]: the buffers too (the same checks; on error
+/// nothing has changed).
+pub fn load_with_buffers(
+    path: impl AsRef<Path>,
+    store: &mut ParamStore,
+    optimizer: &mut (impl Optimizer + ?Sized),
+    buffers: &mut ParamStore,
+) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
-    load_from_bytes(&bytes, store, optimizer).map_err(at(path))
+    load_bytes(&bytes, store, optimizer, buffers).map_err(at(path))
 }
 
 /// [`load`] of a checkpoint's bytes already in memory (the same checks; on error nothing has
@@ -100,11 +131,22 @@ pub fn load_from_bytes(
     store: &mut ParamStore,
     optimizer: &mut (impl Optimizer + ?Sized),
 ) -> Result<Metadata, ErrorKind> {
+    load_bytes(bytes, store, optimizer, &mut ParamStore::new())
+}
+
+/// [`load_with_buffers`] of a checkpoint's bytes.
+fn load_bytes(
+    bytes: &[u8],
+    store: &mut ParamStore,
+    optimizer: &mut (impl Optimizer + ?Sized),
+    buffers: &mut ParamStore,
+) -> Result<Metadata, ErrorKind> {
     let file = File::parse(bytes)?;
     let metadata = file.metadata();
     let current = optimizer.state();
     check_kind(&metadata, &current.kind)?;
     let mut expected = param_shapes(store);
+    expected.extend(param_shapes(buffers));
     for buffer in current.buffers.keys() {
         for (_, name, value) in store.iter() {
             expected.insert(buffer_name(name, buffer), value.dim());
@@ -113,7 +155,8 @@ pub fn load_from_bytes(
     let mut tensors = file.tensors(&expected, |_| false)?;
     let state = take_state(current, &metadata, &mut tensors, store);
     optimizer.set_state(state)?;
-    assign(store, tensors);
+    assign(store, &mut tensors);
+    assign(buffers, &mut tensors);
     Ok(callers(metadata))
 }
 
@@ -136,23 +179,50 @@ pub fn load_params(
     path: impl AsRef<Path>,
     store: &mut ParamStore,
 ) -> Result<Metadata, CheckpointError> {
+    load_params_with_buffers(path, store, &mut ParamStore::new())
+}
+
+/// [`load_params`] of a file of [`save_with_buffers`]: the buffers too. On error neither store
+/// has changed.
+pub fn load_params_with_buffers(
+    path: impl AsRef<Path>,
+    store: &mut ParamStore,
+    buffers: &mut ParamStore,
+) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
-    load_params_from_bytes(&bytes, store).map_err(at(path))
+    load_params_bytes(&bytes, store, buffers).map_err(at(path))
 }
 
 /// [`load_params`] of a checkpoint's bytes already in memory.
 pub fn load_params_from_bytes(bytes: &[u8], store: &mut ParamStore) -> Result<Metadata, ErrorKind> {
+    load_params_bytes(bytes, store, &mut ParamStore::new())
+}
+
+/// [`load_params_with_buffers`] of a checkpoint's bytes.
+fn load_params_bytes(
+    bytes: &[u8],
+    store: &mut ParamStore,
+    buffers: &mut ParamStore,
+) -> Result<Metadata, ErrorKind> {
     let file = File::parse(bytes)?;
     let prefix = format!("{OPTIM}.");
-    let tensors = file.tensors(&param_shapes(store), |name| name.starts_with(&prefix))?;
-    assign(store, tensors);
+    let mut expected = param_shapes(store);
+    expected.extend(param_shapes(buffers));
+    let mut tensors = file.tensors(&expected, |name| name.starts_with(&prefix))?;
+    assign(store, &mut tensors);
+    assign(buffers, &mut tensors);
     Ok(callers(file.metadata()))
 }
 
 /// The bytes of a checkpoint.
 #[track_caller]
-fn encode(store: &ParamStore, optimizer: Option<&OptimizerState>, metadata: &Metadata) -> Vec<u8> {
+fn encode(
+    store: &ParamStore,
+    buffers: &ParamStore,
+    optimizer: Option<&OptimizerState>,
+    metadata: &Metadata,
+) -> Vec<u8> {
     if let Some(key) = metadata.keys().find(|k| is_reserved(k)) {
         panic!("checkpoint: the metadata key `{key}` is reserved for the optimizer");
     }
@@ -160,6 +230,13 @@ fn encode(store: &ParamStore, optimizer: Option<&OptimizerState>, metadata: &Met
         .iter()
         .map(|(_, name, value)| (name.to_string(), (value.dim(), as_slice(value))))
         .collect();
+    for (_, name, value) in buffers.iter() {
+        let clash = tensors.insert(name.to_string(), (value.dim(), as_slice(value)));
+        assert!(
+            clash.is_none(),
+            "checkpoint: the buffer `{name}` has the name of a parameter"
+        );
+    }
     let mut metadata = metadata.clone();
     if let Some(state) = optimizer {
         metadata.insert(OPTIM.to_string(), state.kind.clone());
@@ -271,8 +348,9 @@ fn param_shapes(store: &ParamStore) -> BTreeMap<String, Shape> {
         .collect()
 }
 
-/// Assigns checked parameter values (one per parameter, of its shape).
-fn assign(store: &mut ParamStore, mut tensors: BTreeMap<String, Vec<f32>>) {
+/// Assigns checked parameter values (one per parameter, of its shape), taking them out of
+/// `tensors`.
+fn assign(store: &mut ParamStore, tensors: &mut BTreeMap<String, Vec<f32>>) {
     let ids: Vec<_> = store.ids().collect();
     for id in ids {
         let data = tensors.remove(store.name(id)).expect("checked");

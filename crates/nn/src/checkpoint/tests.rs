@@ -212,6 +212,64 @@ fn parameters_alone_save_and_load() {
 }
 
 #[test]
+fn buffers_round_trip_beside_the_parameters_without_optimizer_state() {
+    let dir = TestDir::new("buffers");
+    let (store, opt, metadata) = trained();
+    let mut buffers = ParamStore::new();
+    buffers.add("codebook.ema.count", Matrix::from_elem((1, 3), 2.5));
+    buffers.add(
+        "codebook.ema.sum",
+        Matrix::from_shape_fn((3, 2), |(i, j)| (i * 2 + j) as f32),
+    );
+    let path = dir.join("b.safetensors");
+    save_with_buffers(&path, &store, opt.as_ref(), &buffers, &metadata).unwrap();
+    // 4 parameters, 8 Adam moments, 2 buffers and nothing of the optimizer for the buffers.
+    let bytes = fs::read(&path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(file.len(), 14);
+    assert!(file.tensor("optim.codebook.ema.sum.m").is_err());
+
+    let fresh_buffers = || {
+        let mut b = ParamStore::new();
+        b.add("codebook.ema.count", Matrix::zeros((1, 3)));
+        b.add("codebook.ema.sum", Matrix::zeros((3, 2)));
+        b
+    };
+    let (mut fresh, mut fresh_opt) = model(1, 0, adam);
+    let mut restored = fresh_buffers();
+    let loaded = load_with_buffers(&path, &mut fresh, fresh_opt.as_mut(), &mut restored);
+    assert_eq!(loaded.unwrap(), metadata);
+    assert_eq!(values(&fresh), values(&store));
+    assert_eq!(values(&restored), values(&buffers));
+    let (mut fresh, _) = model(1, 0, adam);
+    let mut restored = fresh_buffers();
+    load_params_with_buffers(&path, &mut fresh, &mut restored).unwrap();
+    assert_eq!(values(&restored), values(&buffers));
+
+    // Without the buffers the file has tensors the model does not: an error naming one, and
+    // a file without them cannot fill the buffers.
+    let (mut fresh, mut fresh_opt) = model(1, 0, adam);
+    let err = load(&path, &mut fresh, fresh_opt.as_mut()).unwrap_err();
+    assert!(err.to_string().contains("codebook.ema.count"), "{err}");
+    let plain = dir.join("plain.safetensors");
+    save(&plain, &store, opt.as_ref(), &metadata).unwrap();
+    let mut restored = fresh_buffers();
+    let err = load_params_with_buffers(&plain, &mut fresh, &mut restored).unwrap_err();
+    assert!(err.to_string().contains("codebook.ema.count"), "{err}");
+    assert_eq!(values(&restored), values(&fresh_buffers()));
+}
+
+#[test]
+#[should_panic(expected = "the buffer `m.fc1.w` has the name of a parameter")]
+fn a_buffer_may_not_share_a_parameters_name() {
+    let dir = TestDir::new("clash");
+    let (store, opt, metadata) = trained();
+    let mut buffers = ParamStore::new();
+    buffers.add("m.fc1.w", Matrix::zeros((3, 4)));
+    let _ = save_with_buffers(dir.join("c"), &store, opt.as_ref(), &buffers, &metadata);
+}
+
+#[test]
 fn sgd_momentum_buffers_round_trip() {
     let dir = TestDir::new("sgd");
     let sgd = |store: &ParamStore| -> Box<dyn Optimizer> {
@@ -254,7 +312,7 @@ fn sgd_momentum_buffers_round_trip() {
 /// The bytes of `trained()`'s checkpoint.
 fn checkpoint_bytes() -> Vec<u8> {
     let (store, opt, metadata) = trained();
-    encode(&store, Some(&opt.state()), &metadata)
+    encode(&store, &ParamStore::new(), Some(&opt.state()), &metadata)
 }
 
 /// A tensor as the `safetensors` crate lists it: name, dtype, shape, bytes.
@@ -417,8 +475,16 @@ fn a_crash_before_the_rename_keeps_the_previous_checkpoint() {
 
     // The next checkpoint gets as far as a complete, synced temporary file; then the process dies.
     let (newer, newer_opt) = model(5, 3, adam);
-    let temp =
-        atomic::write_temp(&path, &encode(&newer, Some(&newer_opt.state()), &metadata)).unwrap();
+    let temp = atomic::write_temp(
+        &path,
+        &encode(
+            &newer,
+            &ParamStore::new(),
+            Some(&newer_opt.state()),
+            &metadata,
+        ),
+    )
+    .unwrap();
     assert_eq!(temp.parent(), path.parent());
     assert!(temp.exists());
 
@@ -455,7 +521,7 @@ fn io_errors_name_the_path() {
 fn reserved_metadata_keys_panic() {
     let (store, opt, _) = trained();
     let metadata = BTreeMap::from([("optim.t".to_string(), "9".to_string())]);
-    encode(&store, Some(&opt.state()), &metadata);
+    encode(&store, &ParamStore::new(), Some(&opt.state()), &metadata);
 }
 
 #[test]
