@@ -1,6 +1,8 @@
 //! [`Linear`]: the affine layer `y = x·W + b`, with `W` stored `[in, out]`.
 
-use autodiff::Var;
+use std::rc::Rc;
+
+use autodiff::{Matrix, Var};
 use rand_chacha::ChaCha8Rng;
 
 use crate::{Bound, Init, ParamId, ParamStore};
@@ -72,6 +74,22 @@ impl Linear {
         autodiff::affine(x, p[self.w], p[self.b])
     }
 
+    /// `x·(W ⊙ M) + b` with a fixed `mask` `M` of W's shape (the masked layers of MADE, whose
+    /// zeros cut connections); `∂L/∂W` is the unmasked product's gradient times `M`.
+    #[track_caller]
+    pub fn forward_masked<'t>(&self, p: &Bound<'t>, x: Var<'t>, mask: &Rc<Matrix>) -> Var<'t> {
+        assert!(
+            mask.dim() == (self.in_dim, self.out_dim),
+            "Linear `{}`: a mask of shape {:?} for a weight of shape ({}, {})",
+            self.name,
+            mask.dim(),
+            self.in_dim,
+            self.out_dim
+        );
+        let w = p[self.w] * p.constant(Rc::clone(mask));
+        autodiff::affine(x, w, p[self.b])
+    }
+
     /// The path prefix of the parameters (`encoder.fc1`).
     pub fn name(&self) -> &str {
         &self.name
@@ -91,9 +109,43 @@ impl Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autodiff::{Matrix, Tape};
+    use autodiff::{GradcheckConfig, Tape, gradcheck};
     use ndarray::array;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_masked_layer_cuts_the_masked_connections_and_passes_gradcheck() {
+        let mut store = ParamStore::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let layer = Linear::new(&mut store, "made.fc1", 3, 2, &mut rng);
+        // Output 0 sees input 0 only; output 1 sees inputs 0 and 1; input 2 reaches nothing.
+        let mask = Rc::new(array![[1.0f32, 1.0], [0.0, 1.0], [0.0, 0.0]]);
+        let x = array![[0.5f32, -1.0, 2.0], [1.5, 0.25, -0.5]];
+        let tape = Tape::new();
+        let p = store.bind(&tape);
+        let xv = tape.leaf(x.clone());
+        let y = layer.forward_masked(&p, xv, &mask);
+        let grads = tape.backward(y.sum());
+        // ∂(Σy)/∂x = (W ⊙ M)·1: zero for input 2, which feeds no output.
+        let gx = grads.get(xv).unwrap();
+        assert!(gx.column(2).iter().all(|&g| g == 0.0));
+        // ∂(Σy)/∂W = xᵀ·1 ⊙ M: zero where the mask is.
+        let gw = grads.get(p[layer.w]).unwrap();
+        assert_eq!((gw[[1, 0]], gw[[2, 0]], gw[[2, 1]]), (0.0, 0.0, 0.0));
+        assert_eq!(gw[[0, 0]], 0.5 + 1.5);
+
+        let params: Vec<Matrix> = store.iter().map(|(_, _, v)| v.clone()).collect();
+        gradcheck(
+            |v| {
+                let p = store.bind_vars(v[0].tape(), v);
+                let x = p.constant(x.clone());
+                layer.forward_masked(&p, x, &mask).square().sum()
+            },
+            &params,
+            &GradcheckConfig::default(),
+        )
+        .unwrap();
+    }
 
     #[test]
     fn forward_is_x_w_plus_b_with_named_parameters() {

@@ -52,22 +52,25 @@ pub fn save(
     optimizer: &(impl Optimizer + ?Sized),
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
-    save_with_buffers(path, store, optimizer, &ParamStore::new(), metadata)
+    save_with_buffers(path, store, optimizer, &[], metadata)
 }
 
-/// [`save`] with the tensors of `buffers` beside the parameters (no optimizer state for them).
+/// [`save`] with the tensors of the stores `buffers` beside the parameters (no optimizer state
+/// for them).
 ///
-/// Panics as [`save`] does, or if a buffer has a parameter's name.
+/// Panics as [`save`] does, or if two tensors share a name.
 #[track_caller]
 pub fn save_with_buffers(
     path: impl AsRef<Path>,
     store: &ParamStore,
     optimizer: &(impl Optimizer + ?Sized),
-    buffers: &ParamStore,
+    buffers: &[&ParamStore],
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
     check_finite(path.as_ref(), store)?;
-    check_finite(path.as_ref(), buffers)?;
+    for buffers in buffers {
+        check_finite(path.as_ref(), buffers)?;
+    }
     let bytes = encode(store, buffers, Some(&optimizer.state()), metadata);
     write(path.as_ref(), &bytes)
 }
@@ -93,7 +96,7 @@ pub fn save_params(
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
     check_finite(path.as_ref(), store)?;
-    let bytes = encode(store, &ParamStore::new(), None, metadata);
+    let bytes = encode(store, &[], None, metadata);
     write(path.as_ref(), &bytes)
 }
 
@@ -108,7 +111,7 @@ pub fn load(
     store: &mut ParamStore,
     optimizer: &mut (impl Optimizer + ?Sized),
 ) -> Result<Metadata, CheckpointError> {
-    load_with_buffers(path, store, optimizer, &mut ParamStore::new())
+    load_with_buffers(path, store, optimizer, &mut [])
 }
 
 /// [`load`] of a file of [`save_with_buffers`]: the buffers too (the same checks; on error
@@ -117,7 +120,7 @@ pub fn load_with_buffers(
     path: impl AsRef<Path>,
     store: &mut ParamStore,
     optimizer: &mut (impl Optimizer + ?Sized),
-    buffers: &mut ParamStore,
+    buffers: &mut [&mut ParamStore],
 ) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
@@ -131,7 +134,7 @@ pub fn load_from_bytes(
     store: &mut ParamStore,
     optimizer: &mut (impl Optimizer + ?Sized),
 ) -> Result<Metadata, ErrorKind> {
-    load_bytes(bytes, store, optimizer, &mut ParamStore::new())
+    load_bytes(bytes, store, optimizer, &mut [])
 }
 
 /// [`load_with_buffers`] of a checkpoint's bytes.
@@ -139,14 +142,16 @@ fn load_bytes(
     bytes: &[u8],
     store: &mut ParamStore,
     optimizer: &mut (impl Optimizer + ?Sized),
-    buffers: &mut ParamStore,
+    buffers: &mut [&mut ParamStore],
 ) -> Result<Metadata, ErrorKind> {
     let file = File::parse(bytes)?;
     let metadata = file.metadata();
     let current = optimizer.state();
     check_kind(&metadata, &current.kind)?;
     let mut expected = param_shapes(store);
-    expected.extend(param_shapes(buffers));
+    for buffers in buffers.iter() {
+        expected.extend(param_shapes(buffers));
+    }
     for buffer in current.buffers.keys() {
         for (_, name, value) in store.iter() {
             expected.insert(buffer_name(name, buffer), value.dim());
@@ -156,7 +161,9 @@ fn load_bytes(
     let state = take_state(current, &metadata, &mut tensors, store);
     optimizer.set_state(state)?;
     assign(store, &mut tensors);
-    assign(buffers, &mut tensors);
+    for buffers in buffers.iter_mut() {
+        assign(buffers, &mut tensors);
+    }
     Ok(callers(metadata))
 }
 
@@ -179,7 +186,7 @@ pub fn load_params(
     path: impl AsRef<Path>,
     store: &mut ParamStore,
 ) -> Result<Metadata, CheckpointError> {
-    load_params_with_buffers(path, store, &mut ParamStore::new())
+    load_params_with_buffers(path, store, &mut [])
 }
 
 /// [`load_params`] of a file of [`save_with_buffers`]: the buffers too. On error neither store
@@ -187,7 +194,7 @@ pub fn load_params(
 pub fn load_params_with_buffers(
     path: impl AsRef<Path>,
     store: &mut ParamStore,
-    buffers: &mut ParamStore,
+    buffers: &mut [&mut ParamStore],
 ) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
@@ -196,22 +203,26 @@ pub fn load_params_with_buffers(
 
 /// [`load_params`] of a checkpoint's bytes already in memory.
 pub fn load_params_from_bytes(bytes: &[u8], store: &mut ParamStore) -> Result<Metadata, ErrorKind> {
-    load_params_bytes(bytes, store, &mut ParamStore::new())
+    load_params_bytes(bytes, store, &mut [])
 }
 
 /// [`load_params_with_buffers`] of a checkpoint's bytes.
 fn load_params_bytes(
     bytes: &[u8],
     store: &mut ParamStore,
-    buffers: &mut ParamStore,
+    buffers: &mut [&mut ParamStore],
 ) -> Result<Metadata, ErrorKind> {
     let file = File::parse(bytes)?;
     let prefix = format!("{OPTIM}.");
     let mut expected = param_shapes(store);
-    expected.extend(param_shapes(buffers));
+    for buffers in buffers.iter() {
+        expected.extend(param_shapes(buffers));
+    }
     let mut tensors = file.tensors(&expected, |name| name.starts_with(&prefix))?;
     assign(store, &mut tensors);
-    assign(buffers, &mut tensors);
+    for buffers in buffers.iter_mut() {
+        assign(buffers, &mut tensors);
+    }
     Ok(callers(file.metadata()))
 }
 
@@ -219,7 +230,7 @@ fn load_params_bytes(
 #[track_caller]
 fn encode(
     store: &ParamStore,
-    buffers: &ParamStore,
+    buffers: &[&ParamStore],
     optimizer: Option<&OptimizerState>,
     metadata: &Metadata,
 ) -> Vec<u8> {
@@ -230,11 +241,11 @@ fn encode(
         .iter()
         .map(|(_, name, value)| (name.to_string(), (value.dim(), as_slice(value))))
         .collect();
-    for (_, name, value) in buffers.iter() {
+    for (_, name, value) in buffers.iter().flat_map(|b| b.iter()) {
         let clash = tensors.insert(name.to_string(), (value.dim(), as_slice(value)));
         assert!(
             clash.is_none(),
-            "checkpoint: the buffer `{name}` has the name of a parameter"
+            "checkpoint: two tensors are named `{name}`"
         );
     }
     let mut metadata = metadata.clone();
