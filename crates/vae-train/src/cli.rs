@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vae::data::{Binarize, Classes, Dataset, parse_class_list};
-use vae::models::{Likelihood, ModelKind, NoiseKind, Observe};
+use vae::models::{CodebookUpdate, Likelihood, ModelKind, NoiseKind, Observe};
 use vae::nn::Activation;
 use vae::run::anomaly::Protocol;
 use vae::run::score::SplitName;
@@ -107,6 +107,26 @@ pub struct TrainArgs {
     /// classifier: the dropout probability after each hidden layer, in [0, 1).
     #[arg(long, value_name = "P", default_value_t = RunConfig::default().dropout)]
     pub dropout: f32,
+    /// vqvae: code vectors per image, N.
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().codes)]
+    pub codes: usize,
+    /// vqvae: dimensions of each code vector, D.
+    #[arg(long, value_name = "D", default_value_t = RunConfig::default().code_dim)]
+    pub code_dim: usize,
+    /// vqvae: embeddings in the codebook, K (at least 2).
+    #[arg(long, value_name = "K", default_value_t = RunConfig::default().codebook)]
+    pub codebook: usize,
+    /// vqvae: the weight β of the commitment term (0.25 in the paper).
+    #[arg(long, value_name = "β", default_value_t = RunConfig::default().commitment)]
+    pub commitment: f32,
+    /// vqvae: how the codebook learns, loss (its term of the loss) or ema (moving averages of
+    /// the encoder outputs assigned to each code, decay 0.99).
+    #[arg(long, default_value_t = RunConfig::default().codebook_update)]
+    pub codebook_update: CodebookUpdate,
+    /// vqvae: re-seed every code unused over an epoch from an encoder output of the epoch's
+    /// last batch.
+    #[arg(long)]
+    pub restart_dead: bool,
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
@@ -190,6 +210,12 @@ impl TrainArgs {
             noise_level: self.noise_level.unwrap_or(self.noise.default_level()),
             dropout: self.dropout,
             background: self.background,
+            codes: self.codes,
+            code_dim: self.code_dim,
+            codebook: self.codebook,
+            commitment: self.commitment,
+            codebook_update: self.codebook_update,
+            restart_dead: self.restart_dead,
             dataset: self.dataset,
             classes: (self.classes.or(self.exclude_class)).unwrap_or_default(),
             data_dir: self.data_dir,

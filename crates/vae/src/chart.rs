@@ -3,6 +3,7 @@
 //! text) and the step from a drawn bitmap to a PNG file written atomically.
 
 pub mod anomaly;
+pub mod codebook;
 mod curves;
 
 use std::path::Path;

@@ -22,7 +22,8 @@ use crate::data::{
 };
 use crate::image::ImageError;
 use crate::models::{
-    Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA, Prior, VaeConfig,
+    CodebookUpdate, Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA, Prior,
+    VaeConfig,
 };
 use crate::train::Stepped;
 
@@ -56,6 +57,8 @@ pub mod files {
     pub const DENOISING: &str = "denoising.png";
     /// Classifier: misclassified test images.
     pub const MISTAKES: &str = "mistakes.png";
+    /// VQ-VAE: how often each code is used on the test set, as a bar chart.
+    pub const CODEBOOK: &str = "codebook.png";
     /// `eval --quality`: the sample-quality figures, one row per kind of sample.
     pub const QUALITY: &str = "quality.csv";
 }
@@ -66,9 +69,9 @@ pub mod quality;
 pub mod score;
 
 pub use model::{
-    Classified, Classify, Columns, Complete, Epoch, Figure, Finish, FittedSample, Params, Picture,
-    Restore, RunModel, Sample, Samples, Score, ScoreSettings, Scores, TestData, TrainData,
-    TrainImages,
+    AfterTraining, Classified, Classify, Columns, Complete, Epoch, Figure, Finish, FittedSample,
+    Params, Picture, Restore, RunModel, Sample, Samples, Score, ScoreSettings, Scores, TestData,
+    TrainData, TrainImages,
 };
 
 /// Everything that defines a run.
@@ -90,6 +93,18 @@ pub struct RunConfig {
     pub dropout: f32,
     /// VAE: the rate at which training pixels are replaced by noise (a background model).
     pub background: f32,
+    /// VQ-VAE: code vectors per image (N).
+    pub codes: usize,
+    /// VQ-VAE: dimensions of each code vector (D).
+    pub code_dim: usize,
+    /// VQ-VAE: embeddings in the codebook (K).
+    pub codebook: usize,
+    /// VQ-VAE: the weight β of the commitment term.
+    pub commitment: f32,
+    /// VQ-VAE: how the codebook learns, by its loss term or by moving averages.
+    pub codebook_update: CodebookUpdate,
+    /// VQ-VAE: codes unused over an epoch are re-seeded from encoder outputs.
+    pub restart_dead: bool,
     /// Which data set.
     pub dataset: Dataset,
     /// The labels trained and tested on (`--classes`, `--exclude-class`).
@@ -141,6 +156,12 @@ impl Default for RunConfig {
             noise_level: NoiseKind::Mask.default_level(),
             dropout: 0.0,
             background: 0.0,
+            codes: 16,
+            code_dim: 8,
+            codebook: 64,
+            commitment: 0.25,
+            codebook_update: CodebookUpdate::Loss,
+            restart_dead: false,
             dataset: Dataset::Mnist,
             classes: Classes::All,
             data_dir: None,
@@ -236,17 +257,23 @@ pub enum RunError {
     /// A configuration or checkpoint that does not make sense.
     #[error("{0}")]
     Config(String),
-    /// Training stopped at a step boundary on a signal; nothing of the unfinished epoch was
-    /// written.
+    /// Training stopped at a step boundary on a signal; nothing of the unfinished epoch (or of
+    /// the fit after the last one) was written.
     #[error(
-        "interrupted by {signal} in epoch {epoch}; nothing of that epoch was written. {}",
+        "interrupted by {signal} {}; nothing of it was written. {}",
+        match after_training {
+            true => format!("after epoch {epoch}, in the fit that follows training"),
+            false => format!("in epoch {epoch}"),
+        },
         continue_with(checkpoint.as_deref(), *epochs)
     )]
     Interrupted {
         /// Which signal.
         signal: Interrupt,
-        /// The epoch it stopped (1-based).
+        /// The epoch it stopped (1-based), or after which it stopped.
         epoch: usize,
+        /// Whether it stopped in [`RunModel::after_training`], every epoch done.
+        after_training: bool,
         /// The run's `--epochs`.
         epochs: usize,
         /// The checkpoint of the last finished epoch, if any.
@@ -343,6 +370,18 @@ pub enum Setting {
     Dropout,
     /// `--background`.
     Background,
+    /// `--codes`.
+    Codes,
+    /// `--code-dim`.
+    CodeDim,
+    /// `--codebook`.
+    Codebook,
+    /// `--commitment`.
+    Commitment,
+    /// `--codebook-update`.
+    CodebookUpdate,
+    /// `--restart-dead`.
+    RestartDead,
 }
 
 impl Setting {
@@ -356,6 +395,12 @@ impl Setting {
             Setting::NoiseLevel => "noise_level",
             Setting::Dropout => "dropout",
             Setting::Background => "background",
+            Setting::Codes => "codes",
+            Setting::CodeDim => "code_dim",
+            Setting::Codebook => "codebook",
+            Setting::Commitment => "commitment",
+            Setting::CodebookUpdate => "codebook_update",
+            Setting::RestartDead => "restart_dead",
         }
     }
 
@@ -378,6 +423,12 @@ impl Setting {
             Setting::NoiseLevel => config.noise_level.to_string(),
             Setting::Dropout => config.dropout.to_string(),
             Setting::Background => config.background.to_string(),
+            Setting::Codes => config.codes.to_string(),
+            Setting::CodeDim => config.code_dim.to_string(),
+            Setting::Codebook => config.codebook.to_string(),
+            Setting::Commitment => config.commitment.to_string(),
+            Setting::CodebookUpdate => config.codebook_update.to_string(),
+            Setting::RestartDead => config.restart_dead.to_string(),
         }
     }
 
@@ -391,6 +442,12 @@ impl Setting {
             Setting::NoiseLevel => config.noise_level = value.parse().ok()?,
             Setting::Dropout => config.dropout = value.parse().ok()?,
             Setting::Background => config.background = value.parse().ok()?,
+            Setting::Codes => config.codes = value.parse().ok()?,
+            Setting::CodeDim => config.code_dim = value.parse().ok()?,
+            Setting::Codebook => config.codebook = value.parse().ok()?,
+            Setting::Commitment => config.commitment = value.parse().ok()?,
+            Setting::CodebookUpdate => config.codebook_update = value.parse().ok()?,
+            Setting::RestartDead => config.restart_dead = value.parse().ok()?,
         }
         Some(())
     }
@@ -573,6 +630,7 @@ impl RunConfig {
                     | "likelihood"
                     | "lr_schedule"
                     | "train_limit"
+                    | "codebook_update"
             );
             let value = match key {
                 "hidden" => format!("[{value}]"),
@@ -957,6 +1015,7 @@ pub fn train(
                 return Err(RunError::Interrupted {
                     signal,
                     epoch,
+                    after_training: false,
                     epochs: config.epochs,
                     checkpoint: kept,
                 });
@@ -990,22 +1049,52 @@ pub fn train(
             values,
             seconds,
         };
-        let mut meta: Metadata = config
-            .trajectory()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        meta.insert("epoch".into(), epoch.to_string());
-        let (height, width) = shape;
-        meta.insert(IMAGE_SIZE.into(), format!("{height}x{width}"));
-        save_rng(&rng, &mut meta);
-        model.save(&checkpoint_path, &meta)?;
+        model.save(
+            &checkpoint_path,
+            &epoch_metadata(&config, epoch, shape, &rng),
+        )?;
         kept = Some(checkpoint_path.clone());
         let _ = writeln!(metrics_csv, "{}", row.csv());
         write_atomic(&metrics_path, &metrics_csv)?;
         chart::save_curves(&curves_path, &metrics_csv)?;
         observer.epoch_end(&row);
         last = Some(row);
+    }
+
+    let trained = start.max(config.epochs);
+    if trained > 0 {
+        let mut signal = None;
+        // Both closures tell the observer; one at a time.
+        let shared = std::cell::RefCell::new(&mut *observer);
+        let fitted = model.after_training(
+            &data,
+            &mut AfterTraining {
+                note: &mut |m| shared.borrow_mut().note(m),
+                on_step: &mut || match shared.borrow_mut().interrupted() {
+                    Some(s) => {
+                        signal = Some(s);
+                        ControlFlow::Break(())
+                    }
+                    None => ControlFlow::Continue(()),
+                },
+            },
+        );
+        match (fitted, signal) {
+            (ControlFlow::Continue(true), _) => {
+                let meta = epoch_metadata(&config, trained, shape, &rng);
+                model.save(&checkpoint_path, &meta)?;
+            }
+            (ControlFlow::Continue(false), _) => {}
+            (ControlFlow::Break(()), signal) => {
+                return Err(RunError::Interrupted {
+                    signal: signal.expect("only an interrupt stops the fit"),
+                    epoch: trained,
+                    after_training: true,
+                    epochs: config.epochs,
+                    checkpoint: kept,
+                });
+            }
+        }
     }
 
     let mut written = vec![config_path, metrics_path, checkpoint_path];
@@ -1031,6 +1120,25 @@ pub fn train(
         figures,
         files: written,
     })
+}
+
+/// The checkpoint metadata after `epoch` epochs: the trajectory's settings, the epoch, the
+/// image size and the training RNG's state.
+fn epoch_metadata(
+    config: &RunConfig,
+    epoch: usize,
+    (height, width): (usize, usize),
+    rng: &ChaCha8Rng,
+) -> Metadata {
+    let mut meta: Metadata = config
+        .trajectory()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    meta.insert("epoch".into(), epoch.to_string());
+    meta.insert(IMAGE_SIZE.into(), format!("{height}x{width}"));
+    save_rng(rng, &mut meta);
+    meta
 }
 
 /// Why an epoch stopped before its end.

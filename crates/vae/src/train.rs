@@ -61,11 +61,12 @@ fn all_finite(m: &autodiff::Matrix) -> bool {
 }
 
 /// Takes one step's outcome to `on_batch` and the epoch's running mean; `Break` ends the epoch.
-fn report(
+/// A model that writes its own epoch loop (to do more around each step) reports through it.
+pub fn report(
     stepped: Result<Metrics, Diverged>,
     examples: usize,
     mean: &mut MetricsMean,
-    on_batch: &mut impl FnMut(Stepped<'_>) -> ControlFlow<()>,
+    on_batch: &mut (impl FnMut(Stepped<'_>) -> ControlFlow<()> + ?Sized),
 ) -> ControlFlow<()> {
     match stepped {
         Ok(metrics) => {

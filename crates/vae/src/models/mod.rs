@@ -3,12 +3,14 @@
 
 mod ae;
 mod classifier;
+pub mod code_prior;
 mod completion;
 mod cvae;
 mod dae;
 mod m2;
 pub mod report;
 mod vae;
+mod vqvae;
 
 pub use ae::{AeConfig, AeModel, Autoencoder};
 pub use classifier::{Classifier, ClassifierModel, predictions};
@@ -19,6 +21,11 @@ pub use cvae::{CLASSES, Cvae, CvaeModel, one_hot};
 pub use dae::{Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
 pub use m2::{Counts, M2, M2Model, PAPER_ALPHA, Unlabeled, balanced_subset};
 pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, bernoulli_means};
+pub use vqvae::{
+    Codebook, CodebookUpdate, EMA_DECAY, EMA_EPSILON, Evaluation, PRIOR_FIT,
+    ParseCodebookUpdateError, Quantized, Usage, VqConfig, VqVae, VqVaeModel, nearest,
+    squared_distances,
+};
 
 use std::fmt;
 use std::str::FromStr;
@@ -37,6 +44,7 @@ pub static MODELS: &[&ModelEntry] = &[
     &m2::MODEL,
     &ae::MODEL,
     &dae::MODEL,
+    &vqvae::MODEL,
     &classifier::MODEL,
 ];
 
@@ -268,6 +276,7 @@ mod registry_tests {
                 "m2",
                 "ae",
                 "dae",
+                "vqvae",
                 "classifier"
             ]
         );
@@ -278,7 +287,7 @@ mod registry_tests {
         let err = "gan".parse::<ModelKind>().unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown model `gan` (expected vae, cvae, completion, regressor, m2, ae, dae or classifier)"
+            "unknown model `gan` (expected vae, cvae, completion, regressor, m2, ae, dae, vqvae or classifier)"
         );
     }
 

@@ -60,6 +60,19 @@ pub trait RunModel {
         parts.join(", ")
     }
 
+    /// Fits, once training is over, what the model fits to its trained self on the training
+    /// data (the VQ-VAE's priors over its codes); the run calls it after the last epoch, and
+    /// again when resuming a run that stopped in it, and saves the checkpoint again if it
+    /// returns `Continue(true)` (something changed). `Break` means that `ctx.on_step` asked to
+    /// stop (an interrupt). By default there is nothing to fit.
+    fn after_training(
+        &mut self,
+        _data: &TrainData,
+        _ctx: &mut AfterTraining<'_>,
+    ) -> ControlFlow<(), bool> {
+        ControlFlow::Continue(false)
+    }
+
     /// The figures of the end of a run (and of `vae-train eval`): a log-likelihood estimated with
     /// importance samples, the active units, an error rate, a baseline fitted to the training
     /// images, ...
@@ -233,6 +246,14 @@ pub struct Epoch<'a> {
     /// `Break` ends the epoch at once. Pass it to [`train::epoch`](crate::train::epoch), which
     /// does both.
     pub on_batch: &'a mut dyn FnMut(Stepped<'_>) -> ControlFlow<()>,
+}
+
+/// What [`RunModel::after_training`] is given besides the training data.
+pub struct AfterTraining<'a> {
+    /// Tells the user what is taking long.
+    pub note: &'a mut dyn FnMut(&str),
+    /// Called after every step of a fit; `Break` (an interrupt) stops it.
+    pub on_step: &'a mut dyn FnMut() -> ControlFlow<()>,
 }
 
 /// What the end-of-run evaluation is given besides the test data.
