@@ -237,6 +237,77 @@ fn the_autoencoders_train_evaluate_and_sample_through_the_cli() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn the_vqvae_trains_fits_its_priors_evaluates_and_samples_through_the_cli() {
+    let dir = scratch("vqvae");
+    let out = dir.join("run");
+    let o = vae_train(&[
+        "--model",
+        "vqvae",
+        "--codebook-update",
+        "ema",
+        "--restart-dead",
+        "--codes",
+        "4",
+        "--code-dim",
+        "2",
+        "--codebook",
+        "8",
+        "--train-limit",
+        "300",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16",
+        "--test-limit",
+        "300",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for picture in ["reconstructions.png", "samples.png", "codebook.png"] {
+        assert!(out.join(picture).is_file(), "{picture} missing");
+    }
+    let config = fs::read_to_string(out.join("config.toml")).unwrap();
+    for line in [
+        "codebook_update = \"ema\"",
+        "restart_dead = true",
+        "codebook = 8",
+    ] {
+        assert!(config.contains(line), "{line} not in {config}");
+    }
+    let metrics = fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with(
+            "epoch,train_recon,train_codebook,train_commitment,train_perplexity,\
+             train_codes_used,test_recon,test_codebook,test_perplexity,test_codes_used,seconds"
+        ),
+        "{metrics}"
+    );
+    let figures = [
+        "test reconstruction term -log p(x|z_q)",
+        "test codes used",
+        "test rate -log p(z) under the categorical prior",
+        "test rate -log p(z) under the autoregressive prior",
+        "(N log2 K = 12)",
+        "test -log p(x) <=",
+    ];
+    let png = dir.join("samples.png");
+    let evaluated = eval_and_sample(
+        &out.join("checkpoint.safetensors"),
+        &png,
+        9,
+        &["--test-limit", "300"],
+    );
+    for printed in [stdout.as_ref(), evaluated.as_str()] {
+        for figure in figures {
+            assert!(printed.contains(figure), "no `{figure}` in {printed}");
+        }
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Flags of a small run of `epochs` into `out`.
 fn small_run(out: &Path, epochs: &str) -> Vec<String> {
     let flags = [
@@ -390,6 +461,17 @@ fn bad_model_settings_are_refused_by_name() {
     assert_clean_failure(&o, "speckle");
     let o = vae_train(&["--model", "ae", "--beta", "4", "--epochs", "1"]);
     assert_clean_failure(&o, "--beta 4");
+    for (flags, needle) in [
+        (&["--codebook", "1"][..], "--codebook 1"),
+        (&["--codes", "0"], "--codes"),
+        (&["--code-dim", "0"], "--code-dim"),
+        (&["--codebook-update", "kmeans"], "kmeans"),
+        (&["--beta", "2"], "--commitment"),
+    ] {
+        let mut args = vec!["--model", "vqvae", "--epochs", "1"];
+        args.extend(flags);
+        assert_clean_failure(&vae_train(&args), needle);
+    }
 }
 
 #[test]

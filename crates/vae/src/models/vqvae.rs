@@ -503,7 +503,7 @@ pub const MODEL: ModelEntry = ModelEntry {
 fn check(config: &RunConfig) -> Result<(), String> {
     if config.codebook < 2 {
         return Err(format!(
-            "--codebook {} : a codebook needs at least 2 embeddings",
+            "--codebook {}: a codebook needs at least 2 embeddings",
             config.codebook
         ));
     }
