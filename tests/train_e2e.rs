@@ -252,6 +252,53 @@ fn the_autoencoders_train_write_their_pictures_and_resume_exactly() {
 }
 
 #[test]
+fn the_vqvae_trains_fits_its_priors_and_resumes_exactly() {
+    for update in ["loss", "ema"] {
+        let config = |epochs| RunConfig {
+            codes: 4,
+            code_dim: 4,
+            codebook: 16,
+            codebook_update: update.parse().unwrap(),
+            restart_dead: true,
+            test_limit: Some(500),
+            ..small_model("vqvae", epochs)
+        };
+        let (a, b) = (
+            scratch(&format!("vqvae-{update}-a")),
+            scratch(&format!("vqvae-{update}-b")),
+        );
+        let summary = run::train(config(3), &a, None, &mut Silent).unwrap();
+        for name in [files::RECONSTRUCTIONS, files::SAMPLES, files::CODEBOOK] {
+            assert!(a.join(name).is_file(), "{update}: {name} missing");
+        }
+        assert_curves(&a);
+        // The test reconstruction term (the first test column, after five of training) falls.
+        let recon: Vec<f64> = metrics_without_timing(&a)
+            .iter()
+            .skip(1)
+            .map(|l| l.split(',').nth(6).unwrap().parse().unwrap())
+            .collect();
+        assert!(recon[2] < recon[0], "{update}: {recon:?}");
+        let figure = |name: &str| summary.figure(name).unwrap().value;
+        assert!((figure("reconstruction term") - recon[2]).abs() < 1e-3);
+        assert!(figure("codes used") > 1.0, "{update}");
+        // Each bound is the reconstruction term plus the rate, reported in bits.
+        for prior in ["categorical", "autoregressive"] {
+            let rate = figure(&format!("rate, {prior} prior"));
+            assert!(rate > 0.0 && rate.is_finite(), "{update} {prior}: {rate}");
+            let bound = figure(&format!("-log p(x) bound, {prior} prior"));
+            let sum = figure("reconstruction term") + rate * std::f64::consts::LN_2;
+            assert!(
+                (bound - sum).abs() < 1e-9,
+                "{update} {prior}: {bound} vs {sum}"
+            );
+        }
+        // The priors are fitted after the last epoch of both runs, from the same seed.
+        resumes_exactly(&a, &b, config);
+    }
+}
+
+#[test]
 fn a_diverging_resume_names_the_op_and_keeps_the_last_good_checkpoint() {
     let dir = scratch("diverge");
     run::train(small(2), &dir, None, &mut Silent).unwrap();
@@ -367,8 +414,8 @@ fn every_model_that_samples_or_scores_does_so_sensibly() {
         }
         fs::remove_dir_all(&dir).unwrap();
     }
-    assert_eq!(sampled, ["vae", "cvae", "m2"]);
-    assert_eq!(scored, ["vae", "m2", "ae", "dae"]);
+    assert_eq!(sampled, ["vae", "cvae", "m2", "vqvae"]);
+    assert_eq!(scored, ["vae", "m2", "ae", "dae", "vqvae"]);
 }
 
 /// Counts the epochs a run trains.

@@ -151,13 +151,7 @@ impl Made {
             masks.push(mask(&below, &degrees, |from, to| from <= to));
             below = degrees;
         }
-        let output = Linear::new(
-            &mut store,
-            "prior.made.out",
-            below.len(),
-            inputs.len(),
-            rng,
-        );
+        let output = Linear::new(&mut store, "prior.made.out", below.len(), inputs.len(), rng);
         let output_mask = mask(&below, &inputs, |from, to| from < to);
         Made {
             positions,
