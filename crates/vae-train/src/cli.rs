@@ -305,7 +305,7 @@ pub struct AnomalyArgs {
     /// one-class or ood.
     #[arg(long)]
     pub protocol: Protocol,
-    /// The model to train (one with a score of its own: vae, m2, ae, dae).
+    /// The model to train: vae, ae, dae or vqvae (one with a score of its own).
     #[arg(long, default_value = "vae")]
     pub model: ModelKind,
     /// mnist or fashion-mnist (ood: trained on it, then on the other).

@@ -296,10 +296,10 @@ fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
         test_limit: args.test_limit,
         ..RunConfig::for_model(args.model)
     };
-    if !matches!(args.model.name(), "vae" | "ae" | "dae") {
+    if !matches!(args.model.name(), "vae" | "ae" | "dae" | "vqvae") {
         return Err(RunError::Config(format!(
-            "--model {}: the anomaly protocols train vae, ae or dae (a model with a score of an \
-             image on its own that trains on a class subset)",
+            "--model {}: the anomaly protocols train vae, ae, dae or vqvae (a model with a score \
+             of an image on its own that trains on a class subset)",
             args.model
         )));
     }

@@ -305,6 +305,25 @@ fn the_vqvae_trains_fits_its_priors_evaluates_and_samples_through_the_cli() {
             assert!(printed.contains(figure), "no `{figure}` in {printed}");
         }
     }
+    // Its scores: the bound (rate + distortion), the distortion, the squared error.
+    let csv = dir.join("scores.csv");
+    let o = vae_train(&[
+        "score",
+        "--checkpoint",
+        out.join("checkpoint.safetensors").to_str().unwrap(),
+        "--limit",
+        "50",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scores = fs::read_to_string(&csv).unwrap();
+    let header = scores.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "index,label,neg_log_px_bound,recon,sq_error,png_bits"
+    );
+    assert_eq!(scores.lines().count(), 51);
     fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -39,7 +39,7 @@ use crate::data::{Binarize, eval_targets};
 use crate::pictures;
 use crate::run::{
     AfterTraining, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
-    RunModel, Sample, Samples, Score, Setting, TestData, TrainData, files,
+    RunModel, Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
 };
 use crate::train;
 
@@ -989,10 +989,43 @@ impl Score for VqVaeModel {
     }
 
     /// The reconstruction term plus the autoregressive prior's `−ln p(z)` of each image's codes.
-    fn score(&self, x: &Matrix, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        let exact = ScoreSettings {
+            iw_samples: 0,
+            recon_samples: 0,
+        };
+        let all = self.scores(x, &exact, rng);
+        all.into_iter().next().expect("the bound first").values
+    }
+
+    /// The bound (rate + distortion), the distortion alone (`recon`, the reconstruction
+    /// term), and the squared error `Σ (x̂ − x)²` of the reconstruction.
+    fn scores(&self, x: &Matrix, _settings: &ScoreSettings, _rng: &mut ChaCha8Rng) -> Vec<Scores> {
         let eval = self.evaluate(x);
         let (_, rates) = self.rates(&eval.codes);
-        eval.recon.iter().zip(&rates).map(|(r, z)| r + z).collect()
+        let bound = eval.recon.iter().zip(&rates).map(|(r, z)| r + z).collect();
+        let sq_error = (x.rows().into_iter().zip(eval.pictures.rows()))
+            .map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(&a, &b)| f64::from(a - b).powi(2))
+                    .sum()
+            })
+            .collect();
+        vec![
+            Scores {
+                column: self.score_column(),
+                values: bound,
+            },
+            Scores {
+                column: "recon",
+                values: eval.recon,
+            },
+            Scores {
+                column: "sq_error",
+                values: sq_error,
+            },
+        ]
     }
 }
 
