@@ -48,8 +48,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint on the test set: -ELBO, importance-weighted log-likelihood, active
     /// units, k-means of the posterior means (M2: the classification error; ae and dae: the
-    /// squared error against PCA's, denoising, k-means of the codes against raw pixels). With
-    /// --quality: the quality of its samples, read by the reference classifier.
+    /// squared error against PCA's, denoising, k-means of the codes against raw pixels; vqvae:
+    /// the reconstruction term, code usage, the rate under each prior and the -log p(x) bound).
+    /// With --quality: the quality of its samples, read by the reference classifier.
     Eval(EvalArgs),
     /// Score every image of a split with a checkpoint's model (-ELBO, importance-weighted
     /// -log p(x), reconstruction error, reconstruction probability, or an autoencoder's
@@ -60,8 +61,9 @@ pub enum Command {
     /// anomaly.csv, roc.png, scores.png and the models' runs.
     Anomaly(AnomalyArgs),
     /// Decode samples of a checkpoint into a PNG grid: from the prior (vae), under each label
-    /// (cvae, m2), completions of test images (completion, regressor), or codes drawn from a
-    /// Gaussian fitted to the test codes (ae, dae).
+    /// (cvae, m2), completions of test images (completion, regressor), codes drawn from a
+    /// Gaussian fitted to the test codes (ae, dae), or codes drawn from the autoregressive prior
+    /// (vqvae).
     Sample(SampleArgs),
 }
 

@@ -446,17 +446,9 @@ impl RunModel for AeModel {
         _rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
         let mut grids = Grids::new(out, test.split.image_shape());
-        let cols = 16;
-        let x = test
-            .x
-            .slice(s![..test.x.nrows().min(4 * cols), ..])
-            .to_owned();
-        grids.grid(
-            files::RECONSTRUCTIONS,
-            &pictures::above(&[&x, &self.pictures_of(&x)], cols),
-            cols,
-        )?;
+        let x = grids.reconstructions(&test.x, |x| self.pictures_of(x))?;
         if let Some(noise) = self.noise {
+            let cols = 16;
             let x = x.slice(s![..x.nrows().min(3 * cols), ..]).to_owned();
             let noisy = noise.corrupt(&x, &mut noise.kind().test_rng());
             let rows = pictures::above(&[&noisy, &self.pictures_of(&noisy), &x], cols);

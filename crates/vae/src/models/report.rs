@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use autodiff::Matrix;
+use ndarray::s;
 use nn::ParamStore;
 use rand_chacha::ChaCha8Rng;
 
@@ -177,6 +178,21 @@ impl<'a> Grids<'a> {
         image::save_grid(&path, images, self.shape, cols)?;
         self.written.push(path);
         Ok(())
+    }
+
+    /// `reconstructions.png` of an autoencoder: four rows of 16 of the first test images `x`,
+    /// each row above its reconstructions by `reconstruct` (pictures in [0, 1]). Returns the
+    /// images shown, for more pictures of the same ones.
+    pub fn reconstructions(
+        &mut self,
+        x: &Matrix,
+        reconstruct: impl FnOnce(&Matrix) -> Matrix,
+    ) -> Result<Matrix, RunError> {
+        let cols = 16;
+        let x = x.slice(s![..x.nrows().min(4 * cols), ..]).to_owned();
+        let rows = pictures::above(&[&x, &reconstruct(&x)], cols);
+        self.grid(files::RECONSTRUCTIONS, &rows, cols)?;
+        Ok(x)
     }
 
     /// Writes `picture` as `name`, its own number of images to a row.

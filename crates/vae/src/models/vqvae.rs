@@ -36,7 +36,6 @@ use super::report::Grids;
 use super::{Likelihood, Loss, MetricsMean, ModelEntry, bernoulli_means};
 use crate::chart::codebook::save_usage;
 use crate::data::{Binarize, eval_targets};
-use crate::pictures;
 use crate::run::{
     AfterTraining, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
     RunModel, Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
@@ -901,17 +900,7 @@ impl RunModel for VqVaeModel {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError> {
         let mut grids = Grids::new(out, test.split.image_shape());
-        let cols = 16;
-        let x = test
-            .x
-            .slice(s![..test.x.nrows().min(4 * cols), ..])
-            .to_owned();
-        let eval = self.evaluate(&x);
-        grids.grid(
-            files::RECONSTRUCTIONS,
-            &pictures::above(&[&x, &eval.pictures], cols),
-            cols,
-        )?;
+        grids.reconstructions(&test.x, |x| self.evaluate(x).pictures)?;
         if self.prior_fitted {
             grids.grid(files::SAMPLES, &self.prior_samples(64, rng), 8)?;
         }
