@@ -18,8 +18,9 @@ use rand_chacha::ChaCha8Rng;
 use super::Loss;
 use crate::train;
 
-/// Rows per forward pass when scoring or sampling many code sequences.
-const CHUNK_ROWS: usize = 4096;
+/// Elements of the one-hot input per forward pass when scoring or sampling many code sequences
+/// (16 MB of f32; with the logits and their log-softmax, a pass stays under 100 MB).
+const CHUNK_ELEMENTS: usize = 1 << 22;
 
 /// The log-probabilities (`positions × classes`, nats) of independent categoricals, one per
 /// position, fitted to `codes` by Laplace's rule: `(count + 1) / (rows + classes)`, so that a
@@ -197,10 +198,15 @@ impl Made {
         (log_probs * x).sum_cols()
     }
 
+    /// Code sequences per forward pass of many.
+    fn chunk_rows(&self) -> usize {
+        (CHUNK_ELEMENTS / (self.positions * self.classes)).max(1)
+    }
+
     /// `ln p(z)` (nats) of each row of `codes`.
     pub fn log_prob(&self, codes: &[usize]) -> Vec<f64> {
         let mut out = Vec::with_capacity(codes.len() / self.positions);
-        for chunk in codes.chunks(CHUNK_ROWS * self.positions) {
+        for chunk in codes.chunks(self.chunk_rows() * self.positions) {
             let tape = Tape::new();
             let p = self.store.bind_frozen(&tape);
             let x = p.constant(one_hot_codes(chunk, self.positions, self.classes));
@@ -216,6 +222,16 @@ impl Made {
 
     /// `n` code sequences drawn position by position, each from its softmax given those before.
     pub fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        let mut codes = Vec::with_capacity(n * self.positions);
+        let chunk = self.chunk_rows();
+        for start in (0..n).step_by(chunk) {
+            codes.extend(self.sample_chunk(chunk.min(n - start), rng));
+        }
+        codes
+    }
+
+    /// [`sample`](Self::sample) in one forward pass a position.
+    fn sample_chunk(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
         let (positions, classes) = (self.positions, self.classes);
         let mut codes = vec![0; n * positions];
         for position in 0..positions {
