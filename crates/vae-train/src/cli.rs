@@ -121,8 +121,8 @@ pub struct TrainArgs {
     /// vqvae: the weight β of the commitment term (0.25 in the paper).
     #[arg(long, value_name = "β", default_value_t = RunConfig::default().commitment)]
     pub commitment: f32,
-    /// vqvae: how the codebook learns, loss (its term of the loss) or ema (moving averages of
-    /// the encoder outputs assigned to each code, decay 0.99).
+    /// vqvae: how the codebook learns, ema (moving averages of the encoder outputs assigned to
+    /// each code, decay 0.99) or loss (its term of the loss).
     #[arg(long, default_value_t = RunConfig::default().codebook_update)]
     pub codebook_update: CodebookUpdate,
     /// vqvae: re-seed every code unused over an epoch from an encoder output of the epoch's

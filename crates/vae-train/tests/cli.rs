@@ -245,7 +245,7 @@ fn the_vqvae_trains_fits_its_priors_evaluates_and_samples_through_the_cli() {
         "--model",
         "vqvae",
         "--codebook-update",
-        "ema",
+        "loss",
         "--restart-dead",
         "--codes",
         "4",
@@ -271,7 +271,7 @@ fn the_vqvae_trains_fits_its_priors_evaluates_and_samples_through_the_cli() {
     }
     let config = fs::read_to_string(out.join("config.toml")).unwrap();
     for line in [
-        "codebook_update = \"ema\"",
+        "codebook_update = \"loss\"",
         "restart_dead = true",
         "codebook = 8",
     ] {

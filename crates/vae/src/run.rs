@@ -160,7 +160,7 @@ impl Default for RunConfig {
             code_dim: 8,
             codebook: 64,
             commitment: 0.25,
-            codebook_update: CodebookUpdate::Loss,
+            codebook_update: CodebookUpdate::Ema,
             restart_dead: false,
             dataset: Dataset::Mnist,
             classes: Classes::All,
