@@ -156,7 +156,7 @@ impl Default for RunConfig {
             noise_level: NoiseKind::Mask.default_level(),
             dropout: 0.0,
             background: 0.0,
-            codes: 16,
+            codes: 8,
             code_dim: 8,
             codebook: 64,
             commitment: 0.25,
