@@ -699,10 +699,6 @@ impl VqVaeModel {
     fn prior_samples(&self, n: usize, rng: &mut ChaCha8Rng) -> Matrix {
         self.decode_codes(&self.made.sample(n, rng))
     }
-
-    fn rng_for_prior(&self) -> ChaCha8Rng {
-        prior_rng(self.seed)
-    }
 }
 
 /// The RNG of the priors: the run's seed on its own stream.
@@ -735,7 +731,8 @@ impl RunModel for VqVaeModel {
         let mut last_z_e = None;
         let mut batches = train.epoch(ctx.batch_size, ctx.rng);
         while let Some(batch) = batches.next_batch(ctx.rng) {
-            let x = Rc::new(batch.images().clone());
+            let examples = batch.len();
+            let x = Rc::new(batch.images);
             if opt.t() == 0 {
                 let tape = Tape::new();
                 let p = store.bind_frozen(&tape);
@@ -757,7 +754,7 @@ impl RunModel for VqVaeModel {
                 codebook.ema_step(buffers, &q);
                 last_z_e = Some(q.z_e);
             }
-            if train::report(stepped, batch.len(), &mut mean, &mut *ctx.on_batch).is_break() {
+            if train::report(stepped, examples, &mut mean, &mut *ctx.on_batch).is_break() {
                 break;
             }
         }
@@ -826,7 +823,7 @@ impl RunModel for VqVaeModel {
         ));
         let log_probs = categorical_log_probs(&codes, n, k);
         self.buffers.value_mut(self.categorical).assign(&log_probs);
-        let mut rng = self.rng_for_prior();
+        let mut rng = prior_rng(self.seed);
         self.made = Made::new(n, k, &PRIOR_HIDDEN, &mut rng);
         let losses = self
             .made
