@@ -305,7 +305,7 @@ fn the_vqvae_trains_fits_its_priors_evaluates_and_samples_through_the_cli() {
             assert!(printed.contains(figure), "no `{figure}` in {printed}");
         }
     }
-    // Its scores: the bound (rate + distortion), the distortion, the squared error.
+    // Its scores: rate + distortion (the bound), the distortion, the squared error.
     let csv = dir.join("scores.csv");
     let o = vae_train(&[
         "score",
@@ -321,7 +321,7 @@ fn the_vqvae_trains_fits_its_priors_evaluates_and_samples_through_the_cli() {
     let header = scores.lines().next().unwrap();
     assert_eq!(
         header,
-        "index,label,neg_log_px_bound,recon,sq_error,png_bits"
+        "index,label,rate_distortion,recon,sq_error,png_bits"
     );
     assert_eq!(scores.lines().count(), 51);
     fs::remove_dir_all(&dir).unwrap();

@@ -969,14 +969,16 @@ impl Sample for VqVaeModel {
 
 impl Score for VqVaeModel {
     fn score_name(&self) -> &'static str {
-        "-log p(x) bound (reconstruction + rate)"
+        "rate + distortion"
     }
 
     fn score_column(&self) -> &'static str {
-        "neg_log_px_bound"
+        "rate_distortion"
     }
 
-    /// The reconstruction term plus the autoregressive prior's `−ln p(z)` of each image's codes.
+    /// The reconstruction term (the distortion) plus the autoregressive prior's `−ln p(z)` of
+    /// each image's codes (the rate, nats): with a Bernoulli decoder the `−log p(x)` bound of the
+    /// end figures; with the Gaussian, the squared error plus the rate.
     fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
         let exact = ScoreSettings {
             iw_samples: 0,
@@ -986,8 +988,8 @@ impl Score for VqVaeModel {
         all.into_iter().next().expect("the bound first").values
     }
 
-    /// The bound (rate + distortion), the distortion alone (`recon`, the reconstruction
-    /// term), and the squared error `Σ (x̂ − x)²` of the reconstruction.
+    /// Rate + distortion, the distortion alone (`recon`, the reconstruction term), and the
+    /// squared error `Σ (x̂ − x)²` of the reconstruction.
     fn scores(&self, x: &Matrix, _settings: &ScoreSettings, _rng: &mut ChaCha8Rng) -> Vec<Scores> {
         let eval = self.evaluate(x);
         let (_, rates) = self.rates(&eval.codes);
