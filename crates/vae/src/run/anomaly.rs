@@ -89,10 +89,10 @@ impl Experiment {
             .collect()
     }
 
-    /// The score the histograms show: `-log p(x)` when estimated, else the first.
+    /// The score the histograms show: the likelihood when there is one, else the first.
     fn main_score(&self) -> &Scores {
         (self.scores.iter())
-            .find(|s| s.column == "neg_log_px")
+            .find(|s| LIKELIHOODS.contains(&s.column))
             .unwrap_or(&self.scores[0])
     }
 }
@@ -269,8 +269,8 @@ fn ood(
                 values,
             });
         }
-        let column = |name: &str| column(&scores, name);
-        if let (Some(nll), Some(bits)) = (column("neg_log_px"), column("png_bits")) {
+        let likelihood = LIKELIHOODS.iter().find_map(|name| column(&scores, name));
+        if let (Some(nll), Some(bits)) = (likelihood, column(&scores, "png_bits")) {
             // −log₂ p(x) − L(x): the likelihood in bits less the image's PNG size in bits.
             let complexity = (nll.iter().zip(bits))
                 .map(|(n, l)| n / std::f64::consts::LN_2 - l)
@@ -304,6 +304,10 @@ fn joined(a: &ScoreTable, b: &ScoreTable) -> Vec<Scores> {
 }
 
 /// The values of the column `name`, if there is one.
+/// The score columns that are a model's `−log p(x)` in nats, or its bound on it, in the order
+/// they are preferred: the VAE's importance-weighted estimate, the VQ-VAE's rate + distortion.
+const LIKELIHOODS: [&str; 2] = ["neg_log_px", "rate_distortion"];
+
 fn column(scores: &[Scores], name: &str) -> Option<Vec<f64>> {
     (scores.iter())
         .find(|s| s.column == name)
