@@ -346,10 +346,11 @@ pub struct AnomalyArgs {
     /// Samples of z in the reconstruction probability (0: skip it).
     #[arg(long, value_name = "L", default_value_t = 10)]
     pub recon_samples: usize,
-    /// ood with vae: the noise rate of the background models of the likelihood ratio (0: none).
+    /// ood with vae or vqvae: the noise rate of the background models of the likelihood ratio
+    /// (0: none).
     #[arg(long, value_name = "RATE", default_value_t = 0.2)]
     pub background: f32,
-    /// ood with vae: the background models' L2 penalty λ (Ren et al. add one).
+    /// ood with vae or vqvae: the background models' L2 penalty λ (Ren et al. add one).
     #[arg(long, value_name = "λ", default_value_t = 0.0)]
     pub background_weight_decay: f32,
     /// The protocol's folder (default: runs/anomaly-<protocol>-<dataset>).

@@ -486,6 +486,7 @@ fn bad_model_settings_are_refused_by_name() {
         (&["--code-dim", "0"], "--code-dim"),
         (&["--codebook-update", "kmeans"], "kmeans"),
         (&["--beta", "2"], "--commitment"),
+        (&["--background", "1.5"], "--background"),
     ] {
         let mut args = vec!["--model", "vqvae", "--epochs", "1"];
         args.extend(flags);

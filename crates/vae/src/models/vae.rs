@@ -350,17 +350,20 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "the VAE of Kingma & Welling, M1",
     settings: &[Setting::Background],
     binarize: Binarize::Dynamic,
-    check: |config| {
-        if !(0.0..1.0).contains(&config.background) {
-            return Err(format!(
-                "--background must be a rate in [0, 1), got {}",
-                config.background
-            ));
-        }
-        Ok(())
-    },
+    check: check_background,
     build: |config, shape| Box::new(VaeModel::new(config, shape)),
 };
+
+/// Refuses a `--background` rate outside [0, 1).
+pub(super) fn check_background(config: &RunConfig) -> Result<(), String> {
+    if !(0.0..1.0).contains(&config.background) {
+        return Err(format!(
+            "--background must be a rate in [0, 1), got {}",
+            config.background
+        ));
+    }
+    Ok(())
+}
 
 /// `--model vae`: the [`Vae`] with its parameters and optimizer, as a run trains it.
 pub struct VaeModel {

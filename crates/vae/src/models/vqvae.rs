@@ -33,6 +33,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::code_prior::{FitConfig, Made, categorical_log_prob, categorical_log_probs};
 use super::report::Grids;
+use super::vae::{check_background, perturb};
 use super::{Likelihood, Loss, MetricsMean, ModelEntry, bernoulli_means};
 use crate::chart::codebook::save_usage;
 use crate::data::{Binarize, eval_targets};
@@ -494,6 +495,7 @@ pub const MODEL: ModelEntry = ModelEntry {
         Setting::Commitment,
         Setting::CodebookUpdate,
         Setting::RestartDead,
+        Setting::Background,
     ],
     binarize: Binarize::Dynamic,
     check,
@@ -523,7 +525,7 @@ fn check(config: &RunConfig) -> Result<(), String> {
             config.beta
         ));
     }
-    Ok(())
+    check_background(config)
 }
 
 /// `metrics.csv` of the VQ-VAE: the loss's three terms, the perplexity of the epoch's code
@@ -558,6 +560,9 @@ pub struct VqVaeModel {
     /// Whether the priors are fitted to the codes of the current codebook.
     prior_fitted: bool,
     restart_dead: bool,
+    /// The training pixels' replacement rate (`--background`, a background model for the
+    /// likelihood ratio), and whether the targets are binary.
+    background: (f32, bool),
     seed: u64,
 }
 
@@ -606,6 +611,7 @@ impl VqVaeModel {
             made,
             prior_fitted: false,
             restart_dead: config.restart_dead,
+            background: (config.background, config.binarize != Binarize::None),
             seed: config.seed,
         }
     }
@@ -724,6 +730,7 @@ impl RunModel for VqVaeModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let (vq, codebook, buffers) = (&self.vq, &self.codebook, &mut self.buffers);
+        let (rate, binary) = self.background;
         let (store, opt) = self.params.at_lr(ctx.lr);
         let train = data.all();
         let mut usage = Usage::new(vq.config.codebook);
@@ -732,7 +739,7 @@ impl RunModel for VqVaeModel {
         let mut batches = train.epoch(ctx.batch_size, ctx.rng);
         while let Some(batch) = batches.next_batch(ctx.rng) {
             let examples = batch.len();
-            let x = Rc::new(batch.images);
+            let x = Rc::new(perturb(batch.images, rate, binary, ctx.rng));
             if opt.t() == 0 {
                 let tape = Tape::new();
                 let p = store.bind_frozen(&tape);
@@ -813,8 +820,11 @@ impl RunModel for VqVaeModel {
         }
         let train = data.all();
         let targets = eval_targets(train.split(), train.binarize());
+        // A background model's priors model the codes of images perturbed as it trained on.
+        let mut rng = prior_rng(self.seed);
+        let (rate, binary) = self.background;
         let codes: Vec<usize> = (targets.batches(CHUNK_ROWS))
-            .flat_map(|batch| self.codes_of(batch.images()))
+            .flat_map(|batch| self.codes_of(&perturb(batch.images, rate, binary, &mut rng)))
             .collect();
         let (n, k) = (self.vq.config.codes, self.vq.config.codebook);
         (ctx.note)(&format!(
@@ -823,7 +833,6 @@ impl RunModel for VqVaeModel {
         ));
         let log_probs = categorical_log_probs(&codes, n, k);
         self.buffers.value_mut(self.categorical).assign(&log_probs);
-        let mut rng = prior_rng(self.seed);
         self.made = Made::new(n, k, &PRIOR_HIDDEN, &mut rng);
         let losses = self
             .made
@@ -1316,6 +1325,29 @@ mod tests {
             assert_eq!(resumed.params.opt.state(), straight.params.opt.state());
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_background_model_trains_on_perturbed_images_and_rate_0_changes_nothing() {
+        let (config, split) = tiny_run(CodebookUpdate::Ema);
+        let trained = |background: f32| {
+            let config = RunConfig {
+                background,
+                ..config.clone()
+            };
+            let mut model = VqVaeModel::new(&config, (4, 4));
+            let data = model.train_data(&config, split.clone()).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(4);
+            epoch(&mut model, &data, &mut rng);
+            (state(&model), rng)
+        };
+        let (clean, clean_rng) = trained(0.0);
+        let (again, again_rng) = trained(0.0);
+        let (noisy, noisy_rng) = trained(0.5);
+        assert_eq!((clean.clone(), clean_rng.clone()), (again, again_rng));
+        // The perturbation draws from the training RNG and changes what is learnt.
+        assert_ne!(clean, noisy);
+        assert_ne!(clean_rng, noisy_rng);
     }
 
     #[test]

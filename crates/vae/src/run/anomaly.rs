@@ -16,8 +16,8 @@ use std::path::Path;
 
 use super::score::{ScoreTable, SplitName, load_scored, score_split};
 use super::{
-    Observer, RunConfig, RunError, ScoreSettings, Scores, evaluation_rng, load, train_once,
-    write_atomic,
+    Observer, RunConfig, RunError, ScoreSettings, Scores, Setting, evaluation_rng, load,
+    train_once, write_atomic,
 };
 use crate::chart::anomaly::{HistogramPanel, RocPanel, save_histograms, save_roc};
 use crate::data::{Classes, Dataset, NUM_CLASSES};
@@ -99,9 +99,10 @@ impl Experiment {
 
 /// Runs `protocol` with models of `base` (its model, network, epochs, seed, data folder; its
 /// `classes` and `iw_samples` are the protocol's), scoring with `settings`, into `out`. The
-/// out-of-distribution protocol of a VAE also trains a background model per dataset, with
-/// training pixels replaced by noise at the rate `background.0` and the L2 penalty
-/// `background.1`, for Ren et al.'s likelihood ratio (skipped at rate 0).
+/// out-of-distribution protocol of a model with `--background` (vae, vqvae) also trains a
+/// background model per dataset, with training pixels replaced by noise at the rate
+/// `background.0` and the L2 penalty `background.1`, for Ren et al.'s likelihood ratio (skipped
+/// at rate 0).
 pub fn run(
     protocol: Protocol,
     (base, background): (&RunConfig, (f32, f32)),
@@ -247,8 +248,9 @@ fn ood(
         let a = scored(config.clone(), &dir, &what, (inside, settings), observer)?;
         let b = scored(config.clone(), &dir, &what, (outside, settings), observer)?;
         let mut scores = joined(&a, &b);
-        let likelihood_ratio = config.model.name() == "vae" && background > 0.0;
-        if let (true, Some(nll)) = (likelihood_ratio, column(&scores, "neg_log_px")) {
+        let trains_background = config.model.entry().settings.contains(&Setting::Background);
+        let likelihood_ratio = trains_background && background > 0.0;
+        if let (true, Some(nll)) = (likelihood_ratio, likelihood(&scores)) {
             let config = RunConfig {
                 background,
                 weight_decay,
@@ -258,7 +260,7 @@ fn ood(
             let what = format!("the background model of {inside}");
             let a = scored(config.clone(), &dir, &what, (inside, settings), observer)?;
             let b = scored(config, &dir, &what, (outside, settings), observer)?;
-            let background_nll = column(&joined(&a, &b), "neg_log_px").expect("estimated");
+            let background_nll = likelihood(&joined(&a, &b)).expect("the same model's");
             // −LLR = −log p(x) + log p₀(x): high where the model explains x no better than
             // the background model does.
             let values = (nll.iter().zip(&background_nll))
@@ -269,8 +271,7 @@ fn ood(
                 values,
             });
         }
-        let likelihood = LIKELIHOODS.iter().find_map(|name| column(&scores, name));
-        if let (Some(nll), Some(bits)) = (likelihood, column(&scores, "png_bits")) {
+        if let (Some(nll), Some(bits)) = (likelihood(&scores), column(&scores, "png_bits")) {
             // −log₂ p(x) − L(x): the likelihood in bits less the image's PNG size in bits.
             let complexity = (nll.iter().zip(bits))
                 .map(|(n, l)| n / std::f64::consts::LN_2 - l)
@@ -307,6 +308,11 @@ fn joined(a: &ScoreTable, b: &ScoreTable) -> Vec<Scores> {
 /// The score columns that are a model's `−log p(x)` in nats, or its bound on it, in the order
 /// they are preferred: the VAE's importance-weighted estimate, the VQ-VAE's rate + distortion.
 const LIKELIHOODS: [&str; 2] = ["neg_log_px", "rate_distortion"];
+
+/// The first of [`LIKELIHOODS`] among `scores`.
+fn likelihood(scores: &[Scores]) -> Option<Vec<f64>> {
+    LIKELIHOODS.iter().find_map(|name| column(scores, name))
+}
 
 fn column(scores: &[Scores], name: &str) -> Option<Vec<f64>> {
     (scores.iter())
