@@ -342,13 +342,8 @@ fn sample(args: SampleArgs) -> Result<(), RunError> {
     let loaded = run::load(&args.checkpoint, RunConfig::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let test = &loaded.test;
-    let picture = (loaded.model.sample_picture(test, args.n, &mut rng)).ok_or_else(|| {
-        RunError::Config(format!(
-            "{}: model {} draws no samples",
-            args.checkpoint.display(),
-            loaded.config.model
-        ))
-    })?;
+    let picture = (loaded.model.sample_picture(test, args.n, &mut rng))
+        .map_err(|why| RunError::Config(format!("{}: {why}", args.checkpoint.display())))?;
     image::save_grid(
         &args.out,
         &picture.images,

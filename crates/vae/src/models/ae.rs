@@ -461,8 +461,13 @@ impl RunModel for AeModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
-        Some(Picture::square(
+    fn sample_picture(
+        &self,
+        test: &TestData,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Picture, String> {
+        Ok(Picture::square(
             self.code_samples(&test.x, n, rng),
             format!("{n} decodings of codes drawn from a Gaussian fitted to the test codes"),
         ))

@@ -256,8 +256,13 @@ impl RunModel for ClassifierModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, _: &TestData, _: usize, _: &mut ChaCha8Rng) -> Option<Picture> {
-        None
+    fn sample_picture(
+        &self,
+        _: &TestData,
+        _: usize,
+        _: &mut ChaCha8Rng,
+    ) -> Result<Picture, String> {
+        Err("model classifier draws no samples".into())
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

@@ -353,8 +353,13 @@ impl RunModel for CompletionModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
-        Some(self.completions(test, n, rng))
+    fn sample_picture(
+        &self,
+        test: &TestData,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Picture, String> {
+        Ok(self.completions(test, n, rng))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
@@ -468,8 +473,13 @@ impl RunModel for RegressorModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, test: &TestData, n: usize, _: &mut ChaCha8Rng) -> Option<Picture> {
-        Some(self.completions(test, n))
+    fn sample_picture(
+        &self,
+        test: &TestData,
+        n: usize,
+        _: &mut ChaCha8Rng,
+    ) -> Result<Picture, String> {
+        Ok(self.completions(test, n))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

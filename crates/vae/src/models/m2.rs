@@ -392,8 +392,13 @@ impl RunModel for M2Model {
         label_pictures(self.net(), test, out, rng)
     }
 
-    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
-        Some(label_sample_picture(self.net(), n, rng))
+    fn sample_picture(
+        &self,
+        _test: &TestData,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Picture, String> {
+        Ok(label_sample_picture(self.net(), n, rng))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {

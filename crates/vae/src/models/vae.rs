@@ -468,8 +468,13 @@ impl RunModel for VaeModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
-        Some(Picture::square(
+    fn sample_picture(
+        &self,
+        _test: &TestData,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Picture, String> {
+        Ok(Picture::square(
             self.sample(n, rng).images,
             format!("{n} samples"),
         ))

@@ -689,15 +689,16 @@ impl VqVaeModel {
         (neg(categorical), neg(self.made.log_prob(codes)))
     }
 
-    /// An error if the priors are not fitted (a run stopped before its end).
-    fn fitted(&self) -> Result<(), RunError> {
+    /// Why it cannot sample or bound a likelihood yet, if its priors are not fitted (a
+    /// checkpoint of a run that has not reached its end).
+    fn fitted(&self) -> Result<(), String> {
         match self.prior_fitted {
             true => Ok(()),
-            false => Err(RunError::Config(
-                "the VQ-VAE's priors are not fitted to its codes (the run stopped before its \
-                 end): finish it with `vae-train --resume <checkpoint>`"
+            false => Err(
+                "the VQ-VAE's priors are not fitted to its codes yet (they are at the \
+                 end of its run): finish the run with `vae-train --resume <checkpoint>`"
                     .into(),
-            )),
+            ),
         }
     }
 
@@ -849,7 +850,7 @@ impl RunModel for VqVaeModel {
     }
 
     fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
-        self.fitted()?;
+        self.fitted().map_err(RunError::Config)?;
         let eval = self.evaluate(&test.x);
         let (categorical, autoregressive) = self.rates(&eval.codes);
         let recon = mean(&eval.recon);
@@ -919,13 +920,17 @@ impl RunModel for VqVaeModel {
         Ok(grids.finish())
     }
 
-    fn sample_picture(&self, _test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture> {
-        self.prior_fitted.then(|| {
-            Picture::square(
-                self.prior_samples(n, rng),
-                format!("{n} decodings of codes drawn from the autoregressive prior"),
-            )
-        })
+    fn sample_picture(
+        &self,
+        _test: &TestData,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Picture, String> {
+        self.fitted()?;
+        Ok(Picture::square(
+            self.prior_samples(n, rng),
+            format!("{n} decodings of codes drawn from the autoregressive prior"),
+        ))
     }
 
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
@@ -1360,7 +1365,8 @@ mod tests {
         assert_eq!(train.len(), COLUMNS.train.len());
         assert!(model.sampler().is_none() && model.scorer().is_none());
         let test = TestData::new(split);
-        assert!(model.sample_picture(&test, 4, &mut rng).is_none());
+        let why = model.sample_picture(&test, 4, &mut rng).unwrap_err();
+        assert!(why.contains("--resume"), "{why}");
         let (mut steps, mut notes) = (0, Vec::new());
         let fitted = model.after_training(
             &data,

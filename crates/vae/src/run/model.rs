@@ -86,9 +86,14 @@ pub trait RunModel {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<PathBuf>, RunError>;
 
-    /// The picture of `vae-train sample`: `n` of what the model draws; `None` for a model that
-    /// draws nothing (the classifier).
-    fn sample_picture(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Option<Picture>;
+    /// The picture of `vae-train sample`: `n` of what the model draws; or why it draws none (the
+    /// classifier never does, a VQ-VAE not before its priors are fitted).
+    fn sample_picture(
+        &self,
+        test: &TestData,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Picture, String>;
 
     /// Writes its parameters, optimizer state and `metadata` to the checkpoint `path`, atomically.
     fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError>;
