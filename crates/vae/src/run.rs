@@ -1277,6 +1277,28 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupt_says_whether_it_came_in_an_epoch_or_in_the_fit_after_the_last() {
+        let interrupted = |after_training| RunError::Interrupted {
+            signal: Interrupt::Int,
+            epoch: 30,
+            after_training,
+            epochs: 30,
+            checkpoint: Some(PathBuf::from("runs/x/checkpoint.safetensors")),
+        };
+        assert_eq!(
+            interrupted(false).to_string(),
+            "interrupted by SIGINT in epoch 30; nothing of it was written. Continue with: \
+             vae-train --resume runs/x/checkpoint.safetensors --epochs 30"
+        );
+        assert_eq!(
+            interrupted(true).to_string(),
+            "interrupted by SIGINT after epoch 30, in the fit that follows training; nothing of \
+             it was written. Continue with: vae-train --resume runs/x/checkpoint.safetensors \
+             --epochs 30"
+        );
+    }
+
+    #[test]
     fn cosine_schedule_runs_from_lr_to_a_hundredth() {
         let s = LrSchedule::Cosine;
         // Epoch 1 of 5 at the full rate, epoch 3 halfway down the cosine:
