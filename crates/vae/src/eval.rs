@@ -244,12 +244,7 @@ pub fn recon_sq_error_rows(vae: &Vae, store: &ParamStore, x: &Matrix) -> Vec<f64
             .to_owned();
         let means = posterior_means(vae, store, &rows, None);
         let back = decode_images(vae, store, &means, None);
-        errors.extend((back.rows().into_iter()).zip(rows.rows()).map(|(a, b)| {
-            a.iter()
-                .zip(b)
-                .map(|(&p, &q)| f64::from(p - q).powi(2))
-                .sum::<f64>()
-        }));
+        errors.extend(pca::squared_error_rows(&back, &rows));
     }
     errors
 }

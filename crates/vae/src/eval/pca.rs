@@ -86,11 +86,24 @@ impl Pca {
 /// If the shapes differ.
 #[track_caller]
 pub fn squared_error(x: &Matrix, y: &Matrix) -> f64 {
-    assert_eq!(x.dim(), y.dim(), "squared_error: shapes differ");
-    let total: f64 = (x.iter().zip(y))
-        .map(|(&a, &b)| f64::from(a - b).powi(2))
-        .sum();
+    let total: f64 = squared_error_rows(x, y).iter().sum();
     total / x.nrows().max(1) as f64
+}
+
+/// `Σⱼ (xᵢⱼ − yᵢⱼ)²` of each row pair: every image's squared error (an anomaly score).
+///
+/// Panics if the shapes differ.
+#[track_caller]
+pub fn squared_error_rows(x: &Matrix, y: &Matrix) -> Vec<f64> {
+    assert_eq!(x.dim(), y.dim(), "squared_error: shapes differ");
+    (x.rows().into_iter().zip(y.rows()))
+        .map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(&a, &b)| f64::from(a - b).powi(2))
+                .sum()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -17,10 +17,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::dae::{Noise, NoiseKind, noise_of};
 use super::report::{Grids, cluster_figures};
-use super::{Likelihood, Loss, ModelEntry, bernoulli_means};
+use super::{Likelihood, Loss, ModelEntry};
 use crate::data::Binarize;
 use crate::dist::standard_normal;
-use crate::eval::pca::{Pca, squared_error};
+use crate::eval::pca::{Pca, squared_error, squared_error_rows};
 use crate::pictures;
 use crate::run::{
     self, Columns, Epoch, Figure, Finish, FittedSample, Params, Picture, Restore, RunConfig,
@@ -123,10 +123,7 @@ impl Autoencoder {
 
     /// The decoder's output as a picture in [0, 1]: σ(logits), or the mean clamped.
     pub fn mean_image(&self, decoded: &Matrix) -> Matrix {
-        match self.config.likelihood {
-            Likelihood::Bernoulli => bernoulli_means(decoded),
-            Likelihood::Gaussian => decoded.mapv(|m| m.clamp(0.0, 1.0)),
-        }
+        self.config.likelihood.mean_image(decoded)
     }
 
     /// The codes of every row of `x` (rows × latent).
@@ -514,15 +511,7 @@ impl Score for AeModel {
 
     /// The squared error `Σ (x̂ − x)²` of each image's reconstruction.
     fn score(&self, x: &Matrix, _rng: &mut ChaCha8Rng) -> Vec<f64> {
-        let pictures = self.pictures_of(x);
-        (x.rows().into_iter().zip(pictures.rows()))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(&a, &b)| f64::from(a - b).powi(2))
-                    .sum()
-            })
-            .collect()
+        squared_error_rows(x, &self.pictures_of(x))
     }
 }
 

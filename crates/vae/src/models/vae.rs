@@ -51,6 +51,17 @@ pub enum Likelihood {
 #[error("unknown likelihood `{0}` (expected bernoulli or gaussian)")]
 pub struct ParseLikelihoodError(pub String);
 
+impl Likelihood {
+    /// A decoder's output as pictures in [0, 1]: Bernoulli means σ(logits), or the Gaussian
+    /// mean clamped.
+    pub fn mean_image(self, decoded: &Matrix) -> Matrix {
+        match self {
+            Likelihood::Bernoulli => bernoulli_means(decoded),
+            Likelihood::Gaussian => decoded.mapv(|m| m.clamp(0.0, 1.0)),
+        }
+    }
+}
+
 impl FromStr for Likelihood {
     type Err = ParseLikelihoodError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -285,10 +296,7 @@ impl Vae {
     /// The decoder's output as a picture in [0, 1]: Bernoulli means σ(logits), or the Gaussian
     /// mean clamped.
     pub fn mean_image(&self, decoded: &Matrix) -> Matrix {
-        match self.config.likelihood {
-            Likelihood::Bernoulli => bernoulli_means(decoded),
-            Likelihood::Gaussian => decoded.mapv(|m| m.clamp(0.0, 1.0)),
-        }
+        self.config.likelihood.mean_image(decoded)
     }
 
     /// `-ln p(x|z, c)` and `KL(q(z|x, c) ‖ p(z|c))` per example (batch×1 each), with one

@@ -34,9 +34,10 @@ use rand_chacha::ChaCha8Rng;
 use super::code_prior::{FitConfig, Made, categorical_log_prob, categorical_log_probs};
 use super::report::Grids;
 use super::vae::{check_background, perturb};
-use super::{Likelihood, Loss, MetricsMean, ModelEntry, bernoulli_means};
+use super::{Likelihood, Loss, MetricsMean, ModelEntry};
 use crate::chart::codebook::save_usage;
 use crate::data::{Binarize, eval_targets};
+use crate::eval::pca::squared_error_rows;
 use crate::run::{
     AfterTraining, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
     RunModel, Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
@@ -222,10 +223,15 @@ impl VqVae {
         self.to_codes.forward(p, self.encoder.forward(p, x))
     }
 
+    /// The decoder's output for quantized vectors `z_q` (`rows × N·D`): Bernoulli logits, or
+    /// the Gaussian mean.
+    pub fn decode<'t>(&self, p: &Bound<'t>, z_q: Var<'t>) -> Var<'t> {
+        self.decoder.forward(p, z_q)
+    }
+
     /// The reconstruction term per image (`batch × 1`): the Bernoulli cross-entropy in nats,
-    /// or the squared error, of `target` under the decoder's output for `z_q`.
-    pub fn recon<'t>(&self, p: &Bound<'t>, z_q: Var<'t>, target: Var<'t>) -> Var<'t> {
-        let decoded = self.decoder.forward(p, z_q);
+    /// or the squared error, of `target` under the decoder's output `decoded`.
+    pub fn recon<'t>(&self, decoded: Var<'t>, target: Var<'t>) -> Var<'t> {
         match self.config.likelihood {
             Likelihood::Bernoulli => bce_with_logits(decoded, target),
             Likelihood::Gaussian => mse(decoded, target).scale(self.config.input_dim as f32),
@@ -258,7 +264,7 @@ impl VqVae {
         let (e_q, quantized) = self.quantize(z_e, e);
         let width = (self.config.codes * self.config.code_dim) as f32;
         let z_q = straight_through(e_q, z_e);
-        let recon = self.recon(p, z_q, x);
+        let recon = self.recon(self.decode(p, z_q), x);
         let codebook = mse(z_e.detach(), e_q).scale(width);
         let commitment = mse(z_e, e_q.detach()).scale(width * self.config.commitment);
         let total = match self.config.update {
@@ -271,15 +277,6 @@ impl VqVae {
             ("commitment", commitment),
         ];
         (Loss::new(total.mean_rows(), parts), quantized)
-    }
-
-    /// The pictures the decoder makes of quantized vectors `z_q` (`rows × N·D`).
-    fn decode_images(&self, p: &Bound<'_>, z_q: Var<'_>) -> Matrix {
-        let decoded = self.decoder.forward(p, z_q).value().to_owned();
-        match self.config.likelihood {
-            Likelihood::Bernoulli => bernoulli_means(&decoded),
-            Likelihood::Gaussian => decoded.mapv(|m| m.clamp(0.0, 1.0)),
-        }
     }
 }
 
@@ -644,12 +641,13 @@ impl VqVaeModel {
             let (e_q, quantized) = self.vq.quantize(z_e, self.codebook.var(&p, &self.buffers));
             let per_image =
                 |v: Var<'_>| v.value().iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
-            eval.recon.extend(per_image(self.vq.recon(&p, e_q, xv)));
+            let decoded = self.vq.decode(&p, e_q);
+            eval.recon.extend(per_image(self.vq.recon(decoded, xv)));
             eval.codebook.extend(per_image(mse(z_e, e_q).scale(width)));
             eval.codes.extend(quantized.codes);
             eval.pictures
                 .slice_mut(s![rows, ..])
-                .assign(&self.vq.decode_images(&p, e_q));
+                .assign(&self.vq.config.likelihood.mean_image(&decoded.value()));
         }
         eval
     }
@@ -678,7 +676,8 @@ impl VqVaeModel {
         let z_q = e.into_shape_with_order((rows, n * d)).expect("whole rows");
         let tape = Tape::new();
         let p = self.params.store.bind_frozen(&tape);
-        self.vq.decode_images(&p, p.constant(z_q))
+        let decoded = self.vq.decode(&p, p.constant(z_q));
+        self.vq.config.likelihood.mean_image(&decoded.value())
     }
 
     /// `−ln p(z)` (nats) of each image's codes under the categorical and the autoregressive
@@ -1008,14 +1007,7 @@ impl Score for VqVaeModel {
         let eval = self.evaluate(x);
         let (_, rates) = self.rates(&eval.codes);
         let bound = eval.recon.iter().zip(&rates).map(|(r, z)| r + z).collect();
-        let sq_error = (x.rows().into_iter().zip(eval.pictures.rows()))
-            .map(|(a, b)| {
-                a.iter()
-                    .zip(b)
-                    .map(|(&a, &b)| f64::from(a - b).powi(2))
-                    .sum()
-            })
-            .collect();
+        let sq_error = squared_error_rows(x, &eval.pictures);
         vec![
             Scores {
                 column: self.score_column(),
@@ -1130,7 +1122,7 @@ mod tests {
                         .gather_rows(&codes0)
                         .reshape((5, 6));
                     let z_q = z_e + p.constant(&*e_q0 - &*z_e0);
-                    let recon = vq.recon(&p, z_q, xv);
+                    let recon = vq.recon(vq.decode(&p, z_q), xv);
                     let book = mse(p.constant((*z_e0).clone()), e_q).scale(width);
                     let commit = mse(z_e, p.constant((*e_q0).clone())).scale(width * beta);
                     (recon + book + commit).mean_rows()
