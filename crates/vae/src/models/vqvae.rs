@@ -238,15 +238,25 @@ impl VqVae {
         }
     }
 
+    /// The encoder's vectors `z_e` (`rows × N·D`), one a row (`rows·N × D`).
+    fn vectors(&self, z_e: &Matrix) -> Matrix {
+        let shape = (z_e.nrows() * self.config.codes, self.config.code_dim);
+        z_e.to_shape(shape).expect("whole rows").to_owned()
+    }
+
+    /// The encoder's vectors of the rows of `x`, one a row, on a tape of their own (the values
+    /// the codebook starts from).
+    pub fn encoder_vectors(&self, store: &ParamStore, x: Rc<Matrix>) -> Matrix {
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        self.vectors(&self.encode(&p, p.constant(x)).value())
+    }
+
     /// The quantized vectors: `z_e`'s rows replaced by their nearest rows of the codebook `e`
     /// (`K × D`), an image a row (`batch × N·D`), with the codes and `z_e` as numbers.
     pub fn quantize<'t>(&self, z_e: Var<'t>, e: Var<'t>) -> (Var<'t>, Quantized) {
         let (rows, (n, d)) = (z_e.shape().0, (self.config.codes, self.config.code_dim));
-        let vectors = z_e
-            .value()
-            .to_shape((rows * n, d))
-            .expect("rows")
-            .to_owned();
+        let vectors = self.vectors(&z_e.value());
         let codes = nearest(&vectors, &e.value());
         let e_q = e.gather_rows(&codes).reshape((rows, n * d));
         let quantized = Quantized {
@@ -286,10 +296,9 @@ impl VqVae {
 /// count `N̂_k = (N_k + ε) / (n + K·ε) · n`, `n = Σ_k N_k`.
 #[derive(Debug, Clone)]
 pub struct Codebook {
-    update: CodebookUpdate,
     /// `codebook.e`: in the parameters under `Loss`, in the buffers under `Ema`.
     embeddings: ParamId,
-    /// `(count, sum)` in the buffers, under `Ema`.
+    /// `(count, sum)` in the buffers under `Ema`; `None` under `Loss`.
     ema: Option<(ParamId, ParamId)>,
 }
 
@@ -312,18 +321,14 @@ impl Codebook {
                 (buffers.add("codebook.e", init), Some((count, sum)))
             }
         };
-        Codebook {
-            update,
-            embeddings,
-            ema,
-        }
+        Codebook { embeddings, ema }
     }
 
     /// The store that holds the embeddings.
     fn home<'a>(&self, params: &'a ParamStore, buffers: &'a ParamStore) -> &'a ParamStore {
-        match self.update {
-            CodebookUpdate::Loss => params,
-            CodebookUpdate::Ema => buffers,
+        match self.ema {
+            None => params,
+            Some(_) => buffers,
         }
     }
 
@@ -335,9 +340,9 @@ impl Codebook {
     /// The embeddings on the tape of `p`: the parameter (trained by the loss), or under `Ema` a
     /// constant.
     pub fn var<'t>(&self, p: &Bound<'t>, buffers: &ParamStore) -> Var<'t> {
-        match self.update {
-            CodebookUpdate::Loss => p[self.embeddings],
-            CodebookUpdate::Ema => p.constant(buffers.value(self.embeddings).clone()),
+        match self.ema {
+            None => p[self.embeddings],
+            Some(_) => p.constant(buffers.value(self.embeddings).clone()),
         }
     }
 
@@ -741,13 +746,7 @@ impl RunModel for VqVaeModel {
             let examples = batch.len();
             let x = Rc::new(perturb(batch.images, rate, binary, ctx.rng));
             if opt.t() == 0 {
-                let tape = Tape::new();
-                let p = store.bind_frozen(&tape);
-                let z_e = vq.encode(&p, p.constant(Rc::clone(&x))).value();
-                let (n, d) = (vq.config.codes, vq.config.code_dim);
-                let vectors = z_e.to_shape((x.nrows() * n, d)).expect("rows").to_owned();
-                drop(z_e);
-                drop(p);
+                let vectors = vq.encoder_vectors(store, Rc::clone(&x));
                 codebook.initialise((store, buffers), &vectors, ctx.rng);
             }
             let mut quantized = None;
