@@ -16,6 +16,7 @@ mod classes;
 mod dataset;
 mod error;
 mod idx;
+mod perturb;
 mod split;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -36,5 +37,6 @@ pub use idx::{
     IdxImages, IdxKind, MAX_BODY_BYTES, NUM_CLASSES, parse_images, parse_labels, read_images,
     read_labels,
 };
+pub use perturb::perturb;
 pub use split::Split;
 pub use train_set::{Epoch, TrainSet};

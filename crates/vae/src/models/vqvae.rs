@@ -33,10 +33,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::code_prior::{FitConfig, Made, categorical_log_prob, categorical_log_probs};
 use super::report::Grids;
-use super::vae::{check_background, perturb};
+use super::vae::check_background;
 use super::{Likelihood, Loss, MetricsMean, ModelEntry};
 use crate::chart::codebook::save_usage;
-use crate::data::{Binarize, eval_targets};
+use crate::data::{Binarize, eval_targets, perturb};
 use crate::eval::pca::squared_error_rows;
 use crate::run::{
     AfterTraining, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,

@@ -1,0 +1,48 @@
+//! Ren et al.'s (2019) input perturbation, for the background models of the likelihood ratio.
+
+use autodiff::Matrix;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Ren et al.'s (2019) perturbation for a background model: each pixel of `x`, independently
+/// with probability `rate`, replaced by noise: a random bit for `binary` images, else a uniform
+/// intensity in [0, 1]. In place; at rate 0 `x` comes back untouched and nothing is drawn, so a
+/// training step without `--background` neither copies its batch nor moves the RNG.
+pub fn perturb(mut x: Matrix, rate: f32, binary: bool, rng: &mut ChaCha8Rng) -> Matrix {
+    if rate > 0.0 {
+        x.mapv_inplace(|v| {
+            if rng.random::<f32>() >= rate {
+                v
+            } else if binary {
+                f32::from(u8::from(rng.random::<bool>()))
+            } else {
+                rng.random::<f32>()
+            }
+        });
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_background_perturbation_replaces_pixels_at_its_rate() {
+        let x = Matrix::from_elem((100, 100), 1.0);
+        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        assert_eq!(perturb(x.clone(), 0.0, true, rng), x);
+        assert_eq!(rng.get_word_pos(), 0, "rate 0 drew from the RNG");
+        // Binary: a replaced pixel is a fair bit, so a quarter of the ones become zeros.
+        let y = perturb(x.clone(), 0.5, true, rng);
+        assert!(y.iter().all(|&v| v == 0.0 || v == 1.0));
+        let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / 1e4;
+        assert!((zeros - 0.25).abs() < 0.02, "{zeros}");
+        // Grayscale: replaced pixels are uniform in [0, 1], so their mean is ½.
+        let y = perturb(x.clone(), 0.5, false, rng);
+        let changed: Vec<f32> = y.iter().copied().filter(|&v| v != 1.0).collect();
+        let mean = changed.iter().sum::<f32>() / changed.len() as f32;
+        assert!((changed.len() as f64 / 1e4 - 0.5).abs() < 0.02 && (mean - 0.5).abs() < 0.02);
+    }
+}
