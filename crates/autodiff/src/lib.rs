@@ -24,6 +24,7 @@ mod tape;
 pub use gradcheck::{
     GradcheckConfig, GradcheckError, GradcheckReport, gradcheck, gradcheck_against,
 };
+pub use math::batch_moments;
 pub use ndarray;
 pub use ops::*;
 pub use tape::{Anomaly, BackwardFn, Grads, Tape, Var, detect_anomaly};

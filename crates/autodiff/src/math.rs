@@ -5,6 +5,12 @@
 //! likelihood of a 128×784 batch they cost more than a third of the non-GEMM time of a training
 //! step (measured with `perf`, see BENCHMARKS.md). These versions are accurate to a few ulps over
 //! the ranges the losses use, which the tests below check against `f64`.
+//!
+//! Also the batch statistics of batch normalization, [`batch_moments`].
+
+use ndarray::{Axis, Zip};
+
+use crate::Matrix;
 
 /// `e^{-a}` for `a ≥ 0` (0 for `a > 87`, below f32's smallest normal number).
 ///
@@ -71,6 +77,26 @@ pub(crate) fn sum_lanes(xs: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+/// The mean and the biased variance (divided by `B`, not `B − 1`) of each column of a `B×F`
+/// matrix, as `1×F` rows: the statistics batch normalization normalizes with.
+///
+/// Panics on a matrix without rows.
+#[track_caller]
+pub fn batch_moments(x: &Matrix) -> (Matrix, Matrix) {
+    assert!(x.nrows() > 0, "batch_moments: no rows");
+    let n = x.nrows() as f32;
+    let mean = x.sum_axis(Axis(0)).insert_axis(Axis(0)) / n;
+    let mut var = Matrix::zeros(mean.dim());
+    for row in x.rows() {
+        Zip::from(var.row_mut(0))
+            .and(row)
+            .and(mean.row(0))
+            .for_each(|v, &x, &m| *v += (x - m) * (x - m));
+    }
+    var /= n;
+    (mean, var)
 }
 
 #[cfg(test)]

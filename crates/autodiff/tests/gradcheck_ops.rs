@@ -57,6 +57,22 @@ fn mostly_zero(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Matrix {
     })
 }
 
+/// Distinct multiples of 0.25 in [−3, 3), shuffled, plus a small jitter: no two elements of a
+/// column are within 0.2 of each other, so `minibatch_discrimination`'s `|Mᵢ − Mⱼ|` stays far
+/// from its kink at 0 under the finite-difference steps.
+fn spread(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Matrix {
+    let mut column: Vec<f32> = (0..24).map(|k| k as f32 * 0.25 - 3.0).collect();
+    Matrix::from_shape_fn((shape.1, shape.0), |(_, i)| {
+        if i == 0 {
+            rand::seq::SliceRandom::shuffle(column.as_mut_slice(), rng);
+        }
+        column[i] + rng.random_range(-0.02..0.02)
+    })
+    .reversed_axes()
+    .as_standard_layout()
+    .into_owned()
+}
+
 /// A fixed noise matrix for `reparameterize` (inside a non-capturing fn).
 fn fixed_eps(shape: (usize, usize)) -> Matrix {
     Matrix::from_shape_fn(shape, |(i, j)| ((i * 7 + j * 3) as f32 * 0.77).sin() * 1.5)
@@ -372,6 +388,27 @@ fn cases() -> Vec<Case> {
             "per-element log σ²",
             |v| gaussian_nll(v[0], v[1], v[2]),
             |r| vec![normal(r, (3, 4)), normal(r, (3, 4)), normal(r, (3, 4))],
+        ),
+        case(
+            "batch_norm",
+            "training mode, ε 1e-5",
+            |v| batch_norm(v[0], v[1], v[2], 1e-5),
+            |r| {
+                let x = normal(r, (6, 4)).mapv(|x| 2.0 * x + 1.0);
+                vec![x, normal(r, (1, 4)), normal(r, (1, 4))]
+            },
+        ),
+        case(
+            "batch_norm",
+            "ε 0.8 (PyTorch-GAN's), two rows",
+            |v| batch_norm(v[0], v[1], v[2], 0.8),
+            |r| vec![normal(r, (2, 3)), normal(r, (1, 3)), normal(r, (1, 3))],
+        ),
+        case(
+            "minibatch_discrimination",
+            "3 kernels of 2 dims, 5 rows",
+            |v| minibatch_discrimination(v[0], 3),
+            |r| vec![spread(r, (5, 6))],
         ),
         case(
             "gaussian_nll",

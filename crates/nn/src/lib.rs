@@ -34,6 +34,7 @@ mod grads;
 mod init;
 mod linear;
 mod mlp;
+mod norm;
 pub mod optim;
 mod param;
 
@@ -45,8 +46,9 @@ pub use grads::ParamGrads;
 pub use init::Init;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpConfig};
+pub use norm::{BatchNorm1d, BatchNormConfig, Stats};
 pub use optim::{
-    Adam, AdamConfig, Optimizer, OptimizerState, Schedule, Sgd, SgdConfig, StateError,
-    clip_grad_norm,
+    Adam, AdamConfig, Optimizer, OptimizerState, Rmsprop, RmspropConfig, Schedule, Sgd, SgdConfig,
+    StateError, clip_grad_norm, clip_weights,
 };
 pub use param::{ParamId, ParamStore};

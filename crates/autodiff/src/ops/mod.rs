@@ -5,6 +5,7 @@
 //! and the operators `+ - * /` forward to these functions.
 
 mod arith;
+mod batch;
 mod flow;
 mod linalg;
 mod loss;
@@ -13,6 +14,7 @@ mod shape;
 mod unary;
 
 pub use arith::{add, div, mul, neg, scale, sub};
+pub use batch::{batch_norm, minibatch_discrimination};
 pub use flow::{detach, straight_through};
 pub use linalg::{affine, matmul};
 pub use loss::{

@@ -1,6 +1,7 @@
-//! Global gradient-norm clipping, as `torch.nn.utils.clip_grad_norm_`.
+//! Global gradient-norm clipping, as `torch.nn.utils.clip_grad_norm_`, and weight clipping, as
+//! the Wasserstein GAN's critic takes it.
 
-use crate::ParamGrads;
+use crate::{ParamGrads, ParamStore};
 
 /// Scales every gradient by `max_norm / (‖g‖ + 1e-6)` when that is below 1, where `‖g‖` is the
 /// L2 norm over all parameters together; returns `‖g‖` before clipping.
@@ -20,6 +21,21 @@ pub fn clip_grad_norm(grads: &mut ParamGrads, max_norm: f32) -> f32 {
         }
     }
     total_norm
+}
+
+/// Clamps every parameter of `store` into `[−c, c]` (Arjovsky et al. 2017: the critic's
+/// weights after each of its steps, which keeps it in a compact set of K-Lipschitz functions).
+///
+/// Panics if `c` is negative or NaN.
+#[track_caller]
+pub fn clip_weights(store: &mut ParamStore, c: f32) {
+    assert!(
+        c >= 0.0,
+        "clip_weights: the bound must be non-negative, got {c}"
+    );
+    for mut value in store.values_mut() {
+        value.mapv_inplace(|w| w.clamp(-c, c));
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +80,18 @@ mod tests {
         // coef = 20 / 13.000001 > 1: no change.
         assert_eq!(clip_grad_norm(&mut grads, 20.0), 13.0);
         assert_eq!(grads, before);
+    }
+
+    #[test]
+    fn weights_are_clamped_into_the_bound_and_the_rest_kept() {
+        let mut store = ParamStore::new();
+        let w = store.add("w", array![[0.5f32, -0.004, 0.02], [-3.0, 0.01, -0.01]]);
+        let b = store.add("b", array![[0.0f32]]);
+        clip_weights(&mut store, 0.01);
+        assert_eq!(
+            store.value(w),
+            &array![[0.01f32, -0.004, 0.01], [-0.01, 0.01, -0.01]]
+        );
+        assert_eq!(store.value(b), &array![[0.0f32]]);
     }
 }

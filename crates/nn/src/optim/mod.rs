@@ -1,8 +1,9 @@
-//! Optimizers (Adam, AdamW, SGD), gradient clipping and learning-rate schedules; the
+//! Optimizers (Adam, AdamW, SGD, RMSProp), gradient clipping and learning-rate schedules; the
 //! [`Optimizer`] trait and the [`OptimizerState`] a checkpoint stores.
 
 mod adam;
 mod clip;
+mod rmsprop;
 mod schedule;
 mod sgd;
 
@@ -12,7 +13,8 @@ use std::str::FromStr;
 use crate::{ParamGrads, ParamStore};
 
 pub use adam::{Adam, AdamConfig};
-pub use clip::clip_grad_norm;
+pub use clip::{clip_grad_norm, clip_weights};
+pub use rmsprop::{Rmsprop, RmspropConfig};
 pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig};
 
@@ -44,7 +46,7 @@ pub trait Optimizer {
 /// What a checkpoint stores of an optimizer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerState {
-    /// The algorithm: `adam`, `adamw` or `sgd`.
+    /// The algorithm: `adam`, `adamw`, `sgd` or `rmsprop`.
     pub kind: String,
     /// The step count `t` and the hyperparameters, as text (`lr`, `beta1`, ...).
     pub scalars: BTreeMap<String, String>,
