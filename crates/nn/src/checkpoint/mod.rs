@@ -16,6 +16,7 @@
 //! | `optim`                    | the optimizer: `adam`, `adamw` or `sgd`                   |
 //! | `optim.<scalar>`           | `t` (steps taken), `lr`, `beta1`, `beta2`, `eps`, ...     |
 //! | `<buffer>`                 | a buffer of the `*_with_buffers` functions, `[rows, cols]` |
+//! | `optim.<key>`, `optim.<key>.<scalar>`, `optim.<key>.<param>.<buffer>` | with several optimizers ([`save_trained`]): each one's kind, scalars and buffers under its key |
 //! | anything else              | the caller's metadata (epoch, RNG state, config, ...)    |
 
 mod atomic;
@@ -67,12 +68,114 @@ pub fn save_with_buffers(
     buffers: &[&ParamStore],
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
-    check_finite(path.as_ref(), store)?;
-    for buffers in buffers {
-        check_finite(path.as_ref(), buffers)?;
+    let state = optimizer.state();
+    save_all(
+        path.as_ref(),
+        &[store],
+        buffers,
+        &[(OPTIM.to_string(), store, &state)],
+        metadata,
+    )
+}
+
+/// A parameter store and the optimizer that trains it, in a checkpoint of several such pairs
+/// (a GAN's generator and discriminator): its optimizer's state sits under
+/// `optim.<key>` (kind), `optim.<key>.<scalar>` and tensors `optim.<key>.<param>.<buffer>`.
+#[derive(Clone, Copy)]
+pub struct Trained<'a> {
+    /// Its key in the checkpoint, e.g. `g` (no dots).
+    pub key: &'a str,
+    /// The parameters.
+    pub store: &'a ParamStore,
+    /// Their optimizer.
+    pub optimizer: &'a dyn Optimizer,
+}
+
+/// A [`Trained`] pair to restore into.
+pub struct TrainedMut<'a> {
+    /// Its key in the checkpoint, as saved.
+    pub key: &'a str,
+    /// The parameters.
+    pub store: &'a mut ParamStore,
+    /// Their optimizer.
+    pub optimizer: &'a mut dyn Optimizer,
+}
+
+/// [`save_with_buffers`] of several stores, each with its own optimizer ([`Trained`]); the
+/// parameters of every store sit under their own names, so the names must differ across the
+/// stores.
+///
+/// Panics as [`save_with_buffers`] does, or if a key is empty, holds a dot or repeats.
+#[track_caller]
+pub fn save_trained(
+    path: impl AsRef<Path>,
+    trained: &[Trained<'_>],
+    buffers: &[&ParamStore],
+    metadata: &Metadata,
+) -> Result<(), CheckpointError> {
+    let states: Vec<OptimizerState> = trained.iter().map(|t| t.optimizer.state()).collect();
+    let roots = trained_roots(trained.iter().map(|t| t.key));
+    let stores: Vec<&ParamStore> = trained.iter().map(|t| t.store).collect();
+    let optimizers: Vec<_> = (roots.into_iter())
+        .zip(trained)
+        .zip(&states)
+        .map(|((root, t), state)| (root, t.store, state))
+        .collect();
+    save_all(path.as_ref(), &stores, buffers, &optimizers, metadata)
+}
+
+/// Restores a checkpoint of [`save_trained`]: every store, its optimizer's state and the
+/// buffers, all checked before anything is assigned (on error nothing has changed).
+pub fn load_trained(
+    path: impl AsRef<Path>,
+    trained: &mut [TrainedMut<'_>],
+    buffers: &mut [&mut ParamStore],
+) -> Result<Metadata, CheckpointError> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
+    let roots = trained_roots(trained.iter().map(|t| t.key));
+    let mut parts: Vec<_> = (roots.into_iter())
+        .zip(trained.iter_mut())
+        .map(|(root, t)| (root, &mut *t.store, &mut *t.optimizer))
+        .collect();
+    load_bytes(&bytes, &mut parts, buffers).map_err(at(path))
+}
+
+/// `optim.<key>` for each key; panics on an empty key, a dot in one, or a repeat.
+#[track_caller]
+fn trained_roots<'k>(keys: impl Iterator<Item = &'k str>) -> Vec<String> {
+    let mut roots: Vec<String> = Vec::new();
+    for key in keys {
+        assert!(
+            !key.is_empty() && !key.contains('.'),
+            "checkpoint: the optimizer key `{key}` is empty or holds a dot"
+        );
+        let root = format!("{OPTIM}.{key}");
+        assert!(
+            !roots.contains(&root),
+            "checkpoint: two optimizers are keyed `{key}`"
+        );
+        roots.push(root);
     }
-    let bytes = encode(store, buffers, Some(&optimizer.state()), metadata);
-    write(path.as_ref(), &bytes)
+    roots
+}
+
+/// Writes `stores` and `buffers` (plain tensors) and the `optimizers`' states, each under its
+/// root key, with `metadata`, after checking that every tensor is finite.
+#[track_caller]
+fn save_all(
+    path: &Path,
+    stores: &[&ParamStore],
+    buffers: &[&ParamStore],
+    optimizers: &[(String, &ParamStore, &OptimizerState)],
+    metadata: &Metadata,
+) -> Result<(), CheckpointError> {
+    for store in stores.iter().chain(buffers) {
+        check_finite(path, store)?;
+    }
+    let plain: Vec<&ParamStore> = stores.iter().chain(buffers).copied().collect();
+    let bytes = encode(&plain, optimizers, metadata);
+    write(path, &bytes)
 }
 
 /// Refuses a store with a non-finite parameter, naming the first.
@@ -95,9 +198,7 @@ pub fn save_params(
     store: &ParamStore,
     metadata: &Metadata,
 ) -> Result<(), CheckpointError> {
-    check_finite(path.as_ref(), store)?;
-    let bytes = encode(store, &[], None, metadata);
-    write(path.as_ref(), &bytes)
+    save_all(path.as_ref(), &[store], &[], &[], metadata)
 }
 
 /// Restores the parameters and the optimizer state written by [`save`] and returns the caller's
@@ -124,7 +225,12 @@ pub fn load_with_buffers(
 ) -> Result<Metadata, CheckpointError> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| at(path)(e.into()))?;
-    load_bytes(&bytes, store, optimizer, buffers).map_err(at(path))
+    load_bytes(
+        &bytes,
+        &mut [(OPTIM.to_string(), store, optimizer)],
+        buffers,
+    )
+    .map_err(at(path))
 }
 
 /// [`load`] of a checkpoint's bytes already in memory (the same checks; on error nothing has
@@ -134,33 +240,58 @@ pub fn load_from_bytes(
     store: &mut ParamStore,
     optimizer: &mut (impl Optimizer + ?Sized),
 ) -> Result<Metadata, ErrorKind> {
-    load_bytes(bytes, store, optimizer, &mut [])
+    load_bytes(bytes, &mut [(OPTIM.to_string(), store, optimizer)], &mut [])
 }
 
-/// [`load_with_buffers`] of a checkpoint's bytes.
+/// [`load_with_buffers`] and [`load_trained`] of a checkpoint's bytes: `parts` are the stores
+/// and their optimizers, each with the root key of its state (`optim` in a file of [`save`],
+/// `optim.<key>` in one of [`save_trained`]).
 fn load_bytes(
     bytes: &[u8],
-    store: &mut ParamStore,
-    optimizer: &mut (impl Optimizer + ?Sized),
+    parts: &mut [(String, &mut ParamStore, &mut (impl Optimizer + ?Sized))],
     buffers: &mut [&mut ParamStore],
 ) -> Result<Metadata, ErrorKind> {
     let file = File::parse(bytes)?;
     let metadata = file.metadata();
-    let current = optimizer.state();
-    check_kind(&metadata, &current.kind)?;
-    let mut expected = param_shapes(store);
+    let mut expected = BTreeMap::new();
+    let mut currents = Vec::with_capacity(parts.len());
+    for (root, store, optimizer) in parts.iter() {
+        let current = optimizer.state();
+        check_kind(&metadata, root, &current.kind)?;
+        expected.extend(param_shapes(store));
+        for buffer in current.buffers.keys() {
+            for (_, name, value) in store.iter() {
+                expected.insert(buffer_name(root, name, buffer), value.dim());
+            }
+        }
+        currents.push(current);
+    }
     for buffers in buffers.iter() {
         expected.extend(param_shapes(buffers));
     }
-    for buffer in current.buffers.keys() {
-        for (_, name, value) in store.iter() {
-            expected.insert(buffer_name(name, buffer), value.dim());
+    let mut tensors = file.tensors(&expected, |_| false)?;
+    let states: Vec<OptimizerState> = (currents.into_iter())
+        .zip(parts.iter())
+        .map(|(current, (root, store, _))| {
+            take_state(current, root, &metadata, &mut tensors, store)
+        })
+        .collect();
+    // An optimizer checks a state before taking it; if a later one refuses its state, those
+    // before it get their own back, so that on error nothing has changed.
+    let previous: Vec<OptimizerState> = parts.iter().map(|(_, _, o)| o.state()).collect();
+    for (i, state) in states.into_iter().enumerate() {
+        if let Err(e) = parts[i].2.set_state(state) {
+            for (part, state) in parts.iter_mut().zip(previous).take(i) {
+                part.2
+                    .set_state(state)
+                    .expect("an optimizer takes its own state back");
+            }
+            return Err(e.into());
         }
     }
-    let mut tensors = file.tensors(&expected, |_| false)?;
-    let state = take_state(current, &metadata, &mut tensors, store);
-    optimizer.set_state(state)?;
-    assign(store, &mut tensors);
+    for (_, store, _) in parts.iter_mut() {
+        assign(store, &mut tensors);
+    }
     for buffers in buffers.iter_mut() {
         assign(buffers, &mut tensors);
     }
@@ -226,22 +357,19 @@ fn load_params_bytes(
     Ok(callers(file.metadata()))
 }
 
-/// The bytes of a checkpoint.
+/// The bytes of a checkpoint: the tensors of `stores`, and each optimizer's state under its
+/// root key for the parameters of its store.
 #[track_caller]
 fn encode(
-    store: &ParamStore,
-    buffers: &[&ParamStore],
-    optimizer: Option<&OptimizerState>,
+    stores: &[&ParamStore],
+    optimizers: &[(String, &ParamStore, &OptimizerState)],
     metadata: &Metadata,
 ) -> Vec<u8> {
     if let Some(key) = metadata.keys().find(|k| is_reserved(k)) {
         panic!("checkpoint: the metadata key `{key}` is reserved for the optimizer");
     }
-    let mut tensors: BTreeMap<String, Tensor<'_>> = store
-        .iter()
-        .map(|(_, name, value)| (name.to_string(), (value.dim(), as_slice(value))))
-        .collect();
-    for (_, name, value) in buffers.iter().flat_map(|b| b.iter()) {
+    let mut tensors: BTreeMap<String, Tensor<'_>> = BTreeMap::new();
+    for (_, name, value) in stores.iter().flat_map(|b| b.iter()) {
         let clash = tensors.insert(name.to_string(), (value.dim(), as_slice(value)));
         assert!(
             clash.is_none(),
@@ -249,10 +377,10 @@ fn encode(
         );
     }
     let mut metadata = metadata.clone();
-    if let Some(state) = optimizer {
-        metadata.insert(OPTIM.to_string(), state.kind.clone());
+    for (root, store, state) in optimizers {
+        metadata.insert(root.clone(), state.kind.clone());
         for (key, value) in &state.scalars {
-            metadata.insert(format!("{OPTIM}.{key}"), value.clone());
+            metadata.insert(format!("{root}.{key}"), value.clone());
         }
         for (buffer, per_param) in &state.buffers {
             assert!(
@@ -268,7 +396,10 @@ fn encode(
                     data.len(),
                     value.dim()
                 );
-                tensors.insert(buffer_name(name, buffer), (value.dim(), data.as_slice()));
+                tensors.insert(
+                    buffer_name(root, name, buffer),
+                    (value.dim(), data.as_slice()),
+                );
             }
         }
     }
@@ -288,31 +419,36 @@ fn at(path: &Path) -> impl Fn(ErrorKind) -> CheckpointError + '_ {
     }
 }
 
-/// Checks that the file's optimizer is `kind`.
-fn check_kind(metadata: &Metadata, kind: &str) -> Result<(), ErrorKind> {
-    let detail = match metadata.get(OPTIM) {
+/// Checks that the file's optimizer under `root` is `kind`.
+fn check_kind(metadata: &Metadata, root: &str, kind: &str) -> Result<(), ErrorKind> {
+    let detail = match metadata.get(root) {
         Some(found) if found == kind => return Ok(()),
         Some(found) => format!("the file holds `{found}` state, the optimizer is `{kind}`"),
         None => format!("absent (a parameters-only file?), the optimizer is `{kind}`"),
     };
     Err(ErrorKind::Metadata {
-        key: OPTIM.to_string(),
+        key: root.to_string(),
         detail,
     })
 }
 
-/// The optimizer state of a checked file: its `optim.*` scalars and, for each buffer of the
-/// `current` state, the tensors `optim.<param>.<buffer>` (taken out of `tensors`).
+/// The optimizer state under `root` of a checked file: its `<root>.<scalar>` entries (those
+/// without a further dot, so that `optim.t` is not read from `optim.g.t`) and, for each buffer
+/// of the `current` state, the tensors `<root>.<param>.<buffer>` (taken out of `tensors`).
 fn take_state(
     current: OptimizerState,
+    root: &str,
     metadata: &Metadata,
     tensors: &mut BTreeMap<String, Vec<f32>>,
     store: &ParamStore,
 ) -> OptimizerState {
-    let prefix = format!("{OPTIM}.");
+    let prefix = format!("{root}.");
     let scalars = metadata
         .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(&prefix).filter(|key| !key.contains('.'))?;
+            Some((key.to_string(), v.clone()))
+        })
         .collect();
     let buffers = current
         .buffers
@@ -321,7 +457,7 @@ fn take_state(
             let per_param = store
                 .iter()
                 .map(|(_, name, _)| {
-                    let tensor = tensors.remove(&buffer_name(name, &buffer));
+                    let tensor = tensors.remove(&buffer_name(root, name, &buffer));
                     tensor.expect("checked by File::tensors")
                 })
                 .collect();
@@ -342,9 +478,9 @@ fn as_slice(value: &Matrix) -> &[f32] {
         .expect("the store keeps parameters in standard layout")
 }
 
-/// The tensor name of an optimizer buffer.
-fn buffer_name(param: &str, buffer: &str) -> String {
-    format!("{OPTIM}.{param}.{buffer}")
+/// The tensor name of an optimizer buffer, under the optimizer's root key.
+fn buffer_name(root: &str, param: &str, buffer: &str) -> String {
+    format!("{root}.{param}.{buffer}")
 }
 
 fn is_reserved(key: &str) -> bool {

@@ -49,11 +49,21 @@ fn model(
     steps: usize,
     optimizer: fn(&ParamStore) -> Box<dyn Optimizer>,
 ) -> (ParamStore, Box<dyn Optimizer>) {
+    named_model("m", seed, steps, optimizer)
+}
+
+/// [`model`] with its parameters under `prefix`.
+fn named_model(
+    prefix: &str,
+    seed: u64,
+    steps: usize,
+    optimizer: fn(&ParamStore) -> Box<dyn Optimizer>,
+) -> (ParamStore, Box<dyn Optimizer>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut store = ParamStore::new();
     let mlp = Mlp::new(
         &mut store,
-        "m",
+        prefix,
         &MlpConfig::new(&[3, 4, 2], Activation::Tanh),
         &mut rng,
     );
@@ -269,6 +279,128 @@ fn a_buffer_may_not_share_a_parameters_name() {
     let _ = save_with_buffers(dir.join("c"), &store, opt.as_ref(), &[&buffers], &metadata);
 }
 
+fn rmsprop(store: &ParamStore) -> Box<dyn Optimizer> {
+    Box::new(crate::Rmsprop::new(store, crate::RmspropConfig::default()))
+}
+
+#[test]
+fn two_stores_with_their_own_optimizers_round_trip_and_a_bad_one_changes_nothing() {
+    let dir = TestDir::new("trained");
+    let (g, g_opt) = named_model("g", 0, 3, adam);
+    let (d, d_opt) = named_model("d", 1, 2, rmsprop);
+    let mut bn = ParamStore::new();
+    bn.add("g.bn.running_mean", Matrix::from_elem((1, 4), 0.5));
+    let metadata = BTreeMap::from([("epoch".to_string(), "3".to_string())]);
+    let path = dir.join("gan.safetensors");
+    let trained = [
+        Trained {
+            key: "g",
+            store: &g,
+            optimizer: g_opt.as_ref(),
+        },
+        Trained {
+            key: "d",
+            store: &d,
+            optimizer: d_opt.as_ref(),
+        },
+    ];
+    save_trained(&path, &trained, &[&bn], &metadata).unwrap();
+    let bytes = fs::read(&path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    assert!(
+        file.tensor("optim.g.g.fc1.w.m").is_ok()
+            && file.tensor("optim.d.d.fc1.w.square_avg").is_ok()
+    );
+
+    let fresh = || {
+        let (g, g_opt) = named_model("g", 5, 0, adam);
+        let (d, d_opt) = named_model("d", 6, 0, rmsprop);
+        let mut bn = ParamStore::new();
+        bn.add("g.bn.running_mean", Matrix::zeros((1, 4)));
+        (g, g_opt, d, d_opt, bn)
+    };
+    let (mut g2, mut g2_opt, mut d2, mut d2_opt, mut bn2) = fresh();
+    let loaded = load_trained(
+        &path,
+        &mut [
+            TrainedMut {
+                key: "g",
+                store: &mut g2,
+                optimizer: g2_opt.as_mut(),
+            },
+            TrainedMut {
+                key: "d",
+                store: &mut d2,
+                optimizer: d2_opt.as_mut(),
+            },
+        ],
+        &mut [&mut bn2],
+    )
+    .unwrap();
+    assert_eq!(loaded, metadata);
+    assert_eq!(
+        (values(&g2), values(&d2), values(&bn2)),
+        (values(&g), values(&d), values(&bn))
+    );
+    assert_eq!(
+        (g2_opt.state(), d2_opt.state()),
+        (g_opt.state(), d_opt.state())
+    );
+    // The same file written again is the same bytes.
+    let again = dir.join("again.safetensors");
+    let trained = [
+        Trained {
+            key: "g",
+            store: &g2,
+            optimizer: g2_opt.as_ref(),
+        },
+        Trained {
+            key: "d",
+            store: &d2,
+            optimizer: d2_opt.as_ref(),
+        },
+    ];
+    save_trained(&again, &trained, &[&bn2], &metadata).unwrap();
+    assert_eq!(fs::read(&again).unwrap(), bytes);
+    // The parameters alone load as stores and buffers.
+    let (mut g3, _, mut d3, _, mut bn3) = fresh();
+    load_params_with_buffers(&path, &mut g3, &mut [&mut d3, &mut bn3]).unwrap();
+    assert_eq!(values(&d3), values(&d));
+
+    // A bad scalar of the second optimizer: the first, already checked, is not left changed.
+    let edited = rewritten_from(&bytes, |_, meta| {
+        meta.insert("optim.d.alpha".into(), "7".into());
+    });
+    let edited_path = dir.join("bad.safetensors");
+    fs::write(&edited_path, edited).unwrap();
+    let (mut g4, mut g4_opt, mut d4, mut d4_opt, mut bn4) = fresh();
+    let before = (g4_opt.state(), d4_opt.state(), values(&g4));
+    let err = load_trained(
+        &edited_path,
+        &mut [
+            TrainedMut {
+                key: "g",
+                store: &mut g4,
+                optimizer: g4_opt.as_mut(),
+            },
+            TrainedMut {
+                key: "d",
+                store: &mut d4,
+                optimizer: d4_opt.as_mut(),
+            },
+        ],
+        &mut [&mut bn4],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("alpha"), "{err}");
+    assert_eq!((g4_opt.state(), d4_opt.state(), values(&g4)), before);
+
+    // A single-optimizer load of it names the missing key.
+    let (mut m, mut m_opt) = named_model("g", 0, 0, adam);
+    let err = load(&path, &mut m, m_opt.as_mut()).unwrap_err();
+    assert!(err.to_string().contains("`optim`"), "{err}");
+}
+
 #[test]
 fn sgd_momentum_buffers_round_trip() {
     let dir = TestDir::new("sgd");
@@ -312,7 +444,11 @@ fn sgd_momentum_buffers_round_trip() {
 /// The bytes of `trained()`'s checkpoint.
 fn checkpoint_bytes() -> Vec<u8> {
     let (store, opt, metadata) = trained();
-    encode(&store, &[], Some(&opt.state()), &metadata)
+    encode(
+        &[&store],
+        &[(OPTIM.to_string(), &store, &opt.state())],
+        &metadata,
+    )
 }
 
 /// A tensor as the `safetensors` crate lists it: name, dtype, shape, bytes.
@@ -323,14 +459,18 @@ type HashMapMeta = std::collections::HashMap<String, String>;
 
 /// `checkpoint_bytes()` re-serialized by the `safetensors` crate after `edit`.
 fn rewritten(edit: impl FnOnce(&mut Vec<Entry>, &mut HashMapMeta)) -> Vec<u8> {
-    let bytes = checkpoint_bytes();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
+    rewritten_from(&checkpoint_bytes(), edit)
+}
+
+/// The checkpoint `bytes` with its tensors and metadata edited.
+fn rewritten_from(bytes: &[u8], edit: impl FnOnce(&mut Vec<Entry>, &mut HashMapMeta)) -> Vec<u8> {
+    let file = SafeTensors::deserialize(bytes).unwrap();
     let mut entries: Vec<Entry> = file
         .tensors()
         .into_iter()
         .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
         .collect();
-    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
     let mut meta = header.metadata().clone().unwrap();
     edit(&mut entries, &mut meta);
     let views: Vec<_> = entries
@@ -477,7 +617,11 @@ fn a_crash_before_the_rename_keeps_the_previous_checkpoint() {
     let (newer, newer_opt) = model(5, 3, adam);
     let temp = atomic::write_temp(
         &path,
-        &encode(&newer, &[], Some(&newer_opt.state()), &metadata),
+        &encode(
+            &[&newer],
+            &[(OPTIM.to_string(), &newer, &newer_opt.state())],
+            &metadata,
+        ),
     )
     .unwrap();
     assert_eq!(temp.parent(), path.parent());
@@ -516,7 +660,11 @@ fn io_errors_name_the_path() {
 fn reserved_metadata_keys_panic() {
     let (store, opt, _) = trained();
     let metadata = BTreeMap::from([("optim.t".to_string(), "9".to_string())]);
-    encode(&store, &[], Some(&opt.state()), &metadata);
+    encode(
+        &[&store],
+        &[(OPTIM.to_string(), &store, &opt.state())],
+        &metadata,
+    );
 }
 
 #[test]
