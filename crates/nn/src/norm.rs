@@ -35,6 +35,16 @@ pub enum Stats<'a> {
     Running(&'a ParamStore),
 }
 
+impl Stats<'_> {
+    /// The same statistics for one more layer (the store lent again, not moved).
+    pub fn reborrow(&mut self) -> Stats<'_> {
+        match self {
+            Stats::Batch(buffers) => Stats::Batch(buffers),
+            Stats::Running(buffers) => Stats::Running(buffers),
+        }
+    }
+}
+
 /// Batch normalization over the features (columns) of a `batch × features` input:
 /// `y = γ·(x − μ)/√(σ² + ε) + β`, with `γ` (`<prefix>.gamma`, ones) and `β` (`<prefix>.beta`,
 /// zeros) learned parameters, and `μ`, `σ²` the batch's (the fused [`autodiff::batch_norm`]) in

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vae::data::{Binarize, Classes, Dataset, parse_class_list};
-use vae::models::{CodebookUpdate, Likelihood, ModelKind, NoiseKind, Observe};
+use vae::models::{CodebookUpdate, GanLoss, Likelihood, ModelKind, NoiseKind, Observe};
 use vae::nn::Activation;
 use vae::run::anomaly::Protocol;
 use vae::run::score::SplitName;
@@ -129,6 +129,17 @@ pub struct TrainArgs {
     /// last batch.
     #[arg(long)]
     pub restart_dead: bool,
+    /// gan: the generator's loss, non-saturating (−ln D(G(z))) or minimax (ln(1 − D(G(z))))
+    /// [default: non-saturating].
+    #[arg(long)]
+    pub gan_loss: Option<GanLoss>,
+    /// gan: minibatch discrimination in the discriminator (100 kernels of 5 dimensions).
+    #[arg(long)]
+    pub minibatch_discrimination: bool,
+    /// gan, wgan: samples scored every epoch by the sample-quality yardstick's reference
+    /// classifier (trained once into runs/reference-classifier-<dataset>); 0: none.
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().quality_samples)]
+    pub quality_samples: usize,
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
@@ -141,27 +152,28 @@ pub struct TrainArgs {
     /// Folder holding the four IDX gz files (default: data/<dataset>, then the system's copy).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Epochs to train (in total, when resuming).
-    #[arg(long, default_value_t = RunConfig::default().epochs)]
-    pub epochs: usize,
-    /// Examples per step.
-    #[arg(long, default_value_t = RunConfig::default().batch_size, value_parser = positive)]
-    pub batch_size: usize,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = RunConfig::default().lr)]
-    pub lr: f32,
+    /// Epochs to train (in total, when resuming) [default: 30].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Examples per step [default: 128; 64 for gan and wgan].
+    #[arg(long, value_parser = positive)]
+    pub batch_size: Option<usize>,
+    /// The optimizer's learning rate [default: 1e-3; 2e-4 for gan, 5e-5 for wgan].
+    #[arg(long)]
+    pub lr: Option<f32>,
     /// Adam's L2 penalty λ: λ·θ added to every gradient.
     #[arg(long, value_name = "λ", default_value_t = RunConfig::default().weight_decay)]
     pub weight_decay: f32,
     /// constant, or cosine (from --lr down to 1% of it over the epochs).
     #[arg(long, default_value = "constant")]
     pub lr_schedule: LrSchedule,
-    /// Dimensions of z.
-    #[arg(long, default_value_t = RunConfig::default().latent_dim, value_parser = positive)]
-    pub latent_dim: usize,
-    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
-    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', default_value = "400", value_parser = positive)]
-    pub hidden: Vec<usize>,
+    /// Dimensions of z [default: 32; 100 for gan and wgan].
+    #[arg(long, value_parser = positive)]
+    pub latent_dim: Option<usize>,
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them); the generator's for
+    /// gan and wgan [default: 400; 128,256,512,1024 for gan and wgan].
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive)]
+    pub hidden: Option<Vec<usize>>,
     /// relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
@@ -203,6 +215,7 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     pub fn into_config(self) -> RunConfig {
+        let defaults = RunConfig::for_model(self.model.unwrap_or_default());
         RunConfig {
             model: self.model.unwrap_or_default(),
             observe: self.observe,
@@ -218,20 +231,23 @@ impl TrainArgs {
             commitment: self.commitment,
             codebook_update: self.codebook_update,
             restart_dead: self.restart_dead,
+            gan_loss: self.gan_loss,
+            minibatch_discrimination: self.minibatch_discrimination,
+            quality_samples: self.quality_samples,
             dataset: self.dataset,
             classes: (self.classes.or(self.exclude_class)).unwrap_or_default(),
             data_dir: self.data_dir,
             train_limit: self.train_limit,
             test_limit: self.test_limit,
             binarize: (self.binarize).unwrap_or(self.model.unwrap_or_default().entry().binarize),
-            hidden: self.hidden,
-            latent_dim: self.latent_dim,
+            hidden: self.hidden.unwrap_or(defaults.hidden),
+            latent_dim: self.latent_dim.unwrap_or(defaults.latent_dim),
             activation: self.activation,
             likelihood: self.likelihood,
             beta: self.beta,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr,
+            epochs: self.epochs.unwrap_or(defaults.epochs),
+            batch_size: self.batch_size.unwrap_or(defaults.batch_size),
+            lr: self.lr.unwrap_or(defaults.lr),
             weight_decay: self.weight_decay,
             lr_schedule: self.lr_schedule,
             seed: self.seed,

@@ -22,8 +22,8 @@ use crate::data::{
 };
 use crate::image::ImageError;
 use crate::models::{
-    CodebookUpdate, Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA, Prior,
-    VaeConfig,
+    CodebookUpdate, GanLoss, Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA,
+    Prior, VaeConfig,
 };
 use crate::train::Stepped;
 
@@ -59,6 +59,8 @@ pub mod files {
     pub const MISTAKES: &str = "mistakes.png";
     /// VQ-VAE: how often each code is used on the test set, as a bar chart.
     pub const CODEBOOK: &str = "codebook.png";
+    /// GAN: a row of samples from the same noise per epoch, oldest at the top.
+    pub const PROGRESS: &str = "progress.png";
     /// `eval --quality`: the sample-quality figures, one row per kind of sample.
     pub const QUALITY: &str = "quality.csv";
 }
@@ -105,6 +107,12 @@ pub struct RunConfig {
     pub codebook_update: CodebookUpdate,
     /// VQ-VAE: codes unused over an epoch are re-seeded from encoder outputs.
     pub restart_dead: bool,
+    /// GAN: the generator's loss (`None`: not given, the non-saturating one).
+    pub gan_loss: Option<GanLoss>,
+    /// GAN: minibatch discrimination features in the discriminator.
+    pub minibatch_discrimination: bool,
+    /// GAN, WGAN: samples scored by the yardstick's reference classifier every epoch (0: none).
+    pub quality_samples: usize,
     /// Which data set.
     pub dataset: Dataset,
     /// The labels trained and tested on (`--classes`, `--exclude-class`).
@@ -162,6 +170,9 @@ impl Default for RunConfig {
             commitment: 0.25,
             codebook_update: CodebookUpdate::Ema,
             restart_dead: false,
+            gan_loss: None,
+            minibatch_discrimination: false,
+            quality_samples: 2000,
             dataset: Dataset::Mnist,
             classes: Classes::All,
             data_dir: None,
@@ -382,6 +393,12 @@ pub enum Setting {
     CodebookUpdate,
     /// `--restart-dead`.
     RestartDead,
+    /// `--gan-loss`.
+    GanLoss,
+    /// `--minibatch-discrimination`.
+    MinibatchDiscrimination,
+    /// `--quality-samples`.
+    QualitySamples,
 }
 
 impl Setting {
@@ -401,6 +418,9 @@ impl Setting {
             Setting::Commitment => "commitment",
             Setting::CodebookUpdate => "codebook_update",
             Setting::RestartDead => "restart_dead",
+            Setting::GanLoss => "gan_loss",
+            Setting::MinibatchDiscrimination => "minibatch_discrimination",
+            Setting::QualitySamples => "quality_samples",
         }
     }
 
@@ -429,6 +449,9 @@ impl Setting {
             Setting::Commitment => config.commitment.to_string(),
             Setting::CodebookUpdate => config.codebook_update.to_string(),
             Setting::RestartDead => config.restart_dead.to_string(),
+            Setting::GanLoss => config.gan_loss.unwrap_or_default().to_string(),
+            Setting::MinibatchDiscrimination => config.minibatch_discrimination.to_string(),
+            Setting::QualitySamples => config.quality_samples.to_string(),
         }
     }
 
@@ -448,19 +471,27 @@ impl Setting {
             Setting::Commitment => config.commitment = value.parse().ok()?,
             Setting::CodebookUpdate => config.codebook_update = value.parse().ok()?,
             Setting::RestartDead => config.restart_dead = value.parse().ok()?,
+            Setting::GanLoss => config.gan_loss = Some(value.parse().ok()?),
+            Setting::MinibatchDiscrimination => {
+                config.minibatch_discrimination = value.parse().ok()?
+            }
+            Setting::QualitySamples => config.quality_samples = value.parse().ok()?,
         }
         Some(())
     }
 }
 
 impl RunConfig {
-    /// The defaults with `model`, and that model's own defaults (its binarization).
+    /// The defaults with `model`, and that model's own defaults (its binarization, and those
+    /// of [`ModelEntry::defaults`](crate::models::ModelEntry::defaults)).
     pub fn for_model(model: ModelKind) -> RunConfig {
-        RunConfig {
+        let mut config = RunConfig {
             model,
             binarize: model.entry().binarize,
             ..RunConfig::default()
-        }
+        };
+        (model.entry().defaults)(&mut config);
+        config
     }
 
     /// The checkpoint metadata keys that define a run's trajectory, with their values.
@@ -961,12 +992,25 @@ pub fn train(
         ));
     }
 
+    let checkpoint_path = out.join(files::CHECKPOINT);
+    if model.wants_reference() {
+        let dir = quality::reference_dir(&checkpoint_path, config.dataset);
+        let reference_config = quality::reference_config(config.dataset, config.data_dir.clone());
+        let path = quality::ensure_reference(&dir, reference_config, observer)?;
+        let reference = quality::Reference::load_for(
+            &path,
+            config.dataset,
+            shape,
+            config.data_dir.clone(),
+            None,
+        )?;
+        model.set_reference(std::rc::Rc::new(reference));
+    }
     let config_path = out.join(files::CONFIG);
     write_atomic(&config_path, &config.to_toml())?;
     let columns = model.columns();
     let metrics_path = out.join(files::METRICS);
     let mut metrics_csv = previous_rows(&metrics_path, &metrics_header(columns), start)?;
-    let checkpoint_path = out.join(files::CHECKPOINT);
     let curves_path = out.join(files::CURVES);
 
     let data = model.train_data(&config, splits.train)?;
@@ -1057,7 +1101,11 @@ pub fn train(
         let _ = writeln!(metrics_csv, "{}", row.csv());
         write_atomic(&metrics_path, &metrics_csv)?;
         chart::save_curves(&curves_path, &metrics_csv)?;
+        model.epoch_pictures(out)?;
         observer.epoch_end(&row);
+        for warning in model.warnings(&row.values) {
+            observer.note(&format!("warning: {warning}"));
+        }
         last = Some(row);
     }
 

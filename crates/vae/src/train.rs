@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use autodiff::{Anomaly, Tape};
-use nn::{Bound, Optimizer, ParamStore};
+use nn::{Bound, Optimizer, ParamGrads, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Batch, TrainSet};
@@ -35,6 +35,18 @@ pub fn step(
     opt: &mut dyn Optimizer,
     loss: impl for<'t> FnOnce(&Bound<'t>) -> Loss<'t>,
 ) -> Result<Metrics, Diverged> {
+    step_seeing_grads(store, opt, loss, |_| {})
+}
+
+/// [`step`], with `grads` shown the finite gradients before the update (to measure their
+/// norm, say).
+pub fn step_seeing_grads(
+    store: &mut ParamStore,
+    opt: &mut dyn Optimizer,
+    loss: impl for<'t> FnOnce(&Bound<'t>) -> Loss<'t>,
+    grads: impl FnOnce(&ParamGrads),
+) -> Result<Metrics, Diverged> {
+    let see = grads;
     let (metrics, grads) = {
         let tape = Tape::new();
         let p = store.bind(&tape);
@@ -45,6 +57,7 @@ pub fn step(
     if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| all_finite(g)) {
         return Err(Diverged { anomaly: None });
     }
+    see(&grads);
     opt.step(store, &grads);
     Ok(metrics)
 }

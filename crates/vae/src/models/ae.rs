@@ -194,6 +194,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "a deterministic autoencoder, cross-entropy or squared-error loss",
     settings: &[],
     binarize: Binarize::None,
+    defaults: super::keep,
     check,
     build: |config, shape| Box::new(AeModel::new(config, shape)),
 };

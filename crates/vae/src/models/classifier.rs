@@ -134,6 +134,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "MLP classifier, the reference of `eval --quality`",
     settings: &[Setting::Dropout],
     binarize: Binarize::None,
+    defaults: super::keep,
     check: |config| {
         if !(0.0..1.0).contains(&config.dropout) {
             return Err(format!(

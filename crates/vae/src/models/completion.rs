@@ -248,6 +248,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "the completion CVAE: the unobserved pixels given the observed ones",
     settings: &[Setting::Observe],
     binarize: Binarize::Dynamic,
+    defaults: super::keep,
     check: |_| Ok(()),
     build: |config, shape| Box::new(CompletionModel::new(config, shape)),
 };
@@ -258,6 +259,7 @@ pub const REGRESSOR: ModelEntry = ModelEntry {
     about: "the deterministic completion baseline",
     settings: &[Setting::Observe],
     binarize: Binarize::Dynamic,
+    defaults: super::keep,
     check: |config| match config.likelihood {
         Likelihood::Bernoulli => Ok(()),
         Likelihood::Gaussian => {

@@ -83,6 +83,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "the VAE conditioned on the label",
     settings: &[],
     binarize: Binarize::Dynamic,
+    defaults: super::keep,
     check: |_| Ok(()),
     build: |config, shape| Box::new(CvaeModel::new(config, shape)),
 };

@@ -178,6 +178,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "the denoising autoencoder of Vincent et al. (--noise, --noise-level)",
     settings: &[Setting::Noise, Setting::NoiseLevel],
     binarize: Binarize::None,
+    defaults: super::keep,
     check: |config| {
         super::ae::check(config)?;
         config.noise.at(config.noise_level).map(|_| ())

@@ -190,6 +190,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "semi-supervised M2",
     settings: &[Setting::Labels, Setting::Alpha],
     binarize: Binarize::Dynamic,
+    defaults: super::keep,
     check: |config| {
         if config.classes != crate::data::Classes::All {
             return Err("--classes and --exclude-class: m2 trains on all ten classes".into());

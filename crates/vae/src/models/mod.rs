@@ -7,6 +7,7 @@ pub mod code_prior;
 mod completion;
 mod cvae;
 mod dae;
+mod gan;
 mod m2;
 pub mod report;
 mod vae;
@@ -19,6 +20,10 @@ pub use completion::{
 };
 pub use cvae::{CLASSES, Cvae, CvaeModel, one_hot};
 pub use dae::{Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
+pub use gan::{
+    D_HIDDEN, Discriminator, G_BATCH_NORM, GAN_BETA1, Game, GanLoss, GanModel, Generator,
+    MINIBATCH_DIMS, MINIBATCH_KERNELS, N_CRITIC, ParseGanLossError, WGAN_CLIP, critic_steps,
+};
 pub use m2::{Counts, M2, M2Model, PAPER_ALPHA, Unlabeled, balanced_subset};
 pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, bernoulli_means};
 pub use vqvae::{
@@ -45,6 +50,8 @@ pub static MODELS: &[&ModelEntry] = &[
     &ae::MODEL,
     &dae::MODEL,
     &vqvae::MODEL,
+    &gan::GAN,
+    &gan::WGAN,
     &classifier::MODEL,
 ];
 
@@ -58,12 +65,18 @@ pub struct ModelEntry {
     pub settings: &'static [Setting],
     /// How its targets are binarized when `--binarize` is not given.
     pub binarize: Binarize,
+    /// Sets its own defaults of the shared settings (a GAN's batch size and learning rate,
+    /// say) in the run's defaults; [`keep`] for none.
+    pub defaults: fn(&mut RunConfig),
     /// Rejects settings the model cannot train with, saying which flag is wrong.
     pub check: fn(&RunConfig) -> Result<(), String>,
     /// The model `config` describes, for images of `shape` (height, width), initialised from
     /// the run's seed.
     pub build: fn(&RunConfig, (usize, usize)) -> Box<dyn RunModel>,
 }
+
+/// [`ModelEntry::defaults`] of a model that takes the run's defaults as they are.
+pub fn keep(_: &mut RunConfig) {}
 
 /// Which model a run trains (`--model`): an entry of [`MODELS`].
 #[derive(Clone, Copy)]
@@ -277,6 +290,8 @@ mod registry_tests {
                 "ae",
                 "dae",
                 "vqvae",
+                "gan",
+                "wgan",
                 "classifier"
             ]
         );
@@ -284,10 +299,11 @@ mod registry_tests {
             assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
         }
         assert_eq!(ModelKind::default().name(), "vae");
-        let err = "gan".parse::<ModelKind>().unwrap_err().to_string();
+        let err = "gn".parse::<ModelKind>().unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown model `gan` (expected vae, cvae, completion, regressor, m2, ae, dae, vqvae or classifier)"
+            "unknown model `gn` (expected vae, cvae, completion, regressor, m2, ae, dae, vqvae, \
+             gan, wgan or classifier)"
         );
     }
 

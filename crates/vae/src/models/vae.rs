@@ -357,6 +357,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     about: "the VAE of Kingma & Welling, M1",
     settings: &[Setting::Background],
     binarize: Binarize::Dynamic,
+    defaults: super::keep,
     check: check_background,
     build: |config, shape| Box::new(VaeModel::new(config, shape)),
 };

@@ -500,6 +500,7 @@ pub const MODEL: ModelEntry = ModelEntry {
         Setting::Background,
     ],
     binarize: Binarize::Dynamic,
+    defaults: super::keep,
     check,
     build: |config, shape| Box::new(VqVaeModel::new(config, shape)),
 };

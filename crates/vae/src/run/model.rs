@@ -5,12 +5,14 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use autodiff::Matrix;
 use nn::checkpoint::{self, Metadata};
 use nn::{Adam, AdamConfig, Optimizer, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
+use super::quality::Reference;
 use super::{RunConfig, RunError};
 use crate::data::{Classes, Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
 use crate::models::one_hot;
@@ -101,6 +103,29 @@ pub trait RunModel {
     /// Reads from the checkpoint `path` its parameters and, with [`Restore::Everything`], its
     /// optimizer state. On error nothing has changed.
     fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError>;
+
+    /// Whether the model follows the quality of its samples every epoch with the sample-quality
+    /// yardstick's reference classifier: the run then trains it (once per dataset, beside the
+    /// run's directory) or loads it, and hands it over with
+    /// [`set_reference`](Self::set_reference) before it asks for the columns.
+    fn wants_reference(&self) -> bool {
+        false
+    }
+
+    /// Takes the reference classifier that [`wants_reference`](Self::wants_reference) asked for.
+    fn set_reference(&mut self, _reference: Rc<Reference>) {}
+
+    /// Writes the pictures it redraws after every epoch into `out` (a GAN's samples from fixed
+    /// noise, so that a user sees training unfold) and returns their paths.
+    fn epoch_pictures(&self, _out: &Path) -> Result<Vec<PathBuf>, RunError> {
+        Ok(Vec::new())
+    }
+
+    /// Warnings for the terminal about a row's `values` (train columns, then test columns): a
+    /// failure mode the numbers show, e.g. a GAN's discriminator winning.
+    fn warnings(&self, _values: &[f64]) -> Vec<String> {
+        Vec::new()
+    }
 
     /// The model as a sampler of images, if it draws images unconditionally.
     fn sampler(&self) -> Option<&dyn Sample> {

@@ -127,8 +127,20 @@ impl Reference {
         data_dir: Option<PathBuf>,
         test_limit: Option<usize>,
     ) -> Result<Reference, RunError> {
+        let shape = run.test.split.image_shape();
+        Reference::load_for(path, run.config.dataset, shape, data_dir, test_limit)
+    }
+
+    /// Loads the classifier at `path` for images of `dataset` of `shape` (height, width): it
+    /// must be a classifier of that dataset and image size.
+    pub fn load_for(
+        path: &Path,
+        dataset: Dataset,
+        (height, width): (usize, usize),
+        data_dir: Option<PathBuf>,
+        test_limit: Option<usize>,
+    ) -> Result<Reference, RunError> {
         let meta = checkpoint::read_metadata(path)?;
-        let (height, width) = run.test.split.image_shape();
         let size = format!("{height}x{width}");
         match (meta.get("model").map(String::as_str), meta.get(IMAGE_SIZE)) {
             (Some("classifier"), Some(found)) if *found != size => {
@@ -153,12 +165,12 @@ impl Reference {
             ..RunConfig::default()
         };
         let classifier = load(path, config)?;
-        if classifier.config.dataset != run.config.dataset {
+        if classifier.config.dataset != dataset {
             return Err(RunError::Config(format!(
                 "{}: a classifier of {}, but the model is of {}",
                 path.display(),
                 classifier.config.dataset,
-                run.config.dataset
+                dataset
             )));
         }
         let classify = classifier
@@ -183,6 +195,17 @@ impl Reference {
     fn classify(&self, x: &Matrix) -> Classified {
         let model = &self.classifier.model;
         model.classifier().expect("a classifier").classify(x)
+    }
+
+    /// The cheap part of the yardstick, for a model to follow its samples over training: the
+    /// Inception Score and the class coverage of `images` (in [0, 1]).
+    pub fn score_and_coverage(&self, images: &Matrix) -> (f64, Coverage) {
+        let classified = self.classify(images);
+        let predicted = predictions(&classified.probs);
+        (
+            inception_score(&classified.probs),
+            coverage(&predicted, CLASSES),
+        )
     }
 
     /// The test images the samples are compared with (grayscale).
