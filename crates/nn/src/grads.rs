@@ -51,15 +51,32 @@ impl ParamGrads {
         self.by_param.iter_mut()
     }
 
-    /// The global L2 norm `√(Σₚ Σᵢ gₚᵢ²)` over every parameter (accumulated in f64).
+    /// The global L2 norm `√(Σₚ Σᵢ gₚᵢ²)` over every parameter, accumulated in f64 in eight
+    /// lanes (a GAN measures it every step, over two million gradients: one sequential f64 sum
+    /// was 4 % of its step).
     pub fn norm(&self) -> f32 {
-        let sum_sq: f64 = self
-            .by_param
-            .iter()
-            .flat_map(|g| g.iter())
-            .map(|&g| f64::from(g) * f64::from(g))
-            .sum();
-        sum_sq.sqrt() as f32
+        let mut lanes = [0.0f64; 8];
+        let mut tail = 0.0f64;
+        let square = |x: f32| f64::from(x) * f64::from(x);
+        for g in &self.by_param {
+            let contiguous = g.as_slice_memory_order();
+            let owned;
+            let values = match contiguous {
+                Some(values) => values,
+                None => {
+                    owned = g.iter().copied().collect::<Vec<f32>>();
+                    &owned
+                }
+            };
+            let chunks = values.chunks_exact(lanes.len());
+            tail += chunks.remainder().iter().map(|&x| square(x)).sum::<f64>();
+            for chunk in chunks {
+                for (lane, &x) in lanes.iter_mut().zip(chunk) {
+                    *lane += square(x);
+                }
+            }
+        }
+        (lanes.iter().sum::<f64>() + tail).sqrt() as f32
     }
 }
 

@@ -433,7 +433,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.train.into_config().observe, Observe::LeftHalf);
-        assert!(Cli::try_parse_from(["vae-train", "--model", "gan"]).is_err());
+        assert!(Cli::try_parse_from(["vae-train", "--model", "gn"]).is_err());
         assert!(Cli::try_parse_from(["vae-train", "--observe", "corner"]).is_err());
         let cli = Cli::try_parse_from(["vae-train", "--model", "dae", "--noise", "gaussian"]);
         let config = cli.unwrap().train.into_config();
@@ -462,13 +462,43 @@ mod tests {
     fn binarization_defaults_to_the_models_own() {
         let config = |args: &[&str]| Cli::try_parse_from(args).unwrap().train.into_config();
         assert_eq!(config(&["vae-train"]).binarize, Binarize::Dynamic);
-        for model in ["ae", "dae"] {
+        for model in ["ae", "dae", "gan", "wgan"] {
             let c = config(&["vae-train", "--model", model]);
             assert_eq!(c, RunConfig::for_model(model.parse().unwrap()));
             assert_eq!(c.binarize, Binarize::None);
             let c = config(&["vae-train", "--model", model, "--binarize", "dynamic"]);
             assert_eq!(c.binarize, Binarize::Dynamic);
         }
+    }
+
+    #[test]
+    fn a_model_s_own_defaults_give_way_to_the_flags() {
+        let config = |args: &[&str]| Cli::try_parse_from(args).unwrap().train.into_config();
+        let vae = config(&["vae-train"]);
+        assert_eq!((vae.batch_size, vae.lr, vae.latent_dim), (128, 1e-3, 32));
+        assert_eq!((vae.hidden, vae.epochs), (vec![400], 30));
+        let gan = config(&["vae-train", "--model", "gan"]);
+        assert_eq!((gan.batch_size, gan.lr, gan.latent_dim), (64, 2e-4, 100));
+        assert_eq!(gan.hidden, [128, 256, 512, 1024]);
+        assert_eq!(config(&["vae-train", "--model", "wgan"]).lr, 5e-5);
+        let flags = [
+            "vae-train",
+            "--model",
+            "gan",
+            "--lr",
+            "1e-4",
+            "--batch-size",
+            "32",
+            "--hidden",
+            "64",
+            "--latent-dim",
+            "8",
+            "--epochs",
+            "3",
+        ];
+        let gan = config(&flags);
+        assert_eq!((gan.batch_size, gan.lr, gan.latent_dim), (32, 1e-4, 8));
+        assert_eq!((gan.hidden, gan.epochs), (vec![64], 3));
     }
 
     #[test]
@@ -487,7 +517,7 @@ mod tests {
     fn hidden_takes_a_comma_separated_list() {
         let cli = Cli::try_parse_from(["vae-train", "train", "--hidden", "512,256"]).unwrap();
         match cli.command {
-            Some(Command::Train(args)) => assert_eq!(args.hidden, [512, 256]),
+            Some(Command::Train(args)) => assert_eq!(args.hidden, Some(vec![512, 256])),
             other => panic!("{other:?}"),
         }
     }

@@ -22,7 +22,22 @@ use cli::{AnomalyArgs, Cli, Command, EvalArgs, SampleArgs, ScoreArgs, TrainArgs}
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (`mimalloc.h`; the sys crate names only
+/// some of the options).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Tells mimalloc never to purge freed memory (hand it back to the OS): a training step frees
+/// and allocates the same large buffers every step, and after a purge each 2 MB huge page is
+/// faulted and zeroed again (10 % of a GAN's step in `perf`, `clear_page_erms`; see
+/// BENCHMARKS.md). The peak stays the peak: the memory kept is what the next step takes again.
+fn keep_freed_memory() {
+    // SAFETY: sets an option of the linked allocator; any value is valid for this option, and
+    // mimalloc reads it each time it considers a purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse_with_models();
     let threads = match &cli.command {
         Some(Command::Train(a)) => a.threads,

@@ -327,6 +327,103 @@ fn the_vqvae_trains_fits_its_priors_evaluates_and_samples_through_the_cli() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn the_gans_train_resume_evaluate_and_sample_through_the_cli() {
+    let dir = scratch("gan");
+    let out = dir.join("run");
+    let gan = |out: &Path, epochs: &str, more: &[&str]| {
+        let mut args = vec![
+            "--model",
+            "gan",
+            "--minibatch-discrimination",
+            "--train-limit",
+            "256",
+            "--test-limit",
+            "200",
+            "--epochs",
+            epochs,
+            "--hidden",
+            "16,16",
+            "--latent-dim",
+            "4",
+            "--quality-samples",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(more);
+        vae_train(&args)
+    };
+    let o = gan(&out, "2", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for picture in ["samples.png", "progress.png", "curves.png"] {
+        assert!(out.join(picture).is_file(), "{picture} missing");
+    }
+    let config = fs::read_to_string(out.join("config.toml")).unwrap();
+    // The GAN's own defaults of the shared settings, and its settings.
+    for line in [
+        "gan_loss = \"non-saturating\"",
+        "minibatch_discrimination = true",
+        "batch_size = 64",
+        "lr = 0.0002",
+    ] {
+        assert!(config.contains(line), "{line} not in {config}");
+    }
+    let metrics = fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with(
+            "epoch,train_d_loss,train_g_loss,train_d_real,train_d_fake,train_d_grad_norm,\
+             train_g_grad_norm,test_d_real,test_d_fake,seconds\n"
+        ),
+        "{metrics}"
+    );
+    // Resuming goes on from the checkpoint: both optimizers and the progress rows.
+    let checkpoint = out.join("checkpoint.safetensors");
+    let o = vae_train(&[
+        "--resume",
+        checkpoint.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--test-limit",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        fs::read_to_string(out.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+    eval_and_sample(&checkpoint, &dir.join("samples.png"), 9, &[]);
+
+    let wgan = dir.join("wgan");
+    let o = vae_train(&[
+        "--model",
+        "wgan",
+        "--train-limit",
+        "256",
+        "--test-limit",
+        "200",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16,16",
+        "--quality-samples",
+        "0",
+        "--out",
+        wgan.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = fs::read_to_string(wgan.join("metrics.csv")).unwrap();
+    assert!(metrics.starts_with("epoch,train_critic_loss,train_g_loss,train_wasserstein,"));
+    let config = fs::read_to_string(wgan.join("config.toml")).unwrap();
+    assert!(config.contains("lr = 0.00005"), "{config}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Flags of a small run of `epochs` into `out`.
 fn small_run(out: &Path, epochs: &str) -> Vec<String> {
     let flags = [
@@ -448,8 +545,6 @@ fn a_diverging_run_exits_with_one_line_naming_the_op() {
 
 #[test]
 fn bad_model_settings_are_refused_by_name() {
-    let o = vae_train(&["--model", "gan"]);
-    assert_clean_failure(&o, "gan");
     let o = vae_train(&["--model", "m2", "--labels", "15", "--epochs", "1"]);
     assert_clean_failure(&o, "--labels");
     let o = vae_train(&["--model", "completion", "--observe", "corner"]);
@@ -489,6 +584,20 @@ fn bad_model_settings_are_refused_by_name() {
         (&["--background", "1.5"], "--background"),
     ] {
         let mut args = vec!["--model", "vqvae", "--epochs", "1"];
+        args.extend(flags);
+        assert_clean_failure(&vae_train(&args), needle);
+    }
+    for (model, flags, needle) in [
+        ("gan", &["--gan-loss", "wasserstein"][..], "wasserstein"),
+        ("wgan", &["--gan-loss", "minimax"], "--gan-loss minimax"),
+        (
+            "wgan",
+            &["--minibatch-discrimination"],
+            "--minibatch-discrimination",
+        ),
+        ("gan", &["--batch-size", "1"], "--batch-size 1"),
+    ] {
+        let mut args = vec!["--model", model, "--epochs", "1"];
         args.extend(flags);
         assert_clean_failure(&vae_train(&args), needle);
     }

@@ -662,6 +662,7 @@ impl RunConfig {
                     | "lr_schedule"
                     | "train_limit"
                     | "codebook_update"
+                    | "gan_loss"
             );
             let value = match key {
                 "hidden" => format!("[{value}]"),

@@ -1102,3 +1102,168 @@ impl Sample for GanModel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use super::*;
+    use crate::data::Split;
+
+    /// 40 images of 4×4 and a tiny generator; `model` is `gan` or `wgan`.
+    fn tiny_run(model: &str, minibatch: bool) -> (RunConfig, Split) {
+        let pixels: Vec<u8> = (0..40 * 16).map(|i| ((i * 37) % 256) as u8).collect();
+        let labels: Vec<u8> = (0..40).map(|i| (i % 10) as u8).collect();
+        let mut config = RunConfig::for_model(model.parse().unwrap());
+        config.hidden = vec![6, 5];
+        config.latent_dim = 3;
+        config.batch_size = 8;
+        config.minibatch_discrimination = minibatch;
+        (config, Split::new(pixels, labels, (4, 4)))
+    }
+
+    fn epoch(model: &mut GanModel, data: &TrainData, rng: &mut ChaCha8Rng) -> (Vec<f64>, usize) {
+        let mut batches = 0;
+        let values = model.train_epoch(
+            data,
+            &mut Epoch {
+                rng,
+                batch_size: 8,
+                lr: 1e-3,
+                on_batch: &mut |_| {
+                    batches += 1;
+                    ControlFlow::Continue(())
+                },
+            },
+        );
+        (values, batches)
+    }
+
+    fn state(model: &GanModel) -> Vec<Matrix> {
+        (model.stores().into_iter())
+            .flat_map(|s| s.iter().map(|(_, _, v)| v.clone()).collect::<Vec<_>>())
+            .chain(model.progress.iter().cloned())
+            .collect()
+    }
+
+    #[test]
+    fn resuming_restores_both_optimizers_and_is_exact() {
+        let dir = std::env::temp_dir().join(format!("henbun-gan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, minibatch) in [("gan", false), ("gan", true), ("wgan", false)] {
+            let (config, split) = tiny_run(name, minibatch);
+            let mut straight = GanModel::new(&config, (4, 4));
+            let data = straight.train_data(&config, split.clone()).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            epoch(&mut straight, &data, &mut rng);
+            let path = dir.join(format!("{name}-{minibatch}.safetensors"));
+            straight.save(&path, &Metadata::new()).unwrap();
+            let rng_after_one = rng.clone();
+            epoch(&mut straight, &data, &mut rng);
+
+            let mut resumed = GanModel::new(&config, (4, 4));
+            assert_ne!(state(&resumed), state(&straight));
+            resumed.restore(&path, Restore::Everything).unwrap();
+            assert_eq!(resumed.progress.len(), 1);
+            let mut rng = rng_after_one;
+            epoch(&mut resumed, &data, &mut rng);
+            assert_eq!(state(&resumed), state(&straight), "{name} {minibatch}");
+            assert_eq!(resumed.g_opt.state(), straight.g_opt.state());
+            assert_eq!(resumed.d_opt.state(), straight.d_opt.state());
+            assert_eq!(resumed.progress.len(), 2);
+
+            // The parameters alone, for sampling: the same images.
+            let mut sampler = GanModel::new(&config, (4, 4));
+            let later = dir.join(format!("{name}-{minibatch}-2.safetensors"));
+            straight.save(&later, &Metadata::new()).unwrap();
+            sampler.restore(&later, Restore::Params).unwrap();
+            let z = standard_normal(&mut ChaCha8Rng::seed_from_u64(1), (5, 3));
+            assert_eq!(sampler.generate(&z), straight.generate(&z));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_gan_steps_both_networks_once_a_batch() {
+        let (config, split) = tiny_run("gan", false);
+        let mut model = GanModel::new(&config, (4, 4));
+        let data = model.train_data(&config, split).unwrap();
+        let (values, batches) = epoch(&mut model, &data, &mut ChaCha8Rng::seed_from_u64(0));
+        assert_eq!(batches, 5);
+        assert_eq!(model.steps(), (5, 5));
+        assert_eq!(values.len(), GAN_TRAIN.len());
+        // D's loss is the mean of two cross-entropies, D(x) and D(G(z)) probabilities.
+        assert!(
+            values[0] > 0.0 && values.iter().all(|v| v.is_finite()),
+            "{values:?}"
+        );
+        assert!((0.0..=1.0).contains(&values[2]) && (0.0..=1.0).contains(&values[3]));
+    }
+
+    #[test]
+    fn the_wgan_critic_takes_100_steps_first_and_stays_clipped() {
+        assert_eq!(
+            (0..30).map(critic_steps).collect::<Vec<_>>()[23..27],
+            [100, 100, 5, 5]
+        );
+        assert_eq!((critic_steps(500), critic_steps(501)), (100, 5));
+        let (config, split) = tiny_run("wgan", false);
+        let mut model = GanModel::new(&config, (4, 4));
+        let data = model.train_data(&config, split).unwrap();
+        let in_box = |m: &GanModel| {
+            m.d_store
+                .iter()
+                .all(|(_, _, v)| v.iter().all(|w| w.abs() <= WGAN_CLIP))
+        };
+        assert!(in_box(&model), "the critic starts clipped");
+        let (values, batches) = epoch(&mut model, &data, &mut ChaCha8Rng::seed_from_u64(0));
+        // 5 batches: all five are critic steps of the first generator step's 100, then the
+        // generator steps once.
+        assert_eq!(batches, 5);
+        assert_eq!(model.steps(), (1, 5));
+        assert!(in_box(&model));
+        assert_eq!(values.len(), WGAN_TRAIN.len());
+        // The Wasserstein estimate is the critic loss's negative.
+        assert_eq!(values[2], -values[0]);
+    }
+
+    #[test]
+    fn bad_settings_name_the_flag() {
+        let (mut config, _) = tiny_run("wgan", false);
+        config.gan_loss = Some(GanLoss::Minimax);
+        assert!(
+            check(&config)
+                .unwrap_err()
+                .starts_with("--gan-loss minimax")
+        );
+        let (mut config, _) = tiny_run("wgan", true);
+        assert!(
+            check(&config)
+                .unwrap_err()
+                .starts_with("--minibatch-discrimination")
+        );
+        config.minibatch_discrimination = false;
+        config.batch_size = 1;
+        assert!(check(&config).unwrap_err().starts_with("--batch-size 1"));
+        let (config, _) = tiny_run("gan", true);
+        assert_eq!(check(&config), Ok(()));
+        assert_eq!(
+            "minmax".parse::<GanLoss>().unwrap_err().to_string(),
+            "unknown GAN loss `minmax` (expected non-saturating or minimax)"
+        );
+    }
+
+    #[test]
+    fn warnings_name_a_winning_discriminator_and_collapsed_classes() {
+        let (config, _) = tiny_run("gan", false);
+        let model = GanModel::new(&config, (4, 4));
+        // train: D loss, G loss, D(x), D(G(z)), norms; test: D(x), D(G(z)), IS, classes, KL.
+        let row = [0.01, 6.0, 0.99, 0.01, 0.1, 0.1, 0.99, 0.01, 2.1, 3.0, 1.2];
+        let warnings = model.warnings(&row);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("D's loss fell to 0.0100"));
+        assert!(warnings[1].contains("3 of 10 classes"));
+        let healthy = [0.6, 0.9, 0.6, 0.4, 1.0, 1.0, 0.6, 0.4, 8.9, 10.0, 0.02];
+        assert!(model.warnings(&healthy).is_empty());
+    }
+}
