@@ -186,7 +186,8 @@ fn split_index(len: usize, left: usize, parts: usize) -> usize {
     (ideal + SPLIT_ALIGN / 2) / SPLIT_ALIGN * SPLIT_ALIGN
 }
 
-/// One sequential `matrixmultiply::sgemm` call on the given views (m, k, n ≥ 1).
+/// One sequential product on the given views (m, k, n ≥ 1): [`crate::avx512::sgemm`] on a CPU
+/// with AVX-512F, else `matrixmultiply::sgemm` (whose widest f32 kernel is AVX2's).
 fn sgemm_view(
     alpha: f32,
     a: ArrayView2<'_, f32>,
@@ -194,6 +195,9 @@ fn sgemm_view(
     beta: f32,
     mut c: ArrayViewMut2<'_, f32>,
 ) {
+    if crate::avx512::sgemm(alpha, a, b, beta, c.view_mut()) {
+        return;
+    }
     let (m, k) = a.dim();
     let n = b.dim().1;
     assert!(b.dim().0 == k && c.dim() == (m, n));

@@ -13,6 +13,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod avx512;
 pub mod gemm;
 pub mod gradcheck;
 mod math;

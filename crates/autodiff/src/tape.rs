@@ -195,16 +195,17 @@ impl Tape {
         let location = Location::caller();
         let mut nodes = self.nodes.borrow_mut();
         let id = nodes.len();
-        if self.anomaly_mode && self.first_anomaly.borrow().is_none() {
-            if let Some(sample) = first_non_finite(&value) {
-                *self.first_anomaly.borrow_mut() = Some(Anomaly {
-                    what: "value",
-                    op,
-                    node: id,
-                    location: location.to_string(),
-                    sample,
-                });
-            }
+        if self.anomaly_mode
+            && self.first_anomaly.borrow().is_none()
+            && let Some(sample) = first_non_finite(&value)
+        {
+            *self.first_anomaly.borrow_mut() = Some(Anomaly {
+                what: "value",
+                op,
+                node: id,
+                location: location.to_string(),
+                sample,
+            });
         }
         nodes.push(Node {
             op,
@@ -298,17 +299,17 @@ impl Tape {
                 if !needed {
                     continue;
                 }
-                if self.anomaly_mode {
-                    if let Some(sample) = first_non_finite(&gj) {
-                        let nodes = self.nodes.borrow();
-                        return Err(Anomaly {
-                            what: "gradient",
-                            op: nodes[i].op,
-                            node: i,
-                            location: nodes[i].location.to_string(),
-                            sample: format!("{sample} (flowing into node #{j})"),
-                        });
-                    }
+                if self.anomaly_mode
+                    && let Some(sample) = first_non_finite(&gj)
+                {
+                    let nodes = self.nodes.borrow();
+                    return Err(Anomaly {
+                        what: "gradient",
+                        op: nodes[i].op,
+                        node: i,
+                        location: nodes[i].location.to_string(),
+                        sample: format!("{sample} (flowing into node #{j})"),
+                    });
                 }
                 match &mut grads[j] {
                     Some(acc) => *acc += &gj,

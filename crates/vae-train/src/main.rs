@@ -47,14 +47,13 @@ fn main() -> ExitCode {
         Some(Command::Sample(_)) => None,
         None => cli.train.threads,
     };
-    if let Some(n) = threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
+    if let Some(n) = threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
-        {
-            eprintln!("error: --threads {n}: {e}");
-            return ExitCode::FAILURE;
-        }
+    {
+        eprintln!("error: --threads {n}: {e}");
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Some(Command::Train(args)) => train(args),

@@ -78,7 +78,7 @@ fn draw(weights: impl Iterator<Item = f64> + Clone, rng: &mut ChaCha8Rng) -> usi
 #[track_caller]
 fn whole_rows(codes: &[usize], positions: usize) -> usize {
     assert!(
-        positions > 0 && codes.len() % positions == 0,
+        positions > 0 && codes.len().is_multiple_of(positions),
         "{} codes are not whole rows of {positions}",
         codes.len()
     );

@@ -303,7 +303,7 @@ pub enum Game {
 /// for the first 25 and every 500th (so that the critic is near optimal when the estimate
 /// matters most), else [`N_CRITIC`], as in the reference code.
 pub fn critic_steps(generator_steps: u64) -> usize {
-    if generator_steps < 25 || generator_steps % 500 == 0 {
+    if generator_steps < 25 || generator_steps.is_multiple_of(500) {
         100
     } else {
         N_CRITIC

@@ -1,0 +1,278 @@
+//! An f32 GEMM for x86-64 CPUs with AVX-512 (Zen 4 and 5, Intel since Skylake-SP), which
+//! `matrixmultiply` does not use: its widest f32 kernel is AVX2's 8×8. Same contract as one
+//! `matrixmultiply::sgemm` call on views, `C ← α·A·B + β·C`, on the calling thread; the driver
+//! in [`gemm`](crate::gemm) shares the blocks of C over the pool as before.
+//!
+//! Nothing is packed: at the shapes of a training step (a batch of 64 rows against weights of
+//! 784 × 1024) packing B, as BLIS and `matrixmultiply` do, costs as much as the product, since
+//! each packed element of B is used by only 64 rows. The micro-kernel keeps an `MR × NR` = 8 ×
+//! 32 tile of C in 16 zmm registers and, at each of its `KC` steps, loads a row of 32 floats of
+//! B (masked at the right edge) and broadcasts eight elements of A, read through A's strides
+//! (any: a transposed A is read column by column), into 16 FMAs. A B without unit column
+//! stride (a transposed weight matrix) is copied a `KC × NR` block at a time into a row-major
+//! panel; the loops keep a `KC × NR` block of B in L1 while the row tiles of an `MC × KC`
+//! block of A (in L2) pass over it. The first `KC` block applies β; the later ones add to what
+//! it wrote.
+
+use std::sync::OnceLock;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Rows of the micro-kernel's tile of C.
+pub const MR: usize = 8;
+/// Columns of the micro-kernel's tile of C: two zmm registers of 16 floats.
+pub const NR: usize = 32;
+/// Depth of one block (a `KC × NR` block of B is 32 KB).
+const KC: usize = 256;
+/// Rows of A per block (192 × 256 floats are 192 KB, in L2).
+const MC: usize = 192;
+
+/// Whether this CPU has AVX-512F (detected once).
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> bool {
+    false
+}
+
+/// `C ← α·A·B + β·C` for `a: m×k`, `b: k×n`, `c: m×n` (k ≥ 1), views of any strides for A and
+/// B; β = 0 overwrites C without reading it. Returns `false`, having done nothing, when it
+/// cannot: no AVX-512F on this CPU, or C's columns not contiguous.
+///
+/// Panics if the shapes do not agree.
+#[track_caller]
+pub fn sgemm(
+    alpha: f32,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    beta: f32,
+    mut c: ArrayViewMut2<'_, f32>,
+) -> bool {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    assert!(b.nrows() == k && c.dim() == (m, n) && k > 0);
+    if !available() || (n > 1 && c.strides()[1] != 1) {
+        return false;
+    }
+    // A transposed B (unit row stride: a weight matrix read as Wᵀ) is copied a `KC × NR` block
+    // at a time into row-major order, in L1, where the row tiles of A then read it.
+    let mut panel = if b.strides()[1] == 1 || n == 1 {
+        Vec::new()
+    } else {
+        vec![0.0f32; KC * NR]
+    };
+    let (rsa, csa) = (a.strides()[0], a.strides()[1]);
+    let (rsb, rsc) = (b.strides()[0], c.strides()[0]);
+    let (a_ptr, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        let beta = if pc == 0 { beta } else { 1.0 };
+        for ic in (0..m).step_by(MC) {
+            let mc = MC.min(m - ic);
+            for jr in (0..n).step_by(NR) {
+                let nr = NR.min(n - jr);
+                let (b_ptr, rsb) = if panel.is_empty() {
+                    // SAFETY: element (pc, jr) of B is in range.
+                    (
+                        unsafe { b.as_ptr().offset(pc as isize * rsb + jr as isize) },
+                        rsb,
+                    )
+                } else {
+                    let block = b.slice(ndarray::s![pc..pc + kc, jr..jr + nr]);
+                    for (j, column) in block.columns().into_iter().enumerate() {
+                        for (l, &v) in column.iter().enumerate() {
+                            panel[l * NR + j] = v;
+                        }
+                    }
+                    (panel.as_ptr(), NR as isize)
+                };
+                for ir in (ic..ic + mc).step_by(MR) {
+                    let mr = MR.min(ic + mc - ir);
+                    // SAFETY: AVX-512F is available. The offsets address element (ir, pc) of
+                    // A and (ir, jr) of C, and `b_ptr` element (pc, jr) of B or of its
+                    // panel, all in range; the kernel reads A at rows < mr and steps < kc
+                    // through A's strides, B at kc rows and nr ≤ NR columns (masked), and
+                    // writes C at mr rows and nr columns, inside the views. `c` is borrowed
+                    // uniquely, and A and B (shared) cannot overlap it.
+                    unsafe {
+                        kernel(
+                            kc,
+                            (
+                                a_ptr.offset(ir as isize * rsa + pc as isize * csa),
+                                rsa,
+                                csa,
+                            ),
+                            (b_ptr, rsb),
+                            (mr, nr),
+                            (alpha, beta),
+                            (c_ptr.offset(ir as isize * rsc + jr as isize), rsc),
+                        )
+                    };
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The `MR × NR` micro-kernel: `C ← α·Σₗ A[:, l]·B[l, :] + β·C` over `kc` steps, for the top
+/// left `mr × nr` of a tile (`mr ≤ MR`, `nr ≤ NR`). A's element (i, l) is at `a + i·rsa + l·csa`,
+/// B's (l, j) at `b + l·rsb + j`, C's (i, j) at `c + i·rsc + j`.
+///
+/// # Safety
+/// The CPU must have AVX-512F, and those elements must be valid for `i < mr`, `l < kc`,
+/// `j < nr` (C for writing, and not aliased).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel(
+    kc: usize,
+    (a, rsa, csa): (*const f32, isize, isize),
+    (b, rsb): (*const f32, isize),
+    (mr, nr): (usize, usize),
+    (alpha, beta): (f32, f32),
+    (c, rsc): (*mut f32, isize),
+) {
+    use std::arch::x86_64::*;
+    // Rows past mr repeat the last row (valid memory); their sums are dropped.
+    let rows: [isize; MR] = std::array::from_fn(|i| i.min(mr - 1) as isize * rsa);
+    let lanes = |from: usize| -> __mmask16 {
+        let count = nr.saturating_sub(from).min(16);
+        if count == 16 {
+            0xffff
+        } else {
+            (1u16 << count) - 1
+        }
+    };
+    let (m0, m1) = (lanes(0), lanes(16));
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for l in 0..kc as isize {
+        // SAFETY (whole loop): l < kc; masked lanes are not read.
+        let (b0, b1) = unsafe {
+            let row = b.offset(l * rsb);
+            (
+                _mm512_maskz_loadu_ps(m0, row),
+                _mm512_maskz_loadu_ps(m1, row.add(16)),
+            )
+        };
+        let column = unsafe { a.offset(l * csa) };
+        for (acc, &row) in acc.iter_mut().zip(&rows) {
+            let ai = _mm512_set1_ps(unsafe { *column.offset(row) });
+            acc[0] = _mm512_fmadd_ps(ai, b0, acc[0]);
+            acc[1] = _mm512_fmadd_ps(ai, b1, acc[1]);
+        }
+    }
+    let (alpha, beta_v) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+    for (i, acc) in acc.iter().enumerate().take(mr) {
+        for (h, (&sum, mask)) in acc.iter().zip([m0, m1]).enumerate() {
+            if mask == 0 {
+                continue;
+            }
+            // SAFETY: row i < mr of the tile, lanes < nr (masked).
+            unsafe {
+                let ptr = c.offset(i as isize * rsc).add(16 * h);
+                let scaled = _mm512_mul_ps(alpha, sum);
+                let out = if beta == 0.0 {
+                    scaled
+                } else {
+                    _mm512_fmadd_ps(beta_v, _mm512_maskz_loadu_ps(mask, ptr), scaled)
+                };
+                _mm512_mask_storeu_ps(ptr, mask, out);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel(
+    _: usize,
+    _: (*const f32, isize, isize),
+    _: (*const f32, isize),
+    _: (usize, usize),
+    _: (f32, f32),
+    _: (*mut f32, isize),
+) {
+    unreachable!("available() is false off x86-64")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// Compares with an f64 product, to the γₖ bound `(k + 4)·u·(|α|·Σ|a·b| + |β·c|)`.
+    fn check(m: usize, k: usize, n: usize, alpha: f32, beta: f32, transposed: (bool, bool)) {
+        let value = |i: usize, j: usize, s: usize| ((i * 31 + j * 17 + s) % 23) as f32 / 7.0 - 1.5;
+        let a = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 1));
+        let b = Array2::from_shape_fn((k, n), |(i, j)| value(i, j, 2));
+        let (at, bt) = (a.t().to_owned(), b.t().to_owned());
+        let a_view = if transposed.0 { at.t() } else { a.view() };
+        let b_view = if transposed.1 { bt.t() } else { b.view() };
+        let c0 = Array2::from_shape_fn((m, n), |(i, j)| value(i, j, 3));
+        let mut c = c0.clone();
+        assert!(sgemm(alpha, a_view, b_view, beta, c.view_mut()));
+        let u = f64::from(f32::EPSILON) / 2.0;
+        for ((i, j), &got) in c.indexed_iter() {
+            let (mut dot, mut mag) = (0.0f64, 0.0f64);
+            for l in 0..k {
+                let p = f64::from(a[[i, l]]) * f64::from(b[[l, j]]);
+                dot += p;
+                mag += p.abs();
+            }
+            let old = if beta == 0.0 {
+                0.0
+            } else {
+                f64::from(beta) * f64::from(c0[[i, j]])
+            };
+            let want = f64::from(alpha) * dot + old;
+            let tol = (k as f64 + 4.0) * u * (f64::from(alpha).abs() * mag + old.abs());
+            assert!(
+                (f64::from(got) - want).abs() <= tol,
+                "{m}×{k}×{n} α {alpha} β {beta} {transposed:?} at [{i}, {j}]: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_edge_and_block_boundary_matches_an_f64_product() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        // Tiles and blocks whole and partial: MR 8, NR 32, KC 256, MC 192.
+        for (m, k, n) in [
+            (1, 1, 1),
+            (8, 256, 32),
+            (7, 3, 31),
+            (9, 257, 33),
+            (64, 100, 128),
+            (130, 513, 1030),
+            (200, 20, 17),
+            (64, 784, 70),
+        ] {
+            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
+                for transposed in [(false, false), (true, false), (false, true), (true, true)] {
+                    check(m, k, n, alpha, beta, transposed);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn beta_zero_overwrites_nan() {
+        if !available() {
+            return;
+        }
+        let a = Array2::<f32>::ones((9, 5));
+        let b = Array2::<f32>::ones((5, 33));
+        let mut c = Array2::from_elem((9, 33), f32::NAN);
+        assert!(sgemm(1.0, a.view(), b.view(), 0.0, c.view_mut()));
+        assert!(c.iter().all(|&x| x == 5.0));
+    }
+}
