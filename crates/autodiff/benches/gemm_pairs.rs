@@ -15,7 +15,7 @@ use autodiff::gemm::{gemm, gemm_single_thread};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 mod shapes;
-use shapes::{Operands, SHAPES};
+use shapes::{GAN_SHAPES, Operands, SHAPES};
 
 /// The allocator `vae-train` uses (matrixmultiply allocates its packing buffers on every call).
 #[global_allocator]
@@ -61,7 +61,7 @@ fn main() {
         "{:<16} {:>9} {:>8} {:>8} {:>8} {:>7} {:>7}",
         "shape", "GFLOP/s", "q25", "median", "q75", "≥1.75", "groups"
     );
-    for shape in SHAPES {
+    for shape in SHAPES.into_iter().chain(GAN_SHAPES) {
         let (name, (m, k, n)) = (shape.name, shape.mkn);
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;

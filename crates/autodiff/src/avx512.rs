@@ -86,9 +86,16 @@ pub fn sgemm(
                     )
                 } else {
                     let block = b.slice(ndarray::s![pc..pc + kc, jr..jr + nr]);
-                    for (j, column) in block.columns().into_iter().enumerate() {
-                        for (l, &v) in column.iter().enumerate() {
-                            panel[l * NR + j] = v;
+                    if block.strides()[0] == 1 {
+                        // SAFETY: AVX-512F (so AVX) is available; the panel holds KC·NR
+                        // floats; the block's columns are contiguous.
+                        unsafe { pack_transposed(block, &mut panel) };
+                    } else {
+                        // Any other strides (stepped or reversed views): element by element.
+                        for (j, column) in block.columns().into_iter().enumerate() {
+                            for (l, &v) in column.iter().enumerate() {
+                                panel[l * NR + j] = v;
+                            }
                         }
                     }
                     (panel.as_ptr(), NR as isize)
@@ -120,6 +127,77 @@ pub fn sgemm(
         }
     }
     true
+}
+
+/// Copies `b` (`kc × nr`, `nr ≤ NR`, its columns contiguous: a transposed row-major matrix)
+/// into `panel` in row-major order, `NR` floats a row: 8 × 8 blocks through registers (eight
+/// loads along the columns, the classic unpack-shuffle-permute transpose, eight stores along
+/// the rows), the edges element by element.
+///
+/// # Safety
+/// The CPU must have AVX; `panel` must hold `kc·NR` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_transposed(b: ArrayView2<'_, f32>, panel: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (kc, nr) = b.dim();
+    debug_assert!(nr <= NR && panel.len() >= kc * NR && b.strides()[0] == 1);
+    let (ptr, csb) = (b.as_ptr(), b.strides()[1]);
+    let out = panel.as_mut_ptr();
+    let (kc8, nr8) = (kc / 8 * 8, nr / 8 * 8);
+    for j in (0..nr8).step_by(8) {
+        for l in (0..kc8).step_by(8) {
+            // SAFETY: columns j..j + 8 < nr and rows l..l + 8 ≤ kc of b; panel rows
+            // l..l + 8 < kc at columns j..j + 8 ≤ NR.
+            unsafe {
+                let r: [__m256; 8] = std::array::from_fn(|i| {
+                    _mm256_loadu_ps(ptr.offset((j + i) as isize * csb + l as isize))
+                });
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let s1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let s3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+                let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let s5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+                let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let s7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+                let rows = [
+                    _mm256_permute2f128_ps::<0x20>(s0, s4),
+                    _mm256_permute2f128_ps::<0x20>(s1, s5),
+                    _mm256_permute2f128_ps::<0x20>(s2, s6),
+                    _mm256_permute2f128_ps::<0x20>(s3, s7),
+                    _mm256_permute2f128_ps::<0x31>(s0, s4),
+                    _mm256_permute2f128_ps::<0x31>(s1, s5),
+                    _mm256_permute2f128_ps::<0x31>(s2, s6),
+                    _mm256_permute2f128_ps::<0x31>(s3, s7),
+                ];
+                for (c, row) in rows.into_iter().enumerate() {
+                    _mm256_storeu_ps(out.add((l + c) * NR + j), row);
+                }
+            }
+        }
+    }
+    // The edges: rows past the last whole 8 in every column, columns past the last whole 8.
+    for j in 0..nr {
+        let from = if j < nr8 { kc8 } else { 0 };
+        for l in from..kc {
+            // SAFETY: l < kc, j < nr ≤ NR.
+            unsafe { *out.add(l * NR + j) = *ptr.offset(j as isize * csb + l as isize) };
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn pack_transposed(_: ArrayView2<'_, f32>, _: &mut [f32]) {
+    unreachable!("available() is false off x86-64")
 }
 
 /// The `MR × NR` micro-kernel: `C ← α·Σₗ A[:, l]·B[l, :] + β·C` over `kc` steps, for the top

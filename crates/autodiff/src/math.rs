@@ -79,6 +79,30 @@ pub(crate) fn sum_lanes(xs: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// `tanh(x)`, branch-free so that a pass over a matrix vectorises (libm's `tanhf` is a call
+/// through `expm1f`: 4 % of a GAN's step, whose generator ends in tanh over 64 × 784 pixels).
+///
+/// For `|x| < ½`, the odd Taylor series to `x¹⁵` (the first term left out is below `5e-9·|x|`);
+/// beyond, `(1 − e)/(1 + e)` with `e = e^{−2|x|} ≤ e^{−1}`, whose rounding the quotient does not
+/// amplify; the sign is put back.
+#[inline]
+pub(crate) fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    let x2 = x * x;
+    let series = x
+        * (1.0
+            + x2 * (-1.0 / 3.0
+                + x2 * (2.0 / 15.0
+                    + x2 * (-17.0 / 315.0
+                        + x2 * (62.0 / 2835.0
+                            + x2 * (-1382.0 / 155_925.0
+                                + x2 * (21_844.0 / 6_081_075.0
+                                    + x2 * (-929_569.0 / 638_512_875.0))))))));
+    let e = exp_neg(2.0 * a);
+    let quotient = ((1.0 - e) / (1.0 + e)).copysign(x);
+    if a < 0.5 { series } else { quotient }
+}
+
 /// The mean and the biased variance (divided by `B`, not `B − 1`) of each column of a `B×F`
 /// matrix, as `1×F` rows: the statistics batch normalization normalizes with.
 ///
@@ -138,6 +162,23 @@ mod tests {
             worst = worst.max(ulps(ln_1p_unit(e), f64::from(e).ln_1p()));
         }
         assert!(worst < 4.0, "worst error {worst} ulps");
+    }
+
+    #[test]
+    fn tanh_is_accurate_to_a_few_ulps_and_odd() {
+        let mut worst = 0.0f64;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 1e-4; // −20 to 20, through the switch at ½
+            worst = worst.max(ulps(tanh(x), f64::from(x).tanh()));
+            assert_eq!(tanh(-x), -tanh(x));
+        }
+        for k in 1..=38 {
+            let x = 10f32.powi(-k);
+            worst = worst.max(ulps(tanh(x), f64::from(x).tanh()));
+        }
+        assert!(worst < 4.0, "worst error {worst} ulps");
+        assert_eq!((tanh(100.0), tanh(-100.0), tanh(0.0)), (1.0, -1.0, 0.0));
+        assert!(tanh(f32::NAN).is_nan());
     }
 
     #[test]

@@ -37,6 +37,18 @@ pub const SHAPES: [Shape; 7] = [
     shape("128x400x784_bT", (128, 400, 784), false, true),
 ];
 
+/// The GAN step's products at batch 64 (PyTorch-GAN's gan.py): G's last two layers forward,
+/// the weight gradient of its output layer, the input gradient through it, and D's first layer
+/// forward and weight gradient.
+pub const GAN_SHAPES: [Shape; 6] = [
+    shape("64x512x1024", (64, 512, 1024), false, false),
+    shape("64x1024x784", (64, 1024, 784), false, false),
+    shape("1024x64x784_aT", (1024, 64, 784), true, false),
+    shape("64x784x1024_bT", (64, 784, 1024), false, true),
+    shape("64x784x512", (64, 784, 512), false, false),
+    shape("784x64x512_aT", (784, 64, 512), true, false),
+];
+
 /// The stored operands of a shape: A and B, each stored transposed where the shape says so.
 pub struct Operands {
     a: Array2<f32>,

@@ -84,7 +84,7 @@ pub fn sigmoid(x: Var<'_>) -> Var<'_> {
 /// `y = tanh(x)`; `∂y/∂x = 1 - y²`.
 #[track_caller]
 pub fn tanh(x: Var<'_>) -> Var<'_> {
-    let y = Rc::new(x.value().mapv(f32::tanh));
+    let y = Rc::new(x.value().mapv(crate::math::tanh));
     let saved = Rc::clone(&y);
     x.tape().push("tanh", y, &[x], move |g| {
         vec![chain(g, &saved, |y| 1.0 - y * y)]
