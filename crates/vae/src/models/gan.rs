@@ -505,31 +505,15 @@ impl GanModel {
         rng: &mut ChaCha8Rng,
     ) -> Result<Metrics, train::Diverged> {
         let rows = real.nrows();
-        let z = standard_normal(rng, (rows, self.g.latent_dim));
         let (ones, zeros) = (
             Rc::new(Matrix::ones((rows, 1))),
             Rc::new(Matrix::zeros((rows, 1))),
         );
-        let (g, d, d_store, g_buffers) = (&self.g, &self.d, &self.d_store, &mut self.g_buffers);
-        let mut fake = None;
-        let mut g_norm = 0.0;
-        let g_step = train::step_seeing_grads(
-            &mut self.g_store,
-            self.g_opt.as_mut(),
-            |p| {
-                let pd = d_store.bind_frozen(p.tape());
-                let x = g.forward(p, p.constant(z), Stats::Batch(g_buffers));
-                fake = Some(x.value());
-                let logits = d.forward(&pd, x);
-                let per_image = match loss {
-                    GanLoss::NonSaturating => bce_with_logits(logits, p.constant(ones.clone())),
-                    GanLoss::Minimax => -bce_with_logits(logits, p.constant(zeros.clone())),
-                };
-                Loss::new(per_image.mean_rows(), [("g_loss", per_image)])
-            },
-            |grads| g_norm = grads.norm(),
-        )?;
-        let fake = fake.expect("the generator's step ran its forward pass");
+        let (g_loss, g_norm, fake) = self.generator_step(rows, rng, |p, logits| match loss {
+            GanLoss::NonSaturating => bce_with_logits(logits, p.constant(ones.clone())),
+            GanLoss::Minimax => -bce_with_logits(logits, p.constant(zeros.clone())),
+        })?;
+        let d = &self.d;
         let (mut d_real, mut d_fake) = (0.0, 0.0);
         let mut d_norm = 0.0;
         let d_step = train::step_seeing_grads(
@@ -538,8 +522,8 @@ impl GanModel {
             |p| {
                 let real_logits = d.forward(p, p.constant(real));
                 let fake_logits = d.forward(p, p.constant(fake));
-                d_real = mean_probability(&real_logits.value());
-                d_fake = mean_probability(&fake_logits.value());
+                d_real = mean_probability(real_logits.value().iter());
+                d_fake = mean_probability(fake_logits.value().iter());
                 let real_loss = bce_with_logits(real_logits, p.constant(ones));
                 let fake_loss = bce_with_logits(fake_logits, p.constant(zeros));
                 let loss = (real_loss.mean_rows() + fake_loss.mean_rows()).scale(0.5);
@@ -550,7 +534,7 @@ impl GanModel {
         Ok(Metrics {
             loss: d_step.loss,
             parts: vec![
-                ("g_loss", g_step.loss),
+                ("g_loss", g_loss),
                 ("d_real", d_real),
                 ("d_fake", d_fake),
                 ("d_grad_norm", f64::from(d_norm)),
@@ -599,29 +583,32 @@ impl GanModel {
         })
     }
 
-    /// One generator step of the WGAN on `rows` fresh noise vectors: minimises `−mean D(G(z))`.
+    /// G's step with D frozen, on `rows` fresh noise vectors: minimises the mean over them of
+    /// `loss(p, D's logit of G(z))`. Returns the step's loss, G's gradient norm and the images
+    /// it generated (before the update), which the GAN's D step reuses.
     fn generator_step(
         &mut self,
         rows: usize,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Metrics, train::Diverged> {
+        loss: impl for<'t> FnOnce(&Bound<'t>, Var<'t>) -> Var<'t>,
+    ) -> Result<(f64, f32, Rc<Matrix>), train::Diverged> {
         let z = standard_normal(rng, (rows, self.g.latent_dim));
         let (g, d, d_store, g_buffers) = (&self.g, &self.d, &self.d_store, &mut self.g_buffers);
-        let mut g_norm = 0.0;
+        let (mut g_norm, mut fake) = (0.0, None);
         let step = train::step_seeing_grads(
             &mut self.g_store,
             self.g_opt.as_mut(),
             |p| {
                 let pd = d_store.bind_frozen(p.tape());
                 let x = g.forward(p, p.constant(z), Stats::Batch(g_buffers));
-                Loss::new(-d.forward(&pd, x).mean_rows(), [])
+                fake = Some(x.value());
+                let per_image = loss(p, d.forward(&pd, x));
+                Loss::new(per_image.mean_rows(), [])
             },
             |grads| g_norm = grads.norm(),
         )?;
-        Ok(Metrics {
-            loss: step.loss,
-            parts: vec![("g_grad_norm", f64::from(g_norm))],
-        })
+        let fake = fake.expect("the generator's step ran its forward pass");
+        Ok((step.loss, g_norm, fake))
     }
 
     /// An epoch of the GAN; the means of its train columns.
@@ -669,8 +656,12 @@ impl GanModel {
             if taken == 0 {
                 break;
             }
-            match self.generator_step(ctx.batch_size, ctx.rng) {
-                Ok(metrics) => generator.add(&metrics, ctx.batch_size),
+            // The WGAN's G minimises −mean D(G(z)).
+            match self.generator_step(ctx.batch_size, ctx.rng, |_, logits| -logits) {
+                Ok((loss, g_norm, _)) => {
+                    let parts = vec![("g_grad_norm", f64::from(g_norm))];
+                    generator.add(&Metrics { loss, parts }, ctx.batch_size);
+                }
                 Err(diverged) => {
                     let _ = (ctx.on_batch)(train::Stepped::Diverged(&diverged));
                     break;
@@ -765,13 +756,13 @@ fn scaled(images: &Matrix) -> Matrix {
 }
 
 /// The mean of `σ(l)` over logits `l`: the discriminator's mean probability of "real".
-fn mean_probability(logits: &Matrix) -> f64 {
-    let n = logits.len().max(1) as f64;
-    logits
-        .iter()
-        .map(|&l| 1.0 / (1.0 + (-f64::from(l)).exp()))
-        .sum::<f64>()
-        / n
+fn mean_probability<'a>(logits: impl IntoIterator<Item = &'a f32>) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for &l in logits {
+        sum += 1.0 / (1.0 + (-f64::from(l)).exp());
+        n += 1;
+    }
+    sum / n.max(1) as f64
 }
 
 fn mean(v: &[f32]) -> f64 {
@@ -838,14 +829,6 @@ impl RunModel for GanModel {
         }
     }
 
-    fn train_data(
-        &self,
-        config: &RunConfig,
-        train: crate::data::Split,
-    ) -> Result<TrainData, RunError> {
-        Ok(TrainData::All(TrainSet::new(train, config.binarize)))
-    }
-
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let values = match self.game {
             Game::Gan(loss) => self.gan_epoch(loss, data.all(), ctx),
@@ -865,14 +848,7 @@ impl RunModel for GanModel {
         let real = self.d.logits(&self.d_store, &scaled(&test.x), chunk);
         let fake = self.d.logits(&self.d_store, &scaled(&fakes), chunk);
         let mut values = match self.game {
-            Game::Gan(_) => {
-                let p = |l: &[f32]| {
-                    mean_probability(
-                        &Matrix::from_shape_vec((l.len(), 1), l.to_vec()).expect("a column"),
-                    )
-                };
-                vec![p(&real), p(&fake)]
-            }
+            Game::Gan(_) => vec![mean_probability(&real), mean_probability(&fake)],
             Game::Wasserstein => vec![mean(&real) - mean(&fake)],
         };
         if let Some(reference) = self.monitored() {
@@ -1100,6 +1076,11 @@ impl Sample for GanModel {
             images: self.generate(&z),
             labels: None,
         }
+    }
+
+    /// G's images are images, not pixel probabilities.
+    fn draws_means(&self) -> bool {
+        false
     }
 }
 

@@ -180,6 +180,12 @@ pub trait Sample {
     /// `n` images as rows of pixel intensities in [0, 1] (a Bernoulli decoder's means); for a
     /// model that draws a class with each image, their classes too.
     fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Samples;
+
+    /// Whether its images are a decoder's means (pixel probabilities, from which binary images
+    /// can be drawn as samples too); a GAN's are images themselves.
+    fn draws_means(&self) -> bool {
+        true
+    }
 }
 
 /// Images drawn by a [`Sample`].

@@ -289,7 +289,8 @@ pub struct Quality {
 
 /// The rows of `eval --quality` for the model of `run`: the test set, training images (the
 /// data's own score), the model's `n` samples as its decoder's means and, for a Bernoulli
-/// decoder, binary images drawn from those means. A completion model completes the first `n`
+/// decoder, binary images drawn from those means (a GAN's images as they are: they are not
+/// means). A completion model completes the first `n`
 /// training images and an autoencoder fits its density to their codes (the images binarized as
 /// its test set is).
 pub fn measure(
@@ -325,10 +326,10 @@ pub fn measure(
         &data,
         None,
     )?);
-    let (samples, what) = match source {
+    let (samples, what, means) = match source {
         Source::Samples(sampler) => {
             note(&format!("drawing and measuring {n} samples"));
-            (sampler.sample(n, rng), "samples")
+            (sampler.sample(n, rng), "samples", sampler.draws_means())
         }
         Source::Completions(completer) => {
             note(&format!(
@@ -340,7 +341,7 @@ pub fn measure(
                 images,
                 labels: None,
             };
-            (completions, "completions")
+            (completions, "completions", true)
         }
         Source::Fitted(fitted) => {
             note(&format!(
@@ -348,16 +349,17 @@ pub fn measure(
                 fitted.density(),
                 first.len()
             ));
-            (fitted.sample_fitted(&given(), n, rng), "samples")
+            (fitted.sample_fitted(&given(), n, rng), "samples", true)
         }
     };
     let (model, labels) = (run.config.model, samples.labels.as_deref());
+    let form = if means { " (means)" } else { "" };
     rows.push(measure(
-        format!("{model}: {what} (means)"),
+        format!("{model}: {what}{form}"),
         &samples.images,
         labels,
     )?);
-    if run.config.likelihood == Likelihood::Bernoulli {
+    if means && run.config.likelihood == Likelihood::Bernoulli {
         let binary = samples.images.mapv(|p| f32::from(rng.random::<f32>() < p));
         rows.push(measure(
             format!("{model}: {what} (binary)"),
