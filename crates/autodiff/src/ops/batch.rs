@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use ndarray::{Axis, Zip};
 
-use crate::math::batch_moments;
+use crate::math::{batch_moments, exp_neg};
 use crate::{Matrix, Var};
 
 /// Batch normalization in training mode (Ioffe & Szegedy 2015), per column `j` of the `B×F`
@@ -69,7 +69,8 @@ pub fn batch_norm<'t>(x: Var<'t>, gamma: Var<'t>, beta: Var<'t>, eps: f32) -> Va
 /// Backward: with `eᵢⱼₖ = exp(−‖M_{i,k} − M_{j,k}‖₁)` (symmetric in i, j), the output of row
 /// `i` depends on `M_i` through every `j`, and so does that of every row `j` through the same
 /// term: `∂L/∂M_{i,k,c} = −Σⱼ (gᵢₖ + gⱼₖ)·eᵢⱼₖ·sign(M_{i,k,c} − M_{j,k,c})`. Each unordered
-/// pair is visited once, forward and backward.
+/// pair is visited once, forward and backward, and each row is regrouped into `C` planes of
+/// the `K` kernels, so that the inner loops run over kernels, contiguously.
 ///
 /// Panics if the width of `m` is not `kernels·C`.
 #[track_caller]
@@ -81,43 +82,77 @@ pub fn minibatch_discrimination(m: Var<'_>, kernels: usize) -> Var<'_> {
         "minibatch_discrimination: {width} columns are not {kernels} kernels"
     );
     let dim = width / kernels;
-    let flat = mv.as_standard_layout().into_owned();
-    let flat = flat.as_slice().expect("standard layout");
+    // Each row as `dim` planes of `kernels` values, so that the loops over the kernels are
+    // contiguous (and vectorise): planes[i·width + c·K + k] = m[i, k·dim + c].
+    let planes = kernel_planes(&mv, kernels);
+    let row = |i: usize| &planes[i * width..][..width];
     // e[(i·B + j)·K + k] for i < j.
     let mut e = vec![0.0f32; rows * rows * kernels];
-    let mut y = Matrix::ones((rows, kernels));
+    let mut y = vec![1.0f32; rows * kernels];
+    let mut l1 = vec![0.0f32; kernels];
     for i in 0..rows {
-        let mi = &flat[i * width..][..width];
         for j in i + 1..rows {
-            let mj = &flat[j * width..][..width];
-            let pair = &mut e[(i * rows + j) * kernels..][..kernels];
-            for ((ek, a), b) in pair.iter_mut().zip(mi.chunks(dim)).zip(mj.chunks(dim)) {
-                let l1: f32 = a.iter().zip(b).map(|(a, b)| (a - b).abs()).sum();
-                *ek = (-l1).exp();
+            l1.fill(0.0);
+            for (a, b) in row(i)
+                .chunks_exact(kernels)
+                .zip(row(j).chunks_exact(kernels))
+            {
+                for ((l, a), b) in l1.iter_mut().zip(a).zip(b) {
+                    *l += (a - b).abs();
+                }
             }
-            for (k, &ek) in pair.iter().enumerate() {
-                y[[i, k]] += ek;
-                y[[j, k]] += ek;
+            let pair = &mut e[(i * rows + j) * kernels..][..kernels];
+            for (ek, &l) in pair.iter_mut().zip(&l1) {
+                *ek = exp_neg(l);
+            }
+            let (head, tail) = y.split_at_mut(j * kernels);
+            let (yi, yj) = (&mut head[i * kernels..][..kernels], &mut tail[..kernels]);
+            for ((yi, yj), &ek) in yi.iter_mut().zip(yj.iter_mut()).zip(pair.iter()) {
+                *yi += ek;
+                *yj += ek;
             }
         }
     }
-    let saved = Rc::clone(&mv);
+    let y = Matrix::from_shape_vec((rows, kernels), y).expect("rows × kernels");
     m.tape()
         .push("minibatch_discrimination", y, &[m], move |g| {
-            let m = saved.as_standard_layout();
-            let flat = m.as_slice().expect("standard layout");
-            let mut dm = Matrix::zeros((rows, width));
-            let d = dm.as_slice_mut().expect("fresh");
+            let g = g.as_standard_layout();
+            let g = g.as_slice().expect("standard layout");
+            let row = |i: usize| &planes[i * width..][..width];
+            let mut d = vec![0.0f32; rows * width];
+            let mut w = vec![0.0f32; kernels];
             for i in 0..rows {
                 for j in i + 1..rows {
                     let pair = &e[(i * rows + j) * kernels..][..kernels];
-                    for (k, &ek) in pair.iter().enumerate() {
-                        let w = (g[[i, k]] + g[[j, k]]) * ek;
-                        for c in k * dim..(k + 1) * dim {
-                            let s = w * sign(flat[i * width + c] - flat[j * width + c]);
-                            d[i * width + c] -= s;
-                            d[j * width + c] += s;
+                    let (gi, gj) = (&g[i * kernels..][..kernels], &g[j * kernels..][..kernels]);
+                    for (((w, &ek), &gi), &gj) in w.iter_mut().zip(pair).zip(gi).zip(gj) {
+                        *w = (gi + gj) * ek;
+                    }
+                    let (head, tail) = d.split_at_mut(j * width);
+                    let (di, dj) = (&mut head[i * width..][..width], &mut tail[..width]);
+                    let planes_i = row(i)
+                        .chunks_exact(kernels)
+                        .zip(row(j).chunks_exact(kernels));
+                    let grads = di
+                        .chunks_exact_mut(kernels)
+                        .zip(dj.chunks_exact_mut(kernels));
+                    for ((a, b), (di, dj)) in planes_i.zip(grads) {
+                        for ((((di, dj), a), b), &w) in
+                            di.iter_mut().zip(dj.iter_mut()).zip(a).zip(b).zip(&w)
+                        {
+                            let s = w * sign(a - b);
+                            *di -= s;
+                            *dj += s;
                         }
+                    }
+                }
+            }
+            // Back from planes to the input's layout.
+            let mut dm = Matrix::zeros((rows, width));
+            for (i, mut out) in dm.rows_mut().into_iter().enumerate() {
+                for (c, plane) in d[i * width..][..width].chunks_exact(kernels).enumerate() {
+                    for (k, &v) in plane.iter().enumerate() {
+                        out[k * dim + c] = v;
                     }
                 }
             }
@@ -125,15 +160,26 @@ pub fn minibatch_discrimination(m: Var<'_>, kernels: usize) -> Var<'_> {
         })
 }
 
-/// The sign of `x`, 0 at 0 (the subgradient of `|x|` that a tie between two rows gets).
-fn sign(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
+/// The rows of `m` (`B × K·C`) with each row's `K` kernels of `C` values regrouped into `C`
+/// planes of `K` values, row-major.
+fn kernel_planes(m: &Matrix, kernels: usize) -> Vec<f32> {
+    let (rows, width) = m.dim();
+    let dim = width / kernels;
+    let mut planes = vec![0.0f32; rows * width];
+    for (i, row) in m.rows().into_iter().enumerate() {
+        let out = &mut planes[i * width..][..width];
+        for (index, &v) in row.iter().enumerate() {
+            let (k, c) = (index / dim, index % dim);
+            out[c * kernels + k] = v;
+        }
     }
+    planes
+}
+
+/// The sign of `x`, 0 at 0 (the subgradient of `|x|` that a tie between two rows gets),
+/// without branches.
+fn sign(x: f32) -> f32 {
+    f32::from(u8::from(x > 0.0)) - f32::from(u8::from(x < 0.0))
 }
 
 #[cfg(test)]
