@@ -2,8 +2,6 @@
 //! discrimination, each fused with a hand-derived backward (a composition would keep a dozen
 //! B×F temporaries on the tape and lose the symmetry the backwards exploit).
 
-use std::rc::Rc;
-
 use ndarray::{Axis, Zip};
 
 use crate::math::{batch_moments, exp_neg};
