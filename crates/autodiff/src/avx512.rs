@@ -13,6 +13,11 @@
 //! panel; the loops keep a `KC × NR` block of B in L1 while the row tiles of an `MC × KC`
 //! block of A (in L2) pass over it. The first `KC` block applies β; the later ones add to what
 //! it wrote.
+//!
+//! Each element of C gets its products in k order, one FMA at a time, in blocks of 256: the
+//! order of `matrixmultiply`'s FMA kernel, so for the tape's products (α = 1, β ∈ {0, 1}) the
+//! results are the same bits whichever kernel ran (the default VAE run wrote the same
+//! checkpoint bytes with either).
 
 use std::sync::OnceLock;
 
