@@ -4,9 +4,6 @@
 //! `p(z|x_o)`, generation `p(x_u|z, x_o)`. [`Regressor`] is the deterministic baseline: the
 //! generation network without z, `x_o → x_u`, which can only predict each pixel's mean.
 
-use std::fmt;
-use std::str::FromStr;
-
 use autodiff::{Matrix, Var, bce_with_logits, reparameterize};
 use ndarray::Axis;
 use nn::{Bound, Mlp, MlpConfig, ParamStore};
@@ -47,27 +44,11 @@ pub enum Observe {
 #[error("unknown observed part `{0}` (expected left-half, top-half or quadrant)")]
 pub struct ParseObserveError(pub String);
 
-impl FromStr for Observe {
-    type Err = ParseObserveError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "left-half" => Ok(Observe::LeftHalf),
-            "top-half" => Ok(Observe::TopHalf),
-            "quadrant" => Ok(Observe::Quadrant),
-            _ => Err(ParseObserveError(s.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for Observe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Observe::LeftHalf => "left-half",
-            Observe::TopHalf => "top-half",
-            Observe::Quadrant => "quadrant",
-        })
-    }
-}
+spelled!(Observe, ParseObserveError {
+    LeftHalf => "left-half",
+    TopHalf => "top-half",
+    Quadrant => "quadrant",
+});
 
 /// The observed and unobserved pixel columns of a flattened `height × width` image.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,30 @@
 //! The models. Each is one file: its config, its constructor, its loss, and the [`RunModel`]
 //! that a run trains, with its [`ModelEntry`]; [`MODELS`] lists the entries.
 
+/// `FromStr` and `Display` of a setting's enum from one table of its variants and their
+/// spellings on the command line (and in checkpoints); an unknown spelling is `$error(s)`.
+macro_rules! spelled {
+    ($kind:ident, $error:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl std::str::FromStr for $kind {
+            type Err = $error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($kind::$variant),)+
+                    _ => Err($error(s.to_string())),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $kind {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $($kind::$variant => $name,)+
+                })
+            }
+        }
+    };
+}
+
 mod ae;
 mod classifier;
 pub mod code_prior;

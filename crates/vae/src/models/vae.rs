@@ -7,9 +7,6 @@
 //! which is `concat(x, c)·W` with `W` split in two. The label CVAE, the completion CVAE and M2
 //! are built on it.
 
-use std::fmt;
-use std::str::FromStr;
-
 use autodiff::{
     Matrix, Var, bce_with_logits, gaussian_kl, gaussian_kl_between, gaussian_nll, reparameterize,
 };
@@ -61,25 +58,10 @@ impl Likelihood {
     }
 }
 
-impl FromStr for Likelihood {
-    type Err = ParseLikelihoodError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "bernoulli" => Ok(Likelihood::Bernoulli),
-            "gaussian" => Ok(Likelihood::Gaussian),
-            _ => Err(ParseLikelihoodError(s.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for Likelihood {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Likelihood::Bernoulli => "bernoulli",
-            Likelihood::Gaussian => "gaussian",
-        })
-    }
-}
+spelled!(Likelihood, ParseLikelihoodError {
+    Bernoulli => "bernoulli",
+    Gaussian => "gaussian",
+});
 
 /// The shape of a [`Vae`].
 #[derive(Debug, Clone, PartialEq)]

@@ -16,11 +16,9 @@
 //! ([`code_prior`](super::code_prior)): so the model samples, and `−log p(z) − log p(x | z)` at
 //! the image's own code bounds `−log p(x)` from above.
 
-use std::fmt;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::str::FromStr;
 
 use autodiff::gemm::gemm;
 use autodiff::{Matrix, Tape, Var, bce_with_logits, mse, straight_through};
@@ -88,25 +86,10 @@ pub enum CodebookUpdate {
 #[error("unknown codebook update `{0}` (expected loss or ema)")]
 pub struct ParseCodebookUpdateError(pub String);
 
-impl FromStr for CodebookUpdate {
-    type Err = ParseCodebookUpdateError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "loss" => Ok(CodebookUpdate::Loss),
-            "ema" => Ok(CodebookUpdate::Ema),
-            _ => Err(ParseCodebookUpdateError(s.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for CodebookUpdate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CodebookUpdate::Loss => "loss",
-            CodebookUpdate::Ema => "ema",
-        })
-    }
-}
+spelled!(CodebookUpdate, ParseCodebookUpdateError {
+    Loss => "loss",
+    Ema => "ema",
+});
 
 /// The shape of a [`VqVae`].
 #[derive(Debug, Clone, PartialEq)]
