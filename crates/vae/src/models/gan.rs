@@ -8,10 +8,8 @@
 //! takes one step of each, top to bottom: G's step with D frozen, then D's step on the same
 //! generated images, detached.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::str::FromStr;
 
 use autodiff::{Matrix, Tape, Var, bce_with_logits, concat_cols, minibatch_discrimination};
 use ndarray::s;
@@ -103,25 +101,10 @@ pub enum GanLoss {
 #[error("unknown GAN loss `{0}` (expected non-saturating or minimax)")]
 pub struct ParseGanLossError(pub String);
 
-impl FromStr for GanLoss {
-    type Err = ParseGanLossError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "non-saturating" => Ok(GanLoss::NonSaturating),
-            "minimax" => Ok(GanLoss::Minimax),
-            _ => Err(ParseGanLossError(s.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for GanLoss {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GanLoss::NonSaturating => "non-saturating",
-            GanLoss::Minimax => "minimax",
-        })
-    }
-}
+spelled!(GanLoss, ParseGanLossError {
+    NonSaturating => "non-saturating",
+    Minimax => "minimax",
+});
 
 /// The generator: `latent → hidden… → pixels`, each hidden layer Linear, then batch
 /// normalization (all but the first, [`G_BATCH_NORM`]) and LeakyReLU 0.2; the output tanh, an
@@ -617,7 +600,7 @@ impl GanModel {
         let mut batches = train.epoch(ctx.batch_size, ctx.rng);
         while let Some(batch) = batches.next_batch(ctx.rng) {
             let examples = batch.len();
-            let stepped = self.gan_batch(loss, scaled(&batch.images), ctx.rng);
+            let stepped = self.gan_batch(loss, scaled(batch.images), ctx.rng);
             if train::report(stepped, examples, &mut mean, &mut *ctx.on_batch).is_break() {
                 break;
             }
@@ -648,7 +631,7 @@ impl GanModel {
                 };
                 taken += 1;
                 let examples = batch.len();
-                let stepped = self.critic_step(scaled(&batch.images), ctx.rng);
+                let stepped = self.critic_step(scaled(batch.images), ctx.rng);
                 if train::report(stepped, examples, &mut critic, &mut *ctx.on_batch).is_break() {
                     break 'epoch;
                 }
@@ -750,9 +733,10 @@ impl GanModel {
     }
 }
 
-/// Images in [0, 1] scaled to the generator's range, [−1, 1].
-fn scaled(images: &Matrix) -> Matrix {
-    images.mapv(|v| 2.0 * v - 1.0)
+/// Images in [0, 1] scaled, in place, to the generator's range, [−1, 1].
+fn scaled(mut images: Matrix) -> Matrix {
+    images.mapv_inplace(|v| 2.0 * v - 1.0);
+    images
 }
 
 /// The mean of `σ(l)` over logits `l`: the discriminator's mean probability of "real".
@@ -845,8 +829,8 @@ impl RunModel for GanModel {
             Some(_) => 64,
             None => CHUNK_ROWS,
         };
-        let real = self.d.logits(&self.d_store, &scaled(&test.x), chunk);
-        let fake = self.d.logits(&self.d_store, &scaled(&fakes), chunk);
+        let real = self.d.logits(&self.d_store, &scaled(test.x.clone()), chunk);
+        let fake = self.d.logits(&self.d_store, &scaled(fakes.clone()), chunk);
         let mut values = match self.game {
             Game::Gan(_) => vec![mean_probability(&real), mean_probability(&fake)],
             Game::Wasserstein => vec![mean(&real) - mean(&fake)],
