@@ -19,6 +19,8 @@ pub mod gradcheck;
 mod math;
 pub mod ops;
 pub mod parallel;
+mod scoring;
+pub mod simd;
 pub mod sparse;
 mod tape;
 
@@ -28,6 +30,7 @@ pub use gradcheck::{
 pub use math::batch_moments;
 pub use ndarray;
 pub use ops::*;
+pub use scoring::{bce_with_logits_rows, gaussian_nll_rows};
 pub use tape::{Anomaly, BackwardFn, Grads, Tape, Var, detect_anomaly};
 
 /// Every value on the tape: rows are examples, a scalar is 1×1, a bias is 1×n.

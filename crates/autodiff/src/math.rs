@@ -25,7 +25,8 @@ pub(crate) fn exp_neg(a: f32) -> f32 {
     let x = -(if a > 87.0 { 87.0 } else { a });
     // Round to nearest by the 1.5·2²³ trick: `f32::round` is a libm call on baseline x86-64.
     const ROUND: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -33,8 +34,11 @@ pub(crate) fn exp_neg(a: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    // n ∈ [-126, 0] here, so 2ⁿ is a normal number.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n ∈ [-126, 0] here, so 2ⁿ is a normal number. `shifted` = 1.5·2²³ + n has an ulp of 1,
+    // so its bits are those of 1.5·2²³ plus n: integer operations that vectorise, where
+    // `n as i32` (saturating, NaN to 0) compiles to a compare and branch-free select per lane.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
     if a > 87.0 { 0.0 } else { p * scale }
 }
 

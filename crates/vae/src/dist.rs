@@ -13,25 +13,30 @@ pub fn standard_normal(rng: &mut ChaCha8Rng, shape: (usize, usize)) -> Matrix {
 /// `ln p(z) - ln q(z|x)` per row for `z = μ + σ·ε`, `q = N(μ, σ²)`, and `p = N(0, I)` (`prior`
 /// `None`): `-½ Σ z² + ½ Σ (ε² + log σ²)`; or a learned `p = N(μ_p, e^{log σ²_p})` (`prior`
 /// `Some((μ_p, log σ²_p))`): `-½ Σ ((z - μ_p)² e^{-log σ²_p} + log σ²_p) + ½ Σ (ε² + log σ²)`.
-/// The `ln 2π` terms of both densities cancel.
+/// The `ln 2π` terms of both densities cancel. Row `r` of `z` and `eps` is a sample of image
+/// `image_of[r]`, whose row of `log_var` (and of the prior's statistics) it uses.
 pub fn log_prior_minus_log_posterior(
     z: &Matrix,
     eps: &Matrix,
     log_var: &Matrix,
     prior: Option<(&Matrix, &Matrix)>,
+    image_of: &[usize],
 ) -> Vec<f64> {
-    (0..z.nrows())
-        .map(|i| {
+    assert_eq!(z.nrows(), image_of.len(), "one image per row of z");
+    image_of
+        .iter()
+        .enumerate()
+        .map(|(r, &i)| {
             let posterior: f64 = eps
-                .row(i)
+                .row(r)
                 .iter()
                 .zip(log_var.row(i))
                 .map(|(&e, &lv)| f64::from(e) * f64::from(e) + f64::from(lv))
                 .sum();
             let prior: f64 = match prior {
-                None => z.row(i).iter().map(|&z| f64::from(z).powi(2)).sum(),
+                None => z.row(r).iter().map(|&z| f64::from(z).powi(2)).sum(),
                 Some((mu_p, lv_p)) => z
-                    .row(i)
+                    .row(r)
                     .iter()
                     .zip(mu_p.row(i))
                     .zip(lv_p.row(i))
@@ -105,7 +110,7 @@ mod tests {
         // μ = 0, log σ² = 0, ε = z = [1, 2]: p and q are the same density, so the difference is 0.
         let z = array![[1.0f32, 2.0]];
         assert_eq!(
-            log_prior_minus_log_posterior(&z, &z, &array![[0.0f32, 0.0]], None),
+            log_prior_minus_log_posterior(&z, &z, &array![[0.0f32, 0.0]], None, &[0]),
             [0.0]
         );
         // log σ² = ln 4 (σ = 2), ε = 1, μ = 0 so z = 2: ln N(2; 0, 1) - ln N(2; 0, 4)
@@ -115,6 +120,7 @@ mod tests {
             &array![[1.0f32]],
             &array![[4.0f32.ln()]],
             None,
+            &[0],
         );
         assert!((lp[0] - (-1.5 + std::f64::consts::LN_2)).abs() < 1e-6);
         // The same q against a learned prior N(1, e): ln N(2; 1, e) - ln N(2; 0, 4)
@@ -126,6 +132,7 @@ mod tests {
             &array![[1.0f32]],
             &array![[4.0f32.ln()]],
             Some((&mu_p, &lv_p)),
+            &[0],
         );
         let expected = -0.5 / std::f64::consts::E + std::f64::consts::LN_2;
         assert!((lp[0] - expected).abs() < 1e-6, "{}", lp[0]);
@@ -136,9 +143,38 @@ mod tests {
             array![[0.5f32, 0.2]],
             array![[0.1f32, -0.7]],
         );
-        let a = log_prior_minus_log_posterior(&z, &e, &lv, None)[0];
-        let b = log_prior_minus_log_posterior(&z, &e, &lv, Some((&m0, &l0)))[0];
+        let a = log_prior_minus_log_posterior(&z, &e, &lv, None, &[0])[0];
+        let b = log_prior_minus_log_posterior(&z, &e, &lv, Some((&m0, &l0)), &[0])[0];
         assert!((a - b).abs() < 1e-9);
+    }
+
+    /// Rows that are samples of images 1, 0, 1 use those images' statistics: the same figures
+    /// as with the statistics copied to every row.
+    #[test]
+    fn each_row_uses_its_image_s_statistics() {
+        let z = array![[0.3f32, -1.1], [2.0, 0.4], [-0.6, 0.9]];
+        let e = array![[0.5f32, 0.2], [-1.0, 0.3], [0.8, -0.1]];
+        let lv = array![[0.1f32, -0.7], [1.2, 0.4]];
+        let (mu_p, lv_p) = (
+            array![[0.2f32, 0.0], [-0.5, 1.0]],
+            array![[0.3f32, -0.2], [0.0, 0.6]],
+        );
+        let image_of = [1, 0, 1];
+        let per_row = |m: &Matrix| m.select(ndarray::Axis(0), &image_of);
+        let identity = [0, 1, 2];
+        for prior in [None, Some((&mu_p, &lv_p))] {
+            let copied = prior.map(|(m, l)| (per_row(m), per_row(l)));
+            let gathered = log_prior_minus_log_posterior(&z, &e, &lv, prior, &image_of);
+            let expected = log_prior_minus_log_posterior(
+                &z,
+                &e,
+                &per_row(&lv),
+                copied.as_ref().map(|(m, l)| (m, l)),
+                &identity,
+            );
+            assert_eq!(gathered, expected);
+            assert!(gathered[0] != gathered[2]);
+        }
     }
 
     #[test]

@@ -832,7 +832,7 @@ pub fn load(path: &Path, mut config: RunConfig) -> Result<Loaded, RunError> {
     config.apply_checkpoint(&meta, path)?;
     let dir = config.dataset.find_dir(config.data_dir.as_deref())?;
     let all = load_split(&dir.join(TEST_IMAGES), &dir.join(TEST_LABELS))?;
-    let mut test = config.classes.keep(&all);
+    let mut test = config.classes.keep(all);
     if let Some(n) = config.test_limit {
         test.truncate(n);
     }

@@ -17,7 +17,7 @@ use crate::{Matrix, Var};
 /// From this many elements on, `bce_with_logits` shares its rows over the pool: its exp and log
 /// cost ≈ 4 ns an element on one core, so 2¹⁵ of them (≈ 130 µs) pay for waking a second
 /// thread many times over.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+pub(crate) const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 
 #[track_caller]
 fn same_shape(op: &str, a: (usize, usize), b: (usize, usize)) {
@@ -60,18 +60,7 @@ pub fn bce_with_logits<'t>(logits: Var<'t>, targets: Var<'t>) -> Var<'t> {
         .collect();
     for_each_block(blocks, |(block, (sigma, y))| {
         let first = block * rows_per_block * cols;
-        let (l, x) = (&l_flat[first..], &x_flat[first..]);
-        let mut terms = vec![0.0f32; cols];
-        for (i, (sigma, y)) in sigma.chunks_exact_mut(cols).zip(y).enumerate() {
-            let (l, x) = (&l[i * cols..][..cols], &x[i * cols..][..cols]);
-            // Elementwise with no reduction in the loop, so that it vectorises.
-            for (((s, t), &l), &x) in sigma.iter_mut().zip(&mut terms).zip(l).zip(x) {
-                let (softplus, logistic) = softplus_and_logistic(l);
-                *s = logistic;
-                *t = softplus - l * x;
-            }
-            *y = sum_lanes(&terms);
-        }
+        bce_block(&l_flat[first..], &x_flat[first..], sigma, y, cols);
     });
     logits
         .tape()
@@ -86,6 +75,24 @@ pub fn bce_with_logits<'t>(logits: Var<'t>, targets: Var<'t>) -> Var<'t> {
                 need[1].then(|| Zip::from(&*l).and_broadcast(g).map_collect(|&l, &g| -g * l)),
             ]
         })
+}
+
+crate::widest! {
+    /// One block of rows of [`bce_with_logits`]: `sigma` and `y` are the block's `σ(l)` and its
+    /// rows' losses, `l` and `x` start at the block's first element.
+    fn bce_block(l: &[f32], x: &[f32], sigma: &mut [f32], y: &mut [f32], cols: usize) {
+        let mut terms = vec![0.0f32; cols];
+        for (i, (sigma, y)) in sigma.chunks_exact_mut(cols).zip(y).enumerate() {
+            let (l, x) = (&l[i * cols..][..cols], &x[i * cols..][..cols]);
+            // Elementwise with no reduction in the loop, so that it vectorises.
+            for (((s, t), &l), &x) in sigma.iter_mut().zip(&mut terms).zip(l).zip(x) {
+                let (softplus, logistic) = softplus_and_logistic(l);
+                *s = logistic;
+                *t = softplus - l * x;
+            }
+            *y = sum_lanes(&terms);
+        }
+    }
 }
 
 /// `KL(N(μ, e^{log σ²}) ‖ N(0, I))` per example: `yᵢ = ½ Σⱼ (μ² + e^{log σ²} - 1 - log σ²)`;

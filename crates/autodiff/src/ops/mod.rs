@@ -9,6 +9,7 @@ mod batch;
 mod flow;
 mod linalg;
 mod loss;
+pub(crate) use loss::PARALLEL_MIN_ELEMENTS;
 mod reduce;
 mod shape;
 mod unary;

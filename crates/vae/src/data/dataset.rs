@@ -116,7 +116,7 @@ impl Dataset {
                 },
             ));
         }
-        let (mut train, test) = (classes.keep(&train), classes.keep(&test));
+        let (mut train, test) = (classes.keep(train), classes.keep(test));
         match train_limit {
             Some(0) => return Err(DataError::new(dir, Problem::EmptyTrainLimit)),
             Some(n) => train.truncate(n),

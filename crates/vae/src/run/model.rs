@@ -320,7 +320,7 @@ impl TrainImages {
     /// Reads the training split's images of the run's classes (grayscale, as in the files).
     pub fn load(&self) -> Result<Split, RunError> {
         let all = load_split(&self.dir.join(TRAIN_IMAGES), &self.dir.join(TRAIN_LABELS))?;
-        let mut split = self.classes.keep(&all);
+        let mut split = self.classes.keep(all);
         if let Some(n) = self.limit {
             split.truncate(n);
         }
