@@ -484,8 +484,8 @@ mod tests {
             return;
         }
         let patterns: [fn(usize, usize) -> bool; 3] = [
-            |i, l| (l + i / MR) % 3 != 0,
-            |i, l| (l + i / MR) % 3 != 0 && (i + l) % 5 != 0,
+            |i, l| !(l + i / MR).is_multiple_of(3),
+            |i, l| !(l + i / MR).is_multiple_of(3) && !(i + l).is_multiple_of(5),
             |_, _| true,
         ];
         for zero in patterns {
