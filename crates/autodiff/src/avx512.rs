@@ -86,10 +86,10 @@ pub fn sgemm(
     let (rsa, csa) = (a.strides()[0], a.strides()[1]);
     let (rsb, rsc) = (b.strides()[0], c.strides()[0]);
     let (a_ptr, c_ptr) = (a.as_ptr(), c.as_mut_ptr());
-    // Per row tile of an MC × KC block of A: its nonzero steps, and whether to use the list.
-    let tiles = MC.min(m).div_ceil(MR);
-    let mut steps: Vec<Vec<u16>> = (0..tiles).map(|_| Vec::with_capacity(KC)).collect();
-    let mut sparse = vec![false; tiles];
+    // Per row tile of an MC × KC block of A: its nonzero steps, and how many when listed.
+    const _: () = assert!(MC.is_multiple_of(MR));
+    let mut steps = [[0u16; KC]; MC / MR];
+    let mut listed: [Option<usize>; MC / MR] = [None; MC / MR];
     for pc in (0..k).step_by(KC) {
         let kc = KC.min(k - pc);
         let beta = if pc == 0 { beta } else { 1.0 };
@@ -99,7 +99,7 @@ pub fn sgemm(
             for (t, ir) in (ic..ic + mc).step_by(MR).enumerate() {
                 let mr = MR.min(ic + mc - ir);
                 // SAFETY: rows ir..ir + mr and columns pc..pc + kc of A are in range.
-                let listed = unsafe {
+                listed[t] = unsafe {
                     nonzero_steps(
                         kc,
                         (
@@ -111,7 +111,6 @@ pub fn sgemm(
                         &mut steps[t],
                     )
                 };
-                sparse[t] = listed;
             }
             for jr in (0..n).step_by(NR) {
                 let nr = NR.min(n - jr);
@@ -139,10 +138,9 @@ pub fn sgemm(
                 };
                 for (t, ir) in (ic..ic + mc).step_by(MR).enumerate() {
                     let mr = MR.min(ic + mc - ir);
-                    let steps = if sparse[t] {
-                        Steps::Listed(&steps[t])
-                    } else {
-                        Steps::All(kc)
+                    let steps = match listed[t] {
+                        Some(len) => Steps::Listed(&steps[t][..len]),
+                        None => Steps::All(kc),
                     };
                     // SAFETY: AVX-512F is available. The offsets address element (ir, pc) of
                     // A and (ir, jr) of C, and `b_ptr` element (pc, jr) of B or of its
@@ -249,9 +247,9 @@ enum Steps<'a> {
     Listed(&'a [u16]),
 }
 
-/// Lists in `steps` the `l < kc` at which one of the `mr` rows of A is nonzero (A's element
-/// (i, l) at `a + i·rsa + l·csa`), and says whether the list is worth running over: fewer than
-/// seven eighths of the steps. The list is left empty when it is not.
+/// Lists at the start of `steps` the `l < kc` at which one of the `mr` rows of A is nonzero
+/// (A's element (i, l) at `a + i·rsa + l·csa`) and returns how many, when the list is worth
+/// running over: fewer than seven eighths of the steps; `None` otherwise.
 ///
 /// The rows' bits are OR-ed step by step (without the sign bit, so that −0 counts as zero),
 /// which vectorises for a row-major A, and the list is written without branches.
@@ -264,8 +262,8 @@ unsafe fn nonzero_steps(
     kc: usize,
     (a, rsa, csa): (*const f32, isize, isize),
     mr: usize,
-    steps: &mut Vec<u16>,
-) -> bool {
+    steps: &mut [u16; KC],
+) -> Option<usize> {
     const _: () = assert!(KC <= u16::MAX as usize, "steps are listed as u16");
     let mut bits = [0u32; KC];
     let bits = &mut bits[..kc];
@@ -285,19 +283,12 @@ unsafe fn nonzero_steps(
             }
         }
     }
-    steps.clear();
-    steps.resize(kc, 0);
     let mut len = 0;
     for (l, &bits) in bits.iter().enumerate() {
         steps[len] = l as u16;
         len += usize::from(bits != 0);
     }
-    steps.truncate(len);
-    let listed = len * 8 < kc * 7;
-    if !listed {
-        steps.clear();
-    }
-    listed
+    (len * 8 < kc * 7).then_some(len)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -305,8 +296,8 @@ unsafe fn nonzero_steps(
     _: usize,
     _: (*const f32, isize, isize),
     _: usize,
-    _: &mut Vec<u16>,
-) -> bool {
+    _: &mut [u16; KC],
+) -> Option<usize> {
     unreachable!("available() is false off x86-64")
 }
 
