@@ -78,6 +78,14 @@ fn fixed_eps(shape: (usize, usize)) -> Matrix {
     Matrix::from_shape_fn(shape, |(i, j)| ((i * 7 + j * 3) as f32 * 0.77).sin() * 1.5)
 }
 
+/// Pixels at the levels of `bins` in [−1, 1], both edges included.
+fn levels(shape: (usize, usize), bins: usize) -> Matrix {
+    Matrix::from_shape_fn(shape, |(i, j)| {
+        let k = (i * 5 + j * 3) % bins;
+        -1.0 + 2.0 * k as f32 / (bins - 1) as f32
+    })
+}
+
 fn case(
     op: &'static str,
     what: &'static str,
@@ -409,6 +417,24 @@ fn cases() -> Vec<Case> {
             "3 kernels of 2 dims, 5 rows",
             |v| minibatch_discrimination(v[0], 3),
             |r| vec![spread(r, (5, 6))],
+        ),
+        case(
+            "discretized_logistic_nll",
+            "5 levels, edges included, scales of a bin",
+            |v| discretized_logistic_nll(v[0], v[1], &levels(v[0].shape(), 5), 5),
+            |r| {
+                let log_scale = normal(r, (3, 4)).mapv(|z| 0.3 * z - 1.5);
+                vec![normal(r, (3, 4)).mapv(|z| 0.5 * z), log_scale]
+            },
+        ),
+        case(
+            "discretized_logistic_nll",
+            "256 levels, wide scales",
+            |v| discretized_logistic_nll(v[0], v[1], &levels(v[0].shape(), 256), 256),
+            |r| {
+                let log_scale = normal(r, (3, 4)).mapv(|z| 0.3 * z - 0.5);
+                vec![normal(r, (3, 4)).mapv(|z| 0.5 * z), log_scale]
+            },
         ),
         case(
             "gaussian_nll",

@@ -19,7 +19,8 @@ pub use batch::{batch_norm, minibatch_discrimination};
 pub use flow::{detach, straight_through};
 pub use linalg::{affine, matmul};
 pub use loss::{
-    bce_with_logits, gaussian_kl, gaussian_kl_between, gaussian_nll, mse, reparameterize,
+    bce_with_logits, discretized_logistic_nll, gaussian_kl, gaussian_kl_between, gaussian_nll, mse,
+    reparameterize,
 };
 pub use reduce::{log_softmax, logsumexp, mean, mean_cols, mean_rows, sum, sum_cols, sum_rows};
 pub use shape::{concat_cols, gather_rows, reshape, slice_cols};
