@@ -26,10 +26,10 @@
 //! over B, each tile's nonzero steps are listed; a tile with fewer than seven eighths of its
 //! steps nonzero runs over its list. A product stops listing once more than half of at least
 //! four tiles listed were dense (a training batch's rows are different images, and its tiles
-//! are dense: the scan would cost 2.6 % of a step for nothing). A skipped step would have added `0·b` to each sum, which
-//! changes nothing for finite B (`x + 0 = x`, up to the sign of a zero sum), so the results
-//! are the same; a NaN or infinity in B facing a zero of A is not propagated, as in the
-//! reference BLAS, which skips zeros the same way.
+//! are dense: the scan would cost 2.6 % of a step for nothing). A skipped step would have added
+//! `0·b` to each sum, which changes nothing for finite B (`x + 0 = x`, up to the sign of a zero
+//! sum), so the results are the same; a NaN or infinity in B facing a zero of A is not
+//! propagated, as in the reference BLAS, which skips zeros the same way.
 
 use std::sync::OnceLock;
 
