@@ -186,15 +186,6 @@ fn iw_nll_chunked(
                         .and(sigma.row(i))
                         .for_each(|z, &m, &s| *z = m + s * *z);
                 }
-                let tape = Tape::new();
-                let p = store.bind_frozen(&tape);
-                let c_r = group_cond
-                    .as_ref()
-                    .map(|c| p.constant(c.select(Axis(0), &rows)));
-                // Scored against the images in place: K copies of each would be K·784 floats
-                // an image to write and read back.
-                let decoded = vae.decode(&p, p.constant(z.clone()), c_r).value();
-                let recon = vae.recon_rows(decoded.view(), group, &rows);
                 let prior_ratio = log_prior_minus_log_posterior(
                     &z,
                     &eps,
@@ -202,6 +193,15 @@ fn iw_nll_chunked(
                     prior.as_ref().map(|(m, lv)| (m, lv)),
                     &rows,
                 );
+                let tape = Tape::new();
+                let p = store.bind_frozen(&tape);
+                let c_r = group_cond
+                    .as_ref()
+                    .map(|c| p.constant(c.select(Axis(0), &rows)));
+                // Scored against the images in place: K copies of each would be K·784 floats
+                // an image to write and read back.
+                let decoded = vae.decode(&p, p.constant(z), c_r).value();
+                let recon = vae.recon_rows(decoded.view(), group, &rows);
                 for (row, &i) in rows.iter().enumerate() {
                     let (max, sum) = (&mut max[i - first], &mut sum[i - first]);
                     let w = prior_ratio[row] - f64::from(recon[row]);
