@@ -260,6 +260,12 @@ fn cases() -> Vec<Case> {
         case("square", "", |v| square(v[0]), |r| vec![normal(r, (3, 4))]),
         case("relu", "", |v| relu(v[0]), |r| vec![off_kink(r, (3, 4))]),
         case(
+            "clamp_min",
+            "floor at 0.5, elements on both sides",
+            |v| clamp_min(v[0], 0.5),
+            |r| vec![off_kink(r, (3, 4)).mapv(|x| x + 0.5)],
+        ),
+        case(
             "leaky_relu",
             "slope 0.2",
             |v| leaky_relu(v[0], 0.2),

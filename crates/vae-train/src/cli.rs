@@ -140,6 +140,10 @@ pub struct TrainArgs {
     /// classifier (trained once into runs/reference-classifier-<dataset>); 0: none.
     #[arg(long, value_name = "N", default_value_t = RunConfig::default().quality_samples)]
     pub quality_samples: usize,
+    /// pixel-ar: predict each pixel from its neighbourhood only, without its row and column
+    /// (what a likelihood ratio's background model does).
+    #[arg(long)]
+    pub local: bool,
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
@@ -234,6 +238,7 @@ impl TrainArgs {
             gan_loss: self.gan_loss,
             minibatch_discrimination: self.minibatch_discrimination,
             quality_samples: self.quality_samples,
+            local: self.local,
             dataset: self.dataset,
             classes: (self.classes.or(self.exclude_class)).unwrap_or_default(),
             data_dir: self.data_dir,
@@ -323,7 +328,7 @@ pub struct AnomalyArgs {
     /// one-class or ood.
     #[arg(long)]
     pub protocol: Protocol,
-    /// The model to train: vae, ae, dae or vqvae (one with a score of its own).
+    /// The model to train: vae, ae, dae, vqvae or pixel-ar (one with a score of its own).
     #[arg(long, default_value = "vae")]
     pub model: ModelKind,
     /// mnist or fashion-mnist (ood: trained on it, then on the other).
@@ -332,12 +337,13 @@ pub struct AnomalyArgs {
     /// Folder holding the dataset's files.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Epochs per model.
-    #[arg(long, default_value_t = RunConfig::default().epochs)]
-    pub epochs: usize,
-    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
-    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', default_value = "400", value_parser = positive)]
-    pub hidden: Vec<usize>,
+    /// Epochs per model [default: the model's, 30 for vae].
+    #[arg(long, value_parser = positive)]
+    pub epochs: Option<usize>,
+    /// Hidden widths, comma-separated (a decoder mirrors them) [default: the model's, 400 for
+    /// vae].
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive)]
+    pub hidden: Option<Vec<usize>>,
     /// Dimensions of z.
     #[arg(long, default_value_t = RunConfig::default().latent_dim, value_parser = positive)]
     pub latent_dim: usize,
@@ -362,11 +368,12 @@ pub struct AnomalyArgs {
     /// Samples of z in the reconstruction probability (0: skip it).
     #[arg(long, value_name = "L", default_value_t = 10)]
     pub recon_samples: usize,
-    /// ood with vae or vqvae: the noise rate of the background models of the likelihood ratio
+    /// ood with vae, vqvae or pixel-ar: the noise rate of the background models of the likelihood
+    /// ratio
     /// (0: none).
     #[arg(long, value_name = "RATE", default_value_t = 0.2)]
     pub background: f32,
-    /// ood with vae or vqvae: the background models' L2 penalty λ (Ren et al. add one).
+    /// ood with vae, vqvae or pixel-ar: the background models' L2 penalty λ (Ren et al. add one).
     #[arg(long, value_name = "λ", default_value_t = 0.0)]
     pub background_weight_decay: f32,
     /// The protocol's folder (default: runs/anomaly-<protocol>-<dataset>).

@@ -297,23 +297,27 @@ fn score(args: ScoreArgs) -> Result<(), RunError> {
 
 /// `anomaly`: a protocol end to end, its table printed and its files written.
 fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
+    let defaults = RunConfig::for_model(args.model);
     let base = RunConfig {
         dataset: args.dataset,
         data_dir: args.data_dir,
-        epochs: args.epochs,
-        hidden: args.hidden,
+        epochs: args.epochs.unwrap_or(defaults.epochs),
+        hidden: args.hidden.unwrap_or(defaults.hidden),
         latent_dim: args.latent_dim,
         binarize: (args.binarize).unwrap_or(args.model.entry().binarize),
         likelihood: args.likelihood,
         seed: args.seed,
         train_limit: args.train_limit,
         test_limit: args.test_limit,
-        ..RunConfig::for_model(args.model)
+        ..defaults
     };
-    if !matches!(args.model.name(), "vae" | "ae" | "dae" | "vqvae") {
+    if !matches!(
+        args.model.name(),
+        "vae" | "ae" | "dae" | "vqvae" | "pixel-ar"
+    ) {
         return Err(RunError::Config(format!(
-            "--model {}: the anomaly protocols train vae, ae, dae or vqvae (a model with a score \
-             of an image on its own that trains on a class subset)",
+            "--model {}: the anomaly protocols train vae, ae, dae, vqvae or pixel-ar (a model \
+             with a score of an image on its own that trains on a class subset)",
             args.model
         )));
     }

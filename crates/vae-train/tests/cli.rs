@@ -1034,3 +1034,71 @@ fn anomaly_runs_the_one_class_protocol_end_to_end() {
     assert_clean_failure(&o, "--model cvae");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pixel_ar_runs_the_ood_protocol_with_its_local_background_and_is_evaluated_and_sampled() {
+    let dir = scratch("pixel-ar");
+    let out = dir.join("ood");
+    let args = [
+        "anomaly",
+        "--protocol",
+        "ood",
+        "--model",
+        "pixel-ar",
+        "--dataset",
+        "fashion-mnist",
+        "--train-limit",
+        "100",
+        "--test-limit",
+        "100",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--background",
+        "0.1",
+        "--background-weight-decay",
+        "1e-4",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = vae_train(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = fs::read_to_string(out.join("anomaly.csv")).unwrap();
+    // Both directions × the exact likelihood, the PNG size, the ratio and the complexity.
+    assert_eq!(csv.lines().count(), 1 + 2 * 4, "{csv}");
+    for score in ["neg_log_px", "likelihood_ratio", "input_complexity"] {
+        assert!(
+            csv.contains(&format!("Fashion-MNIST,MNIST,{score},")),
+            "{csv}"
+        );
+    }
+    // The foreground knows where a pixel is; the background, on perturbed images with an L2
+    // penalty, sees only the neighbourhood and is half as wide.
+    let config = |run: &str| fs::read_to_string(out.join(run).join("config.toml")).unwrap();
+    let fg = config("trained-on-fashion-mnist");
+    assert!(
+        fg.contains("local = false") && fg.contains("hidden = [8]"),
+        "{fg}"
+    );
+    let bg = config("background-on-fashion-mnist");
+    for setting in [
+        "local = true",
+        "hidden = [4]",
+        "background = 0.1",
+        "weight_decay = 0.0001",
+    ] {
+        assert!(bg.contains(setting), "no `{setting}` in {bg}");
+    }
+    // Its checkpoint is evaluated (the exact likelihood) and sampled like any other.
+    let checkpoint = out.join("trained-on-fashion-mnist/checkpoint.safetensors");
+    let evaluated = eval_and_sample(&checkpoint, &dir.join("samples.png"), 4, &[]);
+    assert!(evaluated.contains("nats, exact"), "{evaluated}");
+    // Binarized targets and a rate out of range are refused by name.
+    let o = vae_train(&["--model", "pixel-ar", "--binarize", "dynamic"]);
+    assert_clean_failure(&o, "--binarize dynamic");
+    let o = vae_train(&["--model", "pixel-ar", "--background", "1"]);
+    assert_clean_failure(&o, "--background");
+    fs::remove_dir_all(&dir).unwrap();
+}

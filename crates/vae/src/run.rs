@@ -113,6 +113,8 @@ pub struct RunConfig {
     pub minibatch_discrimination: bool,
     /// GAN, WGAN: samples scored by the yardstick's reference classifier every epoch (0: none).
     pub quality_samples: usize,
+    /// Pixel-AR: the network sees the pixel's neighbourhood only, not where the pixel is.
+    pub local: bool,
     /// Which data set.
     pub dataset: Dataset,
     /// The labels trained and tested on (`--classes`, `--exclude-class`).
@@ -173,6 +175,7 @@ impl Default for RunConfig {
             gan_loss: None,
             minibatch_discrimination: false,
             quality_samples: 2000,
+            local: false,
             dataset: Dataset::Mnist,
             classes: Classes::All,
             data_dir: None,
@@ -399,6 +402,8 @@ pub enum Setting {
     MinibatchDiscrimination,
     /// `--quality-samples`.
     QualitySamples,
+    /// `--local`.
+    Local,
 }
 
 impl Setting {
@@ -421,6 +426,7 @@ impl Setting {
             Setting::GanLoss => "gan_loss",
             Setting::MinibatchDiscrimination => "minibatch_discrimination",
             Setting::QualitySamples => "quality_samples",
+            Setting::Local => "local",
         }
     }
 
@@ -452,6 +458,7 @@ impl Setting {
             Setting::GanLoss => config.gan_loss.unwrap_or_default().to_string(),
             Setting::MinibatchDiscrimination => config.minibatch_discrimination.to_string(),
             Setting::QualitySamples => config.quality_samples.to_string(),
+            Setting::Local => config.local.to_string(),
         }
     }
 
@@ -476,6 +483,7 @@ impl Setting {
                 config.minibatch_discrimination = value.parse().ok()?
             }
             Setting::QualitySamples => config.quality_samples = value.parse().ok()?,
+            Setting::Local => config.local = value.parse().ok()?,
         }
         Some(())
     }

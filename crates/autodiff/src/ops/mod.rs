@@ -24,6 +24,6 @@ pub use loss::{
 };
 pub use reduce::{log_softmax, logsumexp, mean, mean_cols, mean_rows, sum, sum_cols, sum_rows};
 pub use shape::{concat_cols, gather_rows, reshape, slice_cols};
-pub use unary::{exp, leaky_relu, log, relu, sigmoid, softplus, sqrt, square, tanh};
+pub use unary::{clamp_min, exp, leaky_relu, log, relu, sigmoid, softplus, sqrt, square, tanh};
 
 pub(crate) use arith::sum_to;

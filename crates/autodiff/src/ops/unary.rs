@@ -1,4 +1,4 @@
-//! Elementwise functions of one input: exp, log, sqrt, square and the activations.
+//! Elementwise functions of one input: exp, log, sqrt, square, a floor and the activations.
 
 use std::rc::Rc;
 
@@ -67,6 +67,17 @@ pub fn leaky_relu(x: Var<'_>, slope: f32) -> Var<'_> {
     })
 }
 
+/// `y = max(x, lo)`, a floor; `∂y/∂x = 1 if x > lo else 0` (PixelCNN++'s floor on a
+/// log-scale, which keeps a likelihood's scale from collapsing onto a single level).
+#[track_caller]
+pub fn clamp_min(x: Var<'_>, lo: f32) -> Var<'_> {
+    let v = x.value();
+    let y = v.mapv(|x| x.max(lo));
+    x.tape().push("clamp_min", y, &[x], move |g| {
+        vec![chain(g, &v, |x| if x > lo { 1.0 } else { 0.0 })]
+    })
+}
+
 fn logistic(x: f32) -> f32 {
     softplus_and_logistic(x).1
 }
@@ -125,6 +136,11 @@ impl<'t> Var<'t> {
     #[track_caller]
     pub fn relu(self) -> Var<'t> {
         relu(self)
+    }
+    /// [`clamp_min`]
+    #[track_caller]
+    pub fn clamp_min(self, lo: f32) -> Var<'t> {
+        clamp_min(self, lo)
     }
     /// [`leaky_relu`]
     #[track_caller]

@@ -5,8 +5,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 /// Ren et al.'s (2019) perturbation for a background model: each pixel of `x`, independently
-/// with probability `rate`, replaced by noise: a random bit for `binary` images, else a uniform
-/// intensity in [0, 1]. In place; at rate 0 `x` comes back untouched and nothing is drawn, so a
+/// with probability `rate`, replaced by noise: a random bit for `binary` images, else one of the
+/// 256 levels `k/255` that 8-bit images are stored in, uniformly (so a model of discrete
+/// intensities sees only intensities it can give a probability). In place; at rate 0 `x` comes back untouched and nothing is drawn, so a
 /// training step without `--background` neither copies its batch nor moves the RNG.
 pub fn perturb(mut x: Matrix, rate: f32, binary: bool, rng: &mut ChaCha8Rng) -> Matrix {
     if rate > 0.0 {
@@ -16,7 +17,7 @@ pub fn perturb(mut x: Matrix, rate: f32, binary: bool, rng: &mut ChaCha8Rng) -> 
             } else if binary {
                 f32::from(u8::from(rng.random::<bool>()))
             } else {
-                rng.random::<f32>()
+                f32::from(rng.random::<u8>()) / 255.0
             }
         });
     }
@@ -39,9 +40,10 @@ mod tests {
         assert!(y.iter().all(|&v| v == 0.0 || v == 1.0));
         let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / 1e4;
         assert!((zeros - 0.25).abs() < 0.02, "{zeros}");
-        // Grayscale: replaced pixels are uniform in [0, 1], so their mean is ½.
+        // Grayscale: replaced pixels are uniform over the levels k/255, so their mean is ½.
         let y = perturb(x.clone(), 0.5, false, rng);
         let changed: Vec<f32> = y.iter().copied().filter(|&v| v != 1.0).collect();
+        assert!(changed.iter().all(|&v| v == (v * 255.0).round() / 255.0));
         let mean = changed.iter().sum::<f32>() / changed.len() as f32;
         assert!((changed.len() as f64 / 1e4 - 0.5).abs() < 0.02 && (mean - 0.5).abs() < 0.02);
     }

@@ -195,6 +195,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[],
     binarize: Binarize::None,
     defaults: super::keep,
+    background: super::keep,
     check,
     build: |config, shape| Box::new(AeModel::new(config, shape)),
 };

@@ -135,6 +135,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[Setting::Dropout],
     binarize: Binarize::None,
     defaults: super::keep,
+    background: super::keep,
     check: |config| {
         if !(0.0..1.0).contains(&config.dropout) {
             return Err(format!(

@@ -230,6 +230,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[Setting::Observe],
     binarize: Binarize::Dynamic,
     defaults: super::keep,
+    background: super::keep,
     check: |_| Ok(()),
     build: |config, shape| Box::new(CompletionModel::new(config, shape)),
 };
@@ -241,6 +242,7 @@ pub const REGRESSOR: ModelEntry = ModelEntry {
     settings: &[Setting::Observe],
     binarize: Binarize::Dynamic,
     defaults: super::keep,
+    background: super::keep,
     check: |config| match config.likelihood {
         Likelihood::Bernoulli => Ok(()),
         Likelihood::Gaussian => {

@@ -84,6 +84,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[],
     binarize: Binarize::Dynamic,
     defaults: super::keep,
+    background: super::keep,
     check: |_| Ok(()),
     build: |config, shape| Box::new(CvaeModel::new(config, shape)),
 };

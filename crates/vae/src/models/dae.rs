@@ -179,6 +179,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[Setting::Noise, Setting::NoiseLevel],
     binarize: Binarize::None,
     defaults: super::keep,
+    background: super::keep,
     check: |config| {
         super::ae::check(config)?;
         config.noise.at(config.noise_level).map(|_| ())

@@ -309,6 +309,7 @@ pub const GAN: ModelEntry = ModelEntry {
         c.lr = 2e-4;
         c.epochs = 30;
     },
+    background: super::keep,
     check,
     build: |config, shape| Box::new(GanModel::new(config, shape)),
 };
@@ -325,6 +326,7 @@ pub const WGAN: ModelEntry = ModelEntry {
         c.lr = 5e-5;
         c.epochs = 30;
     },
+    background: super::keep,
     check,
     build: |config, shape| Box::new(GanModel::new(config, shape)),
 };

@@ -191,6 +191,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[Setting::Labels, Setting::Alpha],
     binarize: Binarize::Dynamic,
     defaults: super::keep,
+    background: super::keep,
     check: |config| {
         if config.classes != crate::data::Classes::All {
             return Err("--classes and --exclude-class: m2 trains on all ten classes".into());

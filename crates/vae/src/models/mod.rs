@@ -33,6 +33,7 @@ mod cvae;
 mod dae;
 mod gan;
 mod m2;
+pub mod pixel_ar;
 pub mod report;
 mod vae;
 mod vqvae;
@@ -49,6 +50,7 @@ pub use gan::{
     MINIBATCH_DIMS, MINIBATCH_KERNELS, N_CRITIC, ParseGanLossError, WGAN_CLIP, critic_steps,
 };
 pub use m2::{Counts, M2, M2Model, PAPER_ALPHA, Unlabeled, balanced_subset};
+pub use pixel_ar::{LEVELS, MIN_LOG_SCALE, PixelAr, PixelArConfig, PixelArModel, Window};
 pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, bernoulli_means};
 pub use vqvae::{
     Codebook, CodebookUpdate, EMA_DECAY, EMA_EPSILON, Evaluation, PRIOR_FIT,
@@ -74,6 +76,7 @@ pub static MODELS: &[&ModelEntry] = &[
     &ae::MODEL,
     &dae::MODEL,
     &vqvae::MODEL,
+    &pixel_ar::MODEL,
     &gan::GAN,
     &gan::WGAN,
     &classifier::MODEL,
@@ -92,6 +95,10 @@ pub struct ModelEntry {
     /// Sets its own defaults of the shared settings (a GAN's batch size and learning rate,
     /// say) in the run's defaults; [`keep`] for none.
     pub defaults: fn(&mut RunConfig),
+    /// Makes `config`, the model's own, that of the background model of its likelihood ratio
+    /// (`vae-train anomaly --protocol ood`) beyond the perturbed training images `--background`
+    /// already asks for; [`keep`] for the same model.
+    pub background: fn(&mut RunConfig),
     /// Rejects settings the model cannot train with, saying which flag is wrong.
     pub check: fn(&RunConfig) -> Result<(), String>,
     /// The model `config` describes, for images of `shape` (height, width), initialised from
@@ -314,6 +321,7 @@ mod registry_tests {
                 "ae",
                 "dae",
                 "vqvae",
+                "pixel-ar",
                 "gan",
                 "wgan",
                 "classifier"
@@ -327,7 +335,7 @@ mod registry_tests {
         assert_eq!(
             err,
             "unknown model `gn` (expected vae, cvae, completion, regressor, m2, ae, dae, vqvae, \
-             gan, wgan or classifier)"
+             pixel-ar, gan, wgan or classifier)"
         );
     }
 

@@ -357,6 +357,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     settings: &[Setting::Background],
     binarize: Binarize::Dynamic,
     defaults: super::keep,
+    background: super::keep,
     check: check_background,
     build: |config, shape| Box::new(VaeModel::new(config, shape)),
 };

@@ -484,6 +484,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     ],
     binarize: Binarize::Dynamic,
     defaults: super::keep,
+    background: super::keep,
     check,
     build: |config, shape| Box::new(VqVaeModel::new(config, shape)),
 };

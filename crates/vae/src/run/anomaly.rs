@@ -99,10 +99,11 @@ impl Experiment {
 
 /// Runs `protocol` with models of `base` (its model, network, epochs, seed, data folder; its
 /// `classes` and `iw_samples` are the protocol's), scoring with `settings`, into `out`. The
-/// out-of-distribution protocol of a model with `--background` (vae, vqvae) also trains a
-/// background model per dataset, with training pixels replaced by noise at the rate
-/// `background.0` and the L2 penalty `background.1`, for Ren et al.'s likelihood ratio (skipped
-/// at rate 0).
+/// out-of-distribution protocol of a model with `--background` (vae, vqvae, pixel-ar) also trains
+/// a background model per dataset, with training pixels replaced by noise at the rate
+/// `background.0` and the L2 penalty `background.1`, and whatever else its
+/// [`ModelEntry::background`](crate::models::ModelEntry::background) changes, for Ren et al.'s
+/// likelihood ratio (skipped at rate 0).
 pub fn run(
     protocol: Protocol,
     (base, background): (&RunConfig, (f32, f32)),
@@ -251,11 +252,12 @@ fn ood(
         let trains_background = config.model.entry().settings.contains(&Setting::Background);
         let likelihood_ratio = trains_background && background > 0.0;
         if let (true, Some(nll)) = (likelihood_ratio, likelihood(&scores)) {
-            let config = RunConfig {
+            let mut config = RunConfig {
                 background,
                 weight_decay,
                 ..config
             };
+            (config.model.entry().background)(&mut config);
             let dir = out.join(format!("background-on-{}", inside.name()));
             let what = format!("the background model of {inside}");
             let a = scored(config.clone(), &dir, &what, (inside, settings), observer)?;

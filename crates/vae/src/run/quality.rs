@@ -97,8 +97,8 @@ pub fn source<'a>(run: &'a Loaded, checkpoint: &Path) -> Result<Source<'a>, RunE
         (None, None, Some(fitted)) => Ok(Source::Fitted(fitted)),
         (None, None, None) => Err(RunError::Config(format!(
             "{}: model {} does not draw images, so --quality has nothing to measure (it \
-             measures the samples of vae, cvae, m2, ae, dae, vqvae, gan and wgan and the \
-             completions of completion)",
+             measures the samples of vae, cvae, m2, ae, dae, vqvae, pixel-ar, gan and wgan and \
+             the completions of completion)",
             checkpoint.display(),
             run.config.model
         ))),

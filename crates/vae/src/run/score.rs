@@ -86,8 +86,8 @@ pub fn score_split(
 ) -> Result<ScoreTable, RunError> {
     let scorer = run.model.scorer().ok_or_else(|| {
         RunError::Config(format!(
-            "{}: model {} gives no score of an image on its own (score takes vae, m2, ae and \
-             dae)",
+            "{}: model {} gives no score of an image on its own (score takes vae, m2, ae, dae, \
+             vqvae and pixel-ar)",
             checkpoint.display(),
             run.config.model
         ))
