@@ -144,8 +144,11 @@ fn same_seed_same_bytes_and_a_resume_continues_exactly() {
 
 /// `small` for the model `name`, with 600 training and 2000 test images and, for M2, 50 labels.
 fn small_model(name: &str, epochs: usize) -> RunConfig {
+    let model: ModelKind = name.parse().unwrap();
     RunConfig {
-        model: name.parse().unwrap(),
+        model,
+        // Its own targets: pixel-ar takes gray images only.
+        binarize: model.entry().binarize,
         labels: 50,
         train_limit: Some(600),
         test_limit: Some(2000),
@@ -416,8 +419,11 @@ fn every_model_that_samples_or_scores_does_so_sensibly() {
         }
         fs::remove_dir_all(&dir).unwrap();
     }
-    assert_eq!(sampled, ["vae", "cvae", "m2", "vqvae", "gan", "wgan"]);
-    assert_eq!(scored, ["vae", "m2", "ae", "dae", "vqvae"]);
+    assert_eq!(
+        sampled,
+        ["vae", "cvae", "m2", "vqvae", "pixel-ar", "gan", "wgan"]
+    );
+    assert_eq!(scored, ["vae", "m2", "ae", "dae", "vqvae", "pixel-ar"]);
 }
 
 /// Counts the epochs a run trains.
@@ -484,4 +490,32 @@ fn the_classifier_learns_deterministically_and_the_reference_is_trained_once() {
     assert_eq!(path, reference.join(files::CHECKPOINT));
     assert!(bytes(&reference) == bytes(&a));
     fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pixel_ar_learns_writes_its_samples_and_resumes_exactly_with_and_without_a_background() {
+    for (background, local) in [(0.0, false), (0.05, true)] {
+        let config = |epochs| RunConfig {
+            background,
+            local,
+            hidden: vec![16, 16],
+            test_limit: Some(200),
+            ..small_model("pixel-ar", epochs)
+        };
+        let (a, b) = (scratch("pixel-ar-a"), scratch("pixel-ar-b"));
+        let summary = run::train(config(3), &a, None, &mut Silent).unwrap();
+        assert!(a.join(files::SAMPLES).is_file());
+        assert_curves(&a);
+        // The exact test −log p(x) falls epoch by epoch, and the end-of-run figure is the
+        // last epoch's (metrics.csv keeps four decimals).
+        let nll: Vec<f64> = metrics_without_timing(&a)
+            .iter()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        assert!(nll[2] < nll[1] && nll[1] < nll[0], "{nll:?}");
+        let figure = summary.figure("-log p(x)").unwrap().value;
+        assert!((figure - nll[2]).abs() < 1e-3, "{figure} {nll:?}");
+        resumes_exactly(&a, &b, config);
+    }
 }

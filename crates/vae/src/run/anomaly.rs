@@ -27,7 +27,8 @@ use crate::eval::roc::{auprc, auroc, roc_curve};
 pub const ANOMALY_CSV: &str = "anomaly.csv";
 /// ROC curves, a panel per score.
 pub const ROC_PNG: &str = "roc.png";
-/// Histograms of the main score, normal against anomalous, a panel per experiment.
+/// Histograms of the main score (and the likelihood ratio, when there is one), normal against
+/// anomalous, a panel per experiment and score.
 pub const SCORES_PNG: &str = "scores.png";
 
 /// Which protocol `vae-train anomaly` runs.
@@ -89,11 +90,14 @@ impl Experiment {
             .collect()
     }
 
-    /// The score the histograms show: the likelihood when there is one, else the first.
-    fn main_score(&self) -> &Scores {
-        (self.scores.iter())
+    /// The scores the histograms show: the likelihood when there is one, else the first; and
+    /// the likelihood ratio when there is one.
+    fn histogram_scores(&self) -> Vec<&Scores> {
+        let main = (self.scores.iter())
             .find(|s| LIKELIHOODS.contains(&s.column))
-            .unwrap_or(&self.scores[0])
+            .unwrap_or(&self.scores[0]);
+        let ratio = self.scores.iter().find(|s| s.column == "likelihood_ratio");
+        std::iter::once(main).chain(ratio).collect()
     }
 }
 
@@ -139,8 +143,8 @@ pub fn run(
         .collect();
     save_roc(&out.join(ROC_PNG), &panels)?;
     let histograms: Vec<HistogramPanel> = (experiments.iter())
-        .map(|e| {
-            let s = e.main_score();
+        .flat_map(|e| e.histogram_scores().into_iter().map(move |s| (e, s)))
+        .map(|(e, s)| {
             let (normal, anomalous) = (s.values.iter().zip(&e.positive)).fold(
                 (vec![], vec![]),
                 |(mut n, mut a), (&v, &p)| {
