@@ -129,7 +129,7 @@ impl Autoencoder {
     /// The codes of every row of `x` (rows × latent).
     pub fn codes(&self, store: &ParamStore, x: &Matrix) -> Matrix {
         let mut codes = Matrix::zeros((x.nrows(), self.config.latent_dim));
-        for rows in chunks(x.nrows()) {
+        for rows in super::row_chunks(x.nrows(), CHUNK_ROWS) {
             let tape = autodiff::Tape::new();
             let p = store.bind_frozen(&tape);
             let xv = p.constant(x.slice(s![rows.clone(), ..]).to_owned());
@@ -162,7 +162,7 @@ impl Autoencoder {
         );
         let mut pictures = Matrix::zeros(input.dim());
         let mut total = 0.0;
-        for rows in chunks(input.nrows()) {
+        for rows in super::row_chunks(input.nrows(), CHUNK_ROWS) {
             let tape = autodiff::Tape::new();
             let p = store.bind_frozen(&tape);
             let xv = p.constant(input.slice(s![rows.clone(), ..]).to_owned());
@@ -180,12 +180,6 @@ impl Autoencoder {
         }
         (total / input.nrows().max(1) as f64, pictures)
     }
-}
-
-fn chunks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    (0..n)
-        .step_by(CHUNK_ROWS)
-        .map(move |s| s..(s + CHUNK_ROWS).min(n))
 }
 
 /// `--model ae` in the registry.

@@ -106,6 +106,12 @@ pub struct ModelEntry {
     pub build: fn(&RunConfig, (usize, usize)) -> Box<dyn RunModel>,
 }
 
+/// The ranges `0..size`, `size..2·size`, … covering `0..n`: the row chunks of an evaluation
+/// that bounds its memory.
+pub(crate) fn row_chunks(n: usize, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).step_by(size).map(move |s| s..(s + size).min(n))
+}
+
 /// [`ModelEntry::defaults`] of a model that takes the run's defaults as they are.
 pub fn keep(_: &mut RunConfig) {}
 

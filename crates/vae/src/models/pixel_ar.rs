@@ -12,8 +12,8 @@
 //! ([`background_model`]). The background captures the local statistics that both datasets share
 //! (black surroundings, smooth strokes), and the ratio cancels them.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use autodiff::{Matrix, Var, discretized_logistic_nll};
 use ndarray::s;
@@ -98,18 +98,31 @@ impl Window {
         let images: Vec<_> = rows.zip(x.rows()).collect();
         autodiff::parallel::for_each_block(images, |(out, image)| {
             for (j, ctx) in out.chunks_exact_mut(k).enumerate() {
-                let (r, c) = ((j / width) as isize, (j % width) as isize);
-                for (v, &(dr, dc)) in ctx.iter_mut().zip(&offsets) {
-                    let (rr, cc) = (r + dr, c + dc);
-                    *v = if rr < 0 || cc < 0 || cc >= width as isize {
-                        -1.0
-                    } else {
-                        2.0 * image[rr as usize * width + cc as usize] - 1.0
-                    };
-                }
+                fill_context(ctx, &offsets, |at| image[at], j, width);
             }
         });
         out
+    }
+}
+
+/// Writes into `ctx` the context of pixel `j` of an image `width` pixels wide whose pixel at
+/// index `at` is `pixel(at)`, one element per window offset: `2·pixel − 1`, or −1 (black)
+/// outside the image.
+fn fill_context(
+    ctx: &mut [f32],
+    offsets: &[(isize, isize)],
+    pixel: impl Fn(usize) -> f32,
+    j: usize,
+    width: usize,
+) {
+    let (r, c) = ((j / width) as isize, (j % width) as isize);
+    for (v, &(dr, dc)) in ctx.iter_mut().zip(offsets) {
+        let (rr, cc) = (r + dr, c + dc);
+        *v = if rr < 0 || cc < 0 || cc >= width as isize {
+            -1.0
+        } else {
+            2.0 * pixel(rr as usize * width + cc as usize) - 1.0
+        };
     }
 }
 
@@ -136,8 +149,9 @@ pub struct PixelAr {
     config: PixelArConfig,
     net: Mlp,
     position: Option<ParamId>,
-    /// One row per pixel in raster order: the one-hot of its row, then of its column.
-    one_hot: Matrix,
+    /// One row per pixel in raster order: the one-hot of its row, then of its column (shared
+    /// with every tape that reads it).
+    one_hot: Rc<Matrix>,
 }
 
 impl PixelAr {
@@ -164,9 +178,10 @@ impl PixelAr {
             let init = Init::XavierUniform.matrix(height + width, config.hidden[0], rng);
             store.add("position.w", init)
         });
-        let one_hot = Matrix::from_shape_fn((height * width, height + width), |(j, k)| {
-            f32::from(u8::from(k == j / width || k == height + j % width))
-        });
+        let one_hot = Rc::new(Matrix::from_shape_fn(
+            (height * width, height + width),
+            |(j, k)| f32::from(u8::from(k == j / width || k == height + j % width)),
+        ));
         PixelAr {
             config,
             net,
@@ -192,7 +207,7 @@ impl PixelAr {
         let mut pre = self.net.layers()[0].forward(p, p.constant(contexts));
         if let Some(w) = self.position {
             // Row and column as one-hot inputs, computed once per pixel and gathered per row.
-            let per_pixel = p.constant(self.one_hot.clone()).matmul(p[w]);
+            let per_pixel = p.constant(Rc::clone(&self.one_hot)).matmul(p[w]);
             pre = pre + per_pixel.gather_rows(pixel);
         }
         let out = self.net.forward_from(p, pre);
@@ -220,7 +235,7 @@ impl PixelAr {
     /// `−ln p(x)` of every row of `x` in nats, with the parameters in `store`.
     pub fn nll_rows(&self, store: &ParamStore, x: &Matrix) -> Vec<f64> {
         let mut out = Vec::with_capacity(x.nrows());
-        for rows in chunks(x.nrows()) {
+        for rows in super::row_chunks(x.nrows(), CHUNK_IMAGES) {
             let tape = autodiff::Tape::new();
             let p = store.bind_frozen(&tape);
             let nll = self.nll(&p, &x.slice(s![rows, ..]).to_owned());
@@ -237,15 +252,11 @@ impl PixelAr {
         let offsets = window.offsets();
         let mut images = Matrix::zeros((n, height * width));
         for j in 0..height * width {
-            let (r, c) = ((j / width) as isize, (j % width) as isize);
-            let contexts = Matrix::from_shape_fn((n, window.len()), |(i, o)| {
-                let (rr, cc) = (r + offsets[o].0, c + offsets[o].1);
-                if rr < 0 || cc < 0 || cc >= width as isize {
-                    -1.0
-                } else {
-                    2.0 * images[[i, rr as usize * width + cc as usize]] - 1.0
-                }
-            });
+            let mut contexts = Matrix::zeros((n, window.len()));
+            for (i, mut ctx) in contexts.rows_mut().into_iter().enumerate() {
+                let ctx = ctx.as_slice_mut().expect("a row of a new matrix");
+                fill_context(ctx, &offsets, |at| images[[i, at]], j, width);
+            }
             let tape = autodiff::Tape::new();
             let p = store.bind_frozen(&tape);
             let (mean, log_scale) = self.outputs(&p, contexts, &vec![j; n]);
@@ -262,12 +273,6 @@ impl PixelAr {
         }
         images
     }
-}
-
-fn chunks(n: usize) -> impl Iterator<Item = Range<usize>> {
-    (0..n)
-        .step_by(CHUNK_IMAGES)
-        .map(move |s| s..(s + CHUNK_IMAGES).min(n))
 }
 
 /// `--model pixel-ar` in the registry.
