@@ -8,6 +8,7 @@ use henbun::autodiff::sparse::{DEFAULT_MAX_DENSITY, set_max_density};
 use henbun::nn::{Adam, AdamConfig, ParamStore};
 use henbun::vae::data::{Binarize, Classes, Dataset, TrainSet};
 use henbun::vae::models::{Prior, Vae, VaeConfig};
+use henbun::vae::random::Keys;
 use henbun::vae::run::RunConfig;
 use henbun::vae::train;
 use rand::SeedableRng;
@@ -49,20 +50,23 @@ fn bench(c: &mut Criterion) {
         };
         let vae = Vae::new(&mut store, config, &mut rng);
         let mut opt = Adam::new(&store, AdamConfig::default());
-        let mut epoch = train_set.epoch(128, &mut rng);
+        let mut number = 1;
+        let mut epoch = train_set.epoch(128, Keys::epoch(0, number));
         for (path, max_density) in [("dense", 0.0), ("sparse_input", DEFAULT_MAX_DENSITY)] {
             set_max_density(max_density);
             group.bench_function(format!("{name}/{path}"), |b| {
                 b.iter(|| {
-                    let batch = match epoch.next_batch(&mut rng) {
+                    let batch = match epoch.next_batch() {
                         Some(batch) => batch,
                         None => {
-                            epoch = train_set.epoch(128, &mut rng);
-                            epoch.next_batch(&mut rng).expect("non-empty")
+                            number += 1;
+                            epoch = train_set.epoch(128, Keys::epoch(0, number));
+                            epoch.next_batch().expect("non-empty")
                         }
                     };
+                    let draws = Keys::epoch(0, number).draws(&batch.indices);
                     black_box(train::step(&mut store, &mut opt, |p| {
-                        vae.loss(p, p.constant(batch.images), None, &mut rng)
+                        vae.loss(p, p.constant(batch.images), None, &draws)
                     }))
                 })
             });

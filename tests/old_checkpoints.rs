@@ -4,6 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use henbun::vae::parallel::Alone;
+use henbun::vae::random::Keys;
 use henbun::vae::run::{self, Finish, RunConfig, Silent, files};
 
 fn fixture(name: &str) -> PathBuf {
@@ -24,8 +26,7 @@ fn old_checkpoints_load_with_their_settings_and_evaluate() {
         (c.model.name(), c.labels, c.hidden.as_slice(), c.latent_dim),
         ("m2", 20, &[2][..], 2)
     );
-    let mut rng = run::evaluation_rng(c.seed);
-    let test = loaded.model.test(&loaded.test, &mut rng);
+    let test = loaded.model.test(&loaded.test, Keys::evaluation(c.seed));
     // test_neg_elbo, test_recon, test_kl, test_error: a bound of an untrained-ish model, and
     // an error rate.
     assert_eq!(test.len(), 4);
@@ -41,7 +42,8 @@ fn old_checkpoints_load_with_their_settings_and_evaluate() {
             &loaded.test,
             &mut Finish {
                 iw_samples: 3,
-                rng: &mut run::evaluation_rng(0),
+                keys: Keys::evaluation(0),
+                world: &Alone,
                 note: &mut |_| {},
                 train: &loaded.train,
             },

@@ -8,6 +8,7 @@ use henbun::autodiff::Matrix;
 use henbun::vae::chart;
 use henbun::vae::data::Binarize;
 use henbun::vae::models::ModelKind;
+use henbun::vae::random::Keys;
 use henbun::vae::run::{self, RunConfig, RunError, Silent, files};
 
 /// A fresh, empty directory under the system's temp dir.
@@ -407,8 +408,8 @@ fn every_model_that_samples_or_scores_does_so_sensibly() {
                 v.iter().sum::<f64>() / n as f64
             };
             let (digits, noise) = (
-                mean(scorer.score(&x, &mut rng)),
-                mean(scorer.score(&noise, &mut rng)),
+                mean(scorer.score(&x, Keys::evaluation(0))),
+                mean(scorer.score(&noise, Keys::evaluation(0))),
             );
             assert!(
                 digits < noise,

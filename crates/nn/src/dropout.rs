@@ -8,11 +8,12 @@ use rand_chacha::ChaCha8Rng;
 use crate::Bound;
 
 /// Whether a forward pass trains or evaluates. Training draws the layers' noise (dropout's
-/// masks) from the run's RNG; evaluation is deterministic.
+/// masks) from one RNG per row of the batch, so that an example's noise does not depend on the
+/// rows beside it; evaluation is deterministic.
 #[derive(Debug)]
 pub enum Mode<'r> {
-    /// A training step, its noise drawn from this RNG.
-    Train(&'r mut ChaCha8Rng),
+    /// A training step, row `r`'s noise drawn from the `r`-th RNG.
+    Train(&'r mut [ChaCha8Rng]),
     /// Evaluation: dropout is the identity.
     Eval,
 }
@@ -64,16 +65,28 @@ impl Dropout {
     }
 
     /// A mask of `shape`: `1/(1 − p)` with probability `1 − p`, else 0.
-    fn mask(self, shape: (usize, usize), rng: &mut ChaCha8Rng) -> Matrix {
+    #[track_caller]
+    fn mask(self, shape: (usize, usize), rngs: &mut [ChaCha8Rng]) -> Matrix {
+        assert_eq!(
+            shape.0,
+            rngs.len(),
+            "Dropout: {} rows for {} RNGs",
+            shape.0,
+            rngs.len()
+        );
         let keep = 1.0 - self.p;
         let scale = 1.0 / keep;
-        Matrix::from_shape_simple_fn(shape, || {
-            if rng.random::<f32>() < keep {
-                scale
-            } else {
-                0.0
-            }
-        })
+        let mut mask = Matrix::zeros(shape);
+        for (mut row, rng) in mask.rows_mut().into_iter().zip(rngs) {
+            row.mapv_inplace(|_| {
+                if rng.random::<f32>() < keep {
+                    scale
+                } else {
+                    0.0
+                }
+            });
+        }
+        mask
     }
 }
 
@@ -83,6 +96,17 @@ mod tests {
     use crate::ParamStore;
     use autodiff::{GradcheckConfig, Tape, gradcheck};
     use rand::SeedableRng;
+
+    /// One RNG per row, row `r` on stream `r` of `seed`.
+    fn rngs(rows: usize, seed: u64) -> Vec<ChaCha8Rng> {
+        (0..rows as u64)
+            .map(|r| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(r);
+                rng
+            })
+            .collect()
+    }
 
     fn apply(dropout: Dropout, x: &Matrix, mode: Mode<'_>) -> Matrix {
         let store = ParamStore::new();
@@ -99,15 +123,18 @@ mod tests {
     fn evaluation_is_the_identity_and_draws_nothing() {
         let x = Matrix::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f32);
         assert_eq!(apply(Dropout::new(0.5), &x, Mode::Eval), x);
-        let rng = &mut ChaCha8Rng::seed_from_u64(0);
-        assert_eq!(apply(Dropout::new(0.0), &x, Mode::Train(rng)), x);
-        assert_eq!(rng.get_word_pos(), 0, "p = 0 drew from the RNG");
+        let rngs = &mut rngs(3, 0);
+        assert_eq!(apply(Dropout::new(0.0), &x, Mode::Train(rngs)), x);
+        assert!(
+            rngs.iter().all(|r| r.get_word_pos() == 0),
+            "p = 0 drew from an RNG"
+        );
     }
 
     #[test]
     fn training_drops_a_fraction_p_and_keeps_the_mean() {
         let x = Matrix::from_elem((200, 500), 2.0);
-        let rng = &mut ChaCha8Rng::seed_from_u64(1);
+        let rng = &mut rngs(200, 1);
         let y = apply(Dropout::new(0.3), &x, Mode::Train(rng));
         // Every element is either dropped or scaled by 1/0.7.
         assert!(y.iter().all(|&v| v == 0.0 || (v - 2.0 / 0.7).abs() < 1e-6));
@@ -119,6 +146,14 @@ mod tests {
         // The next mask is another draw.
         let again = apply(Dropout::new(0.3), &x, Mode::Train(rng));
         assert_ne!(y, again);
+        // A row's mask is its RNG's: the same rows alone draw the same masks.
+        let two = &mut rngs(2, 1);
+        let first = apply(
+            Dropout::new(0.3),
+            &x.slice(ndarray::s![..2, ..]).to_owned(),
+            Mode::Train(two),
+        );
+        assert_eq!(first, y.slice(ndarray::s![..2, ..]));
     }
 
     #[test]
@@ -129,8 +164,7 @@ mod tests {
             |v| {
                 let store = ParamStore::new();
                 let p = store.bind_vars(v[0].tape(), &[]);
-                let rng = &mut ChaCha8Rng::seed_from_u64(7);
-                Dropout::new(0.4).forward(&p, v[0], Mode::Train(rng))
+                Dropout::new(0.4).forward(&p, v[0], Mode::Train(&mut rngs(4, 7)))
             },
             &[x],
             &GradcheckConfig::default(),

@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use vae::image;
+use vae::parallel::Alone;
+use vae::random::Keys;
 use vae::run::{self, RunConfig, RunError, quality};
 
 use cli::{AnomalyArgs, Cli, Command, EvalArgs, SampleArgs, ScoreArgs, TrainArgs};
@@ -179,8 +181,8 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
     };
     let loaded = run::load(&args.checkpoint, config)?;
     let (model, test) = (&loaded.model, &loaded.test);
-    let mut rng = run::evaluation_rng(loaded.config.seed);
-    let tested = model.test(test, &mut rng);
+    let keys = Keys::evaluation(loaded.config.seed);
+    let tested = model.test(test, keys);
     println!(
         "{} test set, {} images, model {}",
         loaded.config.dataset,
@@ -192,7 +194,8 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
         test,
         &mut run::Finish {
             iw_samples: args.iw_samples,
-            rng: &mut rng,
+            keys,
+            world: &Alone,
             note: &mut |m| eprintln!("{m}"),
             train: &loaded.train,
         },
@@ -274,13 +277,12 @@ fn score(args: ScoreArgs) -> Result<(), RunError> {
         iw_samples: args.iw_samples,
         recon_samples: args.recon_samples,
     };
-    let mut rng = run::evaluation_rng(loaded.config.seed);
     let table = run::score::score_split(
         &loaded,
         &args.checkpoint,
         (&split, &file),
         &settings,
-        &mut rng,
+        Keys::evaluation(loaded.config.seed),
     )?;
     run::score::write_csv(&args.out, &table)?;
     let columns: Vec<&str> = table.scores.iter().map(|s| s.column).collect();

@@ -11,10 +11,10 @@ pub mod roc;
 use autodiff::{Matrix, Tape};
 use ndarray::{Axis, Zip, s};
 use nn::ParamStore;
-use rand_chacha::ChaCha8Rng;
 
-use crate::dist::{log_prior_minus_log_posterior, standard_normal};
+use crate::dist::log_prior_minus_log_posterior;
 use crate::models::Vae;
+use crate::random::{Draws, Purpose};
 
 /// Rows decoded at once by the evaluations: bounds their memory (1024×784 f32 ≈ 3.2 MB per
 /// matrix) whatever the number of samples. At 4096 rows the test set's evaluation held ≈ 70 MB
@@ -44,20 +44,23 @@ fn cond_rows<'t>(
 }
 
 /// The parts (recon, kl) of the negative ELBO of the rows of `x` given `cond`, one
-/// reparameterized sample each, chunk by chunk: `each` sees every chunk's two columns.
+/// reparameterized sample each (row `r`'s ε from its example's stream in `draws`), chunk by
+/// chunk: `each` sees every chunk's two columns.
+#[track_caller]
 fn neg_elbo_chunks(
     (vae, store): (&Vae, &ParamStore),
     (x, cond): (&Matrix, Option<&Matrix>),
-    rng: &mut ChaCha8Rng,
+    draws: &Draws<'_>,
     mut each: impl FnMut(&Matrix, &Matrix),
 ) {
+    assert_eq!(x.nrows(), draws.len(), "one example's draws per row of x");
     for start in (0..x.nrows()).step_by(CHUNK_ROWS) {
         let rows = start..(start + CHUNK_ROWS).min(x.nrows());
         let tape = Tape::new();
         let p = store.bind_frozen(&tape);
         let xv = p.constant(x.slice(s![rows.clone(), ..]).to_owned());
-        let c = cond_rows(&p, cond, rows);
-        let (r, k) = vae.neg_elbo_parts(&p, xv, c, rng);
+        let c = cond_rows(&p, cond, rows.clone());
+        let (r, k) = vae.neg_elbo_parts(&p, xv, c, &draws.slice(rows));
         each(&r.value(), &k.value());
     }
 }
@@ -69,10 +72,10 @@ pub fn elbo(
     store: &ParamStore,
     x: &Matrix,
     cond: Option<&Matrix>,
-    rng: &mut ChaCha8Rng,
+    draws: &Draws<'_>,
 ) -> Elbo {
     let (mut recon, mut kl) = (0.0f64, 0.0f64);
-    neg_elbo_chunks((vae, store), (x, cond), rng, |r, k| {
+    neg_elbo_chunks((vae, store), (x, cond), draws, |r, k| {
         recon += f64::from(r.sum());
         kl += f64::from(k.sum());
     });
@@ -91,10 +94,10 @@ pub fn neg_elbo_rows(
     store: &ParamStore,
     x: &Matrix,
     cond: Option<&Matrix>,
-    rng: &mut ChaCha8Rng,
+    draws: &Draws<'_>,
 ) -> Vec<f64> {
     let mut scores = Vec::with_capacity(x.nrows());
-    neg_elbo_chunks((vae, store), (x, cond), rng, |r, k| {
+    neg_elbo_chunks((vae, store), (x, cond), draws, |r, k| {
         scores.extend(r.iter().zip(k).map(|(&r, &k)| f64::from(r) + f64::from(k)));
     });
     scores
@@ -110,9 +113,9 @@ pub fn iw_nll(
     x: &Matrix,
     cond: Option<&Matrix>,
     k: usize,
-    rng: &mut ChaCha8Rng,
+    draws: &Draws<'_>,
 ) -> f64 {
-    let rows = iw_nll_rows(vae, store, x, cond, k, rng);
+    let rows = iw_nll_rows(vae, store, x, cond, k, draws);
     rows.iter().sum::<f64>() / x.nrows().max(1) as f64
 }
 
@@ -123,9 +126,9 @@ pub fn iw_nll_rows(
     x: &Matrix,
     cond: Option<&Matrix>,
     k: usize,
-    rng: &mut ChaCha8Rng,
+    draws: &Draws<'_>,
 ) -> Vec<f64> {
-    iw_nll_chunked(vae, store, x, cond, k, CHUNK_ROWS, rng)
+    iw_nll_chunked(vae, store, x, cond, k, CHUNK_ROWS, draws)
 }
 
 /// [`iw_nll_rows`] decoding at most `chunk_rows` (image, sample) pairs at a time.
@@ -136,7 +139,7 @@ fn iw_nll_chunked(
     cond: Option<&Matrix>,
     k: usize,
     chunk_rows: usize,
-    rng: &mut ChaCha8Rng,
+    draws: &Draws<'_>,
 ) -> Vec<f64> {
     assert!(k > 0, "iw_nll: needs at least one sample");
     let per_chunk = k.min(chunk_rows);
@@ -177,7 +180,10 @@ fn iw_nll_chunked(
                     .clone()
                     .flat_map(|i| std::iter::repeat_n(i, samples))
                     .collect();
-                let eps = standard_normal(rng, (rows.len(), mu.ncols()));
+                // Sample s of an image is its example's copy s of ε.
+                let at = (images.clone())
+                    .flat_map(|i| (done..done + samples).map(move |s| (start + i, s)));
+                let eps = draws.normal_at(Purpose::Eps, at, mu.ncols());
                 // z = μ + σ·ε, the bits of `reparameterize`, without copying μ and σ per row.
                 let mut z = eps.clone();
                 for (mut z, &i) in z.rows_mut().into_iter().zip(&rows) {
@@ -231,16 +237,16 @@ pub fn neg_recon_prob_rows(
     store: &ParamStore,
     x: &Matrix,
     samples: usize,
-    rng: &mut ChaCha8Rng,
+    draws: &Draws<'_>,
 ) -> Vec<f64> {
     assert!(
         samples > 0,
         "neg_recon_prob_rows: needs at least one sample"
     );
     let mut total = vec![0.0f64; x.nrows()];
-    for _ in 0..samples {
+    for l in 0..samples {
         let mut row = 0;
-        neg_elbo_chunks((vae, store), (x, None), rng, |r, _| {
+        neg_elbo_chunks((vae, store), (x, None), &draws.copy(l), |r, _| {
             for &v in r.iter() {
                 total[row] += f64::from(v);
                 row += 1;
@@ -356,7 +362,12 @@ pub fn reconstruct(vae: &Vae, store: &ParamStore, x: &Matrix, n: usize) -> Matri
 mod tests {
     use super::*;
     use crate::models::{Likelihood, tiny_vae};
-    use rand::SeedableRng;
+    use crate::random::Keys;
+
+    /// Examples `0..n` of the evaluation keys of `seed`.
+    fn examples(n: usize) -> Vec<usize> {
+        (0..n).collect()
+    }
 
     fn tiny() -> (ParamStore, Vae, Matrix) {
         let (store, vae) = tiny_vae(6, 2, Likelihood::Bernoulli);
@@ -369,67 +380,78 @@ mod tests {
         let (store, vae, x) = tiny();
         // With K = 1, -ln w = recon + ln q - ln p, whose expectation is the negative ELBO; both
         // estimates average 7 examples × 2000 draws, so they agree to Monte-Carlo error.
-        let rng = &mut ChaCha8Rng::seed_from_u64(5);
+        let keys = Keys::evaluation(5);
         let x_many = x.select(Axis(0), &(0..2000 * 7).map(|r| r % 7).collect::<Vec<_>>());
-        let elbo = elbo(&vae, &store, &x_many, None, rng).neg_elbo;
-        let k1 = iw_nll(&vae, &store, &x_many, None, 1, rng);
+        let many = examples(x_many.nrows());
+        let elbo = elbo(&vae, &store, &x_many, None, &keys.draws(&many)).neg_elbo;
+        let k1 = iw_nll(
+            &vae,
+            &store,
+            &x_many,
+            None,
+            1,
+            &Keys::evaluation(6).draws(&many),
+        );
         assert!((elbo - k1).abs() < 0.02 * elbo, "ELBO {elbo} vs K=1 {k1}");
         // The bound tightens with K (Burda et al., theorem 1): -ln p(x) estimates fall.
-        let k100 = iw_nll(&vae, &store, &x, None, 100, rng);
-        let k5000 = iw_nll(&vae, &store, &x, None, 5000, rng);
+        let seven = examples(7);
+        let k100 = iw_nll(&vae, &store, &x, None, 100, &keys.draws(&seven));
+        let k5000 = iw_nll(&vae, &store, &x, None, 5000, &keys.draws(&seven));
         assert!(k100 < elbo && k5000 <= k100 + 1e-3, "{elbo} {k100} {k5000}");
     }
 
     #[test]
     fn chunking_does_not_change_the_estimate() {
         // With chunks of 2 rows, each image's 6 samples come in three chunks merged by the
-        // streaming logsumexp; with chunks of 6 they come at once. One image per group either
-        // way, so the noise is drawn in the same order and the estimates agree to rounding.
+        // streaming logsumexp; with chunks of 6 they come at once. Sample s of an image is its
+        // copy s of ε either way, so the estimates agree to rounding.
         let (store, vae, x) = tiny();
+        let seven = examples(7);
         let with_chunk = |rows| {
-            let rng = &mut ChaCha8Rng::seed_from_u64(1);
-            let nll = iw_nll_chunked(&vae, &store, &x, None, 6, rows, rng);
+            let nll = iw_nll_chunked(
+                &vae,
+                &store,
+                &x,
+                None,
+                6,
+                rows,
+                &Keys::evaluation(1).draws(&seven),
+            );
             nll.iter().sum::<f64>() / 7.0
         };
         let (split, whole) = (with_chunk(2), with_chunk(6));
         assert!((split - whole).abs() < 1e-5, "{split} vs {whole}");
         // A different seed gives a different estimate: the comparison above is not vacuous.
-        let other = iw_nll(&vae, &store, &x, None, 6, &mut ChaCha8Rng::seed_from_u64(2));
+        let other = iw_nll(
+            &vae,
+            &store,
+            &x,
+            None,
+            6,
+            &Keys::evaluation(2).draws(&seven),
+        );
         assert!((other - whole).abs() > 1e-4, "{other} vs {whole}");
     }
 
     #[test]
     fn per_image_scores_average_to_the_set_figures() {
         let (store, vae, x) = tiny();
+        let seven = examples(7);
+        let draws = |seed| Keys::evaluation(seed).draws(&seven);
         // The rows of the importance-weighted estimate average to it, from the same draws.
-        let rows = iw_nll_rows(
-            &vae,
-            &store,
-            &x,
-            None,
-            20,
-            &mut ChaCha8Rng::seed_from_u64(3),
-        );
-        let mean = iw_nll(
-            &vae,
-            &store,
-            &x,
-            None,
-            20,
-            &mut ChaCha8Rng::seed_from_u64(3),
-        );
+        let rows = iw_nll_rows(&vae, &store, &x, None, 20, &draws(3));
+        let mean = iw_nll(&vae, &store, &x, None, 20, &draws(3));
         assert_eq!(rows.len(), 7);
         assert!((rows.iter().sum::<f64>() / 7.0 - mean).abs() < 1e-9);
         // One sample of the reconstruction probability is the ELBO's reconstruction term from
         // the same draw; L samples average L such terms.
-        let one = neg_recon_prob_rows(&vae, &store, &x, 1, &mut ChaCha8Rng::seed_from_u64(4));
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let one = neg_recon_prob_rows(&vae, &store, &x, 1, &draws(4));
         let mut recon = Vec::new();
-        neg_elbo_chunks((&vae, &store), (&x, None), &mut rng, |r, _| {
+        neg_elbo_chunks((&vae, &store), (&x, None), &draws(4), |r, _| {
             recon.extend(r.iter().map(|&v| f64::from(v)));
         });
         assert_eq!(one, recon);
-        let many = neg_recon_prob_rows(&vae, &store, &x, 3, &mut ChaCha8Rng::seed_from_u64(4));
+        let many = neg_recon_prob_rows(&vae, &store, &x, 3, &draws(4));
         assert!(many.iter().zip(&one).any(|(a, b)| (a - b).abs() > 1e-6));
         // The squared error of the posterior-mean reconstruction, by hand for each row.
         let errors = recon_sq_error_rows(&vae, &store, &x);

@@ -7,7 +7,9 @@ pub mod dist;
 pub mod eval;
 pub mod image;
 pub mod models;
+pub mod parallel;
 pub mod pictures;
+pub mod random;
 pub mod run;
 pub mod train;
 

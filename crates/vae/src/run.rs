@@ -25,6 +25,8 @@ use crate::models::{
     CodebookUpdate, GanLoss, Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA,
     Prior, VaeConfig,
 };
+use crate::parallel::{self, Alone, Collective};
+use crate::random::Keys;
 use crate::train::Stepped;
 
 /// The file names of a run directory.
@@ -777,55 +779,11 @@ pub struct Loaded {
     pub train: TrainImages,
 }
 
-/// The RNG of the training loop: the run's seed on a stream of its own, so that it never
-/// repeats the initialiser's draws.
-fn training_rng(seed: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(1);
-    rng
-}
-
 /// The RNG of every evaluation: the same draws each epoch, so epochs compare like for like.
 pub fn evaluation_rng(seed: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(2);
     rng
-}
-
-fn save_rng(rng: &ChaCha8Rng, meta: &mut Metadata) {
-    let seed: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
-    meta.insert("rng.seed".into(), seed);
-    meta.insert("rng.stream".into(), rng.get_stream().to_string());
-    meta.insert("rng.word_pos".into(), rng.get_word_pos().to_string());
-}
-
-fn load_rng(meta: &Metadata, path: &Path) -> Result<ChaCha8Rng, RunError> {
-    let bad = || {
-        RunError::Config(format!(
-            "{}: missing or malformed RNG state (rng.seed, rng.stream, rng.word_pos)",
-            path.display()
-        ))
-    };
-    let hex = meta.get("rng.seed").ok_or_else(bad)?;
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(bad());
-    }
-    let mut seed = [0u8; 32];
-    for (i, byte) in seed.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    let stream: u64 = meta
-        .get("rng.stream")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(bad)?;
-    let word_pos: u128 = meta
-        .get("rng.word_pos")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(bad)?;
-    let mut rng = ChaCha8Rng::from_seed(seed);
-    rng.set_stream(stream);
-    rng.set_word_pos(word_pos);
-    Ok(rng)
 }
 
 /// All images of a split as one matrix of targets.
@@ -946,11 +904,26 @@ pub fn train_once(
 
 /// Trains (or, with `resume`, continues) a run in `out`, writing its files there.
 pub fn train(
-    mut config: RunConfig,
+    config: RunConfig,
     out: &Path,
     resume: Option<&Path>,
     observer: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
+    train_shared(config, out, resume, observer, &Alone)
+}
+
+/// [`train`] as one of the processes of `world`, which share every batch and the test set
+/// (data-parallel: each holds the whole model, steps on its share of each batch, and sums
+/// gradients with the others). Process 0 alone writes files; the parameters are compared
+/// across processes after every epoch, and the data before the first.
+pub fn train_shared(
+    mut config: RunConfig,
+    out: &Path,
+    resume: Option<&Path>,
+    observer: &mut dyn Observer,
+    world: &dyn Collective,
+) -> Result<Summary, RunError> {
+    let writes = world.rank() == 0;
     let resumed = match resume {
         Some(path) => {
             let meta = checkpoint::read_metadata(path)?;
@@ -960,7 +933,9 @@ pub fn train(
         None => None,
     };
     config.validate()?;
-    prepare_out(out)?;
+    if writes {
+        prepare_out(out)?;
+    }
     let mut splits = config.dataset.load(
         config.data_dir.as_deref(),
         &config.classes,
@@ -978,17 +953,30 @@ pub fn train(
     ));
     let shape = splits.train.image_shape();
     let mut model = (config.model.entry().build)(&config, shape);
+    if world.ranks() > 1 {
+        if model.shared_parameters().is_none() {
+            return Err(RunError::Config(format!(
+                "model {} does not train data-parallel: run it as one process",
+                config.model
+            )));
+        }
+        let data = splits_hash(&splits.train, &splits.test);
+        if !parallel::agree(world, data) {
+            return Err(RunError::Config(format!(
+                "the processes read different data from {} (their checksums differ)",
+                splits.dir.display()
+            )));
+        }
+    }
     let train_images = TrainImages {
         dir: splits.dir.clone(),
         classes: config.classes.clone(),
         limit: config.train_limit,
     };
-    let mut rng = training_rng(config.seed);
     let mut start = 0;
     if let Some((path, meta)) = &resumed {
         check_image_size(meta, path, shape, &splits.dir)?;
         model.restore(path, Restore::Everything)?;
-        rng = load_rng(meta, path)?;
         start = meta
             .get("epoch")
             .and_then(|e| e.parse().ok())
@@ -1016,7 +1004,9 @@ pub fn train(
         model.set_reference(std::rc::Rc::new(reference));
     }
     let config_path = out.join(files::CONFIG);
-    write_atomic(&config_path, &config.to_toml())?;
+    if writes {
+        write_atomic(&config_path, &config.to_toml())?;
+    }
     let columns = model.columns();
     let metrics_path = out.join(files::METRICS);
     let mut metrics_csv = previous_rows(&metrics_path, &metrics_header(columns), start)?;
@@ -1031,6 +1021,7 @@ pub fn train(
         ));
     }
     let test = TestData::new(eval_targets(&splits.test, config.binarize));
+    let my_test = test.share(world.rank(), world.ranks());
     let batches = data.batches(config.batch_size);
     let mut last = None;
     // The checkpoint of the last finished epoch: what a diverged or interrupted run keeps.
@@ -1038,13 +1029,14 @@ pub fn train(
     for epoch in start + 1..=config.epochs {
         observer.epoch_start(epoch, config.epochs, batches);
         let started = Instant::now();
-        let epoch_rng = rng.clone();
+        let keys = Keys::epoch(config.seed, epoch);
         let lr = config.lr_schedule.lr(config.lr, epoch, config.epochs);
         let (mut steps, mut halt) = (0, None);
         let mut values = model.train_epoch(
             &data,
             &mut Epoch {
-                rng: &mut rng,
+                keys,
+                world,
                 batch_size: config.batch_size,
                 lr,
                 on_batch: &mut |stepped| {
@@ -1082,7 +1074,7 @@ pub fn train(
                     config: &config,
                     shape,
                     from: kept.as_deref(),
-                    rng: epoch_rng,
+                    keys,
                     lr,
                 };
                 return Err(RunError::Diverged {
@@ -1095,22 +1087,29 @@ pub fn train(
             None => {}
         }
         let seconds = started.elapsed().as_secs_f64();
-        values.extend(model.test(&test, &mut evaluation_rng(config.seed)));
+        values.extend(shared_test(&*model, (&test, &my_test), config.seed, world));
+        if let Some(store) = model.shared_parameters()
+            && !parallel::agree(world, parallel::params_hash(store))
+        {
+            return Err(RunError::Config(format!(
+                "the processes' parameters differ after epoch {epoch}: the run stops before \
+                 saving them"
+            )));
+        }
         let row = EpochRow {
             epoch,
             line: model.describe(&values),
             values,
             seconds,
         };
-        model.save(
-            &checkpoint_path,
-            &epoch_metadata(&config, epoch, shape, &rng),
-        )?;
         kept = Some(checkpoint_path.clone());
         let _ = writeln!(metrics_csv, "{}", row.csv());
-        write_atomic(&metrics_path, &metrics_csv)?;
-        chart::save_curves(&curves_path, &metrics_csv)?;
-        model.epoch_pictures(out)?;
+        if writes {
+            model.save(&checkpoint_path, &epoch_metadata(&config, epoch, shape))?;
+            write_atomic(&metrics_path, &metrics_csv)?;
+            chart::save_curves(&curves_path, &metrics_csv)?;
+            model.epoch_pictures(out)?;
+        }
         observer.epoch_end(&row);
         for warning in model.warnings(&row.values) {
             observer.note(&format!("warning: {warning}"));
@@ -1137,11 +1136,11 @@ pub fn train(
             },
         );
         match (fitted, signal) {
-            (ControlFlow::Continue(true), _) => {
-                let meta = epoch_metadata(&config, trained, shape, &rng);
+            (ControlFlow::Continue(true), _) if writes => {
+                let meta = epoch_metadata(&config, trained, shape);
                 model.save(&checkpoint_path, &meta)?;
             }
-            (ControlFlow::Continue(false), _) => {}
+            (ControlFlow::Continue(_), _) => {}
             (ControlFlow::Break(()), signal) => {
                 return Err(RunError::Interrupted {
                     signal: signal.expect("only an interrupt stops the fit"),
@@ -1158,12 +1157,15 @@ pub fn train(
     if curves_path.is_file() {
         written.push(curves_path);
     }
-    written.extend(model.pictures(&test, out, &mut pictures_rng(config.seed))?);
+    if writes {
+        written.extend(model.pictures(&test, out, &mut pictures_rng(config.seed))?);
+    }
     let figures = model.finish(
         &test,
         &mut Finish {
             iw_samples: config.iw_samples,
-            rng: &mut evaluation_rng(config.seed),
+            keys: Keys::evaluation(config.seed),
+            world,
             note: &mut |m| observer.note(m),
             train: &train_images,
         },
@@ -1179,14 +1181,10 @@ pub fn train(
     })
 }
 
-/// The checkpoint metadata after `epoch` epochs: the trajectory's settings, the epoch, the
-/// image size and the training RNG's state.
-fn epoch_metadata(
-    config: &RunConfig,
-    epoch: usize,
-    (height, width): (usize, usize),
-    rng: &ChaCha8Rng,
-) -> Metadata {
+/// The checkpoint metadata after `epoch` epochs: the trajectory's settings, the epoch and the
+/// image size. Every draw of an epoch is keyed by the seed and the epoch's number, so these
+/// are all a resumed run needs to continue exactly.
+fn epoch_metadata(config: &RunConfig, epoch: usize, (height, width): (usize, usize)) -> Metadata {
     let mut meta: Metadata = config
         .trajectory()
         .into_iter()
@@ -1194,8 +1192,43 @@ fn epoch_metadata(
         .collect();
     meta.insert("epoch".into(), epoch.to_string());
     meta.insert(IMAGE_SIZE.into(), format!("{height}x{width}"));
-    save_rng(rng, &mut meta);
     meta
+}
+
+/// The test columns of `model` with the evaluation keys of `seed`: each process of `world`
+/// evaluates its share `mine` of `test` and the shares' means are combined, weighted by their
+/// images. Alone, or for a model that is not data-parallel, the whole test set.
+fn shared_test(
+    model: &dyn RunModel,
+    (test, mine): (&TestData, &TestData),
+    seed: u64,
+    world: &dyn Collective,
+) -> Vec<f64> {
+    let keys = Keys::evaluation(seed);
+    if world.ranks() == 1 || model.shared_parameters().is_none() {
+        return model.test(test, keys);
+    }
+    let weight = mine.x.nrows() as f64 / test.x.nrows().max(1) as f64;
+    let mut values: Vec<f64> = (model.test(mine, keys).iter())
+        .map(|v| v * weight)
+        .collect();
+    world.sum_f64(&mut values);
+    values
+}
+
+/// A checksum of a run's data (both splits' pixels and labels), the same on every process
+/// that read the same files.
+fn splits_hash(train: &Split, test: &Split) -> u64 {
+    use std::hash::Hasher;
+    let mut h = parallel::Fnv::default();
+    for split in [train, test] {
+        h.write_usize(split.len());
+        for i in 0..split.len() {
+            h.write(split.image(i));
+        }
+        h.write(split.labels());
+    }
+    h.finish()
 }
 
 /// Why an epoch stopped before its end.
@@ -1210,15 +1243,15 @@ struct Replay<'a> {
     shape: (usize, usize),
     /// The checkpoint the epoch started from (`None`: the initialisation).
     from: Option<&'a Path>,
-    /// The training RNG as the epoch started.
-    rng: ChaCha8Rng,
+    /// The epoch's keys.
+    keys: Keys,
     lr: f32,
 }
 
 impl Replay<'_> {
     /// The model as the epoch started, trained again on `data` with every tape in anomaly mode
     /// up to the step that diverges: the op that first produced a non-finite number.
-    fn anomaly(mut self, data: &TrainData) -> Option<autodiff::Anomaly> {
+    fn anomaly(self, data: &TrainData) -> Option<autodiff::Anomaly> {
         let mut model = (self.config.model.entry().build)(self.config, self.shape);
         if let Some(path) = self.from {
             model.restore(path, Restore::Everything).ok()?;
@@ -1228,7 +1261,8 @@ impl Replay<'_> {
             model.train_epoch(
                 data,
                 &mut Epoch {
-                    rng: &mut self.rng,
+                    keys: self.keys,
+                    world: &Alone,
                     batch_size: self.config.batch_size,
                     lr: self.lr,
                     on_batch: &mut |stepped| match stepped {

@@ -1,14 +1,17 @@
 //! One training step (bind, forward, backward, drop the tape, update) and one epoch of them. A
-//! step whose loss or gradients are not finite is not applied, and ends its epoch.
+//! step whose loss or gradients are not finite is not applied, and ends its epoch. In a
+//! data-parallel run each process steps on its share of the batch and the processes sum their
+//! weighted gradients before the update ([`shared_step`]).
 
 use std::ops::ControlFlow;
 
 use autodiff::{Anomaly, Tape};
 use nn::{Bound, Optimizer, ParamGrads, ParamStore};
-use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Batch, TrainSet};
 use crate::models::{Loss, Metrics, MetricsMean};
+use crate::parallel::Collective;
+use crate::random::{Draws, Keys, Purpose};
 
 /// A step whose loss or gradients were not finite (NaN or ±inf): its update was not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +67,66 @@ pub fn step_seeing_grads(
 
 /// Whether every element of `m` is finite: one pass without early exit over the exponent bits
 /// (all ones for NaN and ±inf), which the compiler vectorizes; a step checks every gradient.
+/// [`step`] on one process's share of a batch: the loss is the mean over the share, `weight`
+/// the share's examples over the batch's. The processes sum `weight·∇` (and `weight·metrics`)
+/// before the update, so each applies the gradient of the batch's mean, the same on every
+/// process. Alone, it is [`step`].
+pub fn shared_step(
+    store: &mut ParamStore,
+    opt: &mut dyn Optimizer,
+    world: &dyn Collective,
+    weight: f64,
+    loss: impl for<'t> FnOnce(&Bound<'t>) -> Loss<'t>,
+) -> Result<Metrics, Diverged> {
+    if world.ranks() == 1 {
+        return step(store, opt, loss);
+    }
+    let (mut metrics, mut grads) = {
+        let tape = Tape::new();
+        let p = store.bind(&tape);
+        let out = loss(&p);
+        let grads = tape.backward(out.loss);
+        (out.metrics(), p.grads(grads))
+    };
+    sum_weighted(world, weight, &mut grads, &mut metrics);
+    if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| all_finite(g)) {
+        return Err(Diverged { anomaly: None });
+    }
+    opt.step(store, &grads);
+    Ok(metrics)
+}
+
+/// Replaces `grads` and `metrics` by the sums over the processes of `weight` times each.
+fn sum_weighted(
+    world: &dyn Collective,
+    weight: f64,
+    grads: &mut ParamGrads,
+    metrics: &mut Metrics,
+) {
+    let w = weight as f32;
+    let len = grads.iter().map(|(_, g)| g.len()).sum();
+    let mut flat = Vec::with_capacity(len);
+    for (_, g) in grads.iter() {
+        flat.extend(g.iter().map(|&v| v * w));
+    }
+    world.sum_f32(&mut flat);
+    let mut rest = &flat[..];
+    for g in grads.iter_mut() {
+        let (mine, others) = rest.split_at(g.len());
+        g.iter_mut().zip(mine).for_each(|(g, &v)| *g = v);
+        rest = others;
+    }
+    let mut values: Vec<f64> = std::iter::once(metrics.loss)
+        .chain(metrics.parts.iter().map(|&(_, v)| v))
+        .map(|v| v * weight)
+        .collect();
+    world.sum_f64(&mut values);
+    metrics.loss = values[0];
+    for ((_, v), &sum) in metrics.parts.iter_mut().zip(&values[1..]) {
+        *v = sum;
+    }
+}
+
 fn all_finite(m: &autodiff::Matrix) -> bool {
     const EXPONENT: u32 = 0x7f80_0000;
     let special = |v: &f32| u32::from(v.to_bits() & EXPONENT == EXPONENT);
@@ -93,24 +156,39 @@ pub fn report(
     }
 }
 
-/// One pass over the shuffled training set, a step per batch on the loss `loss` builds for it;
-/// `on_batch` sees each step's outcome and may stop the epoch (`Break`), which a diverged step
-/// always does. Returns the example-weighted means of the steps applied.
+/// How an epoch's batches are drawn and shared: examples per step (over all processes), the
+/// keys of the epoch's draws, and the processes.
+#[derive(Clone, Copy)]
+pub struct Plan<'a> {
+    /// Examples per step.
+    pub batch_size: usize,
+    /// The epoch's keys.
+    pub keys: Keys,
+    /// The processes that share each batch.
+    pub world: &'a dyn Collective,
+}
+
+/// One pass over the shuffled training set, a step per batch on the loss `loss` builds for it
+/// (with the draws of its examples); `on_batch` sees each step's outcome and may stop the
+/// epoch (`Break`), which a diverged step always does. Returns the example-weighted means of
+/// the steps applied. Each process of `plan.world` steps on its share of every batch.
 pub fn epoch(
     store: &mut ParamStore,
     opt: &mut dyn Optimizer,
     train: &TrainSet,
-    batch_size: usize,
-    rng: &mut ChaCha8Rng,
-    loss: impl for<'t> Fn(&Bound<'t>, Batch, &mut ChaCha8Rng) -> Loss<'t>,
+    plan: Plan<'_>,
+    loss: impl for<'t> Fn(&Bound<'t>, Batch, &Draws<'_>) -> Loss<'t>,
     mut on_batch: impl FnMut(Stepped<'_>) -> ControlFlow<()>,
 ) -> Metrics {
+    let (world, keys) = (plan.world, plan.keys);
     let mut mean = MetricsMean::default();
-    let mut batches = train.epoch(batch_size, rng);
-    while let Some(batch) = batches.next_batch(rng) {
-        let examples = batch.len();
-        let stepped = step(store, opt, |p| loss(p, batch, rng));
-        if report(stepped, examples, &mut mean, &mut on_batch).is_break() {
+    let mut batches = train.epoch(plan.batch_size, keys);
+    while let Some(share) = batches.next_share(world.rank(), world.ranks()) {
+        let (weight, examples) = (share.weight(), share.batch.indices.clone());
+        let stepped = shared_step(store, opt, world, weight, |p| {
+            loss(p, share.batch, &keys.draws(&examples))
+        });
+        if report(stepped, share.of, &mut mean, &mut on_batch).is_break() {
             break;
         }
     }
@@ -118,35 +196,41 @@ pub fn epoch(
 }
 
 /// One pass over the shuffled `unlabeled` set for semi-supervised training: every step takes
-/// its next `batch_size` unlabeled examples and the next `labeled_batch` labeled ones (the
+/// its next `batch_size` unlabeled examples and the next `labeled_size` labeled ones (the
 /// labeled set reshuffled whenever it runs out), and `loss` builds the loss of the pair
-/// `(labeled, unlabeled)`.
-#[allow(clippy::too_many_arguments)]
+/// `(labeled, unlabeled)` with each one's draws. The labeled examples draw from
+/// [`Keys::second_set`], their orders from [`Purpose::LabeledShuffle`]. One process: the
+/// two halves of a batch do not split into shares of one mean.
 pub fn semi_supervised_epoch(
     store: &mut ParamStore,
     opt: &mut dyn Optimizer,
-    labeled: &TrainSet,
-    unlabeled: &TrainSet,
+    (labeled, unlabeled): (&TrainSet, &TrainSet),
     (labeled_size, batch_size): (usize, usize),
-    rng: &mut ChaCha8Rng,
-    loss: impl for<'t> Fn(&Bound<'t>, Batch, Batch, &mut ChaCha8Rng) -> Loss<'t>,
+    keys: Keys,
+    loss: impl for<'t> Fn(&Bound<'t>, (Batch, &Draws<'_>), (Batch, &Draws<'_>)) -> Loss<'t>,
     mut on_batch: impl FnMut(Stepped<'_>) -> ControlFlow<()>,
 ) -> Metrics {
-    let mut mean = MetricsMean::default();
-    let mut batches = unlabeled.epoch(batch_size, rng);
-    let mut labeled_batches = labeled.epoch(labeled_size, rng);
-    while let Some(batch) = batches.next_batch(rng) {
-        let labeled_batch = match labeled_batches.next_batch(rng) {
+    let labeled_keys = keys.second_set();
+    let labeled_epoch = |cycle| {
+        let order = &mut keys.shared(Purpose::LabeledShuffle, cycle);
+        labeled.epoch_in_order(labeled_size, labeled_keys, order)
+    };
+    let (mut cycle, mut mean) = (0, MetricsMean::default());
+    let mut batches = unlabeled.epoch(batch_size, keys);
+    let mut labeled_batches = labeled_epoch(cycle);
+    while let Some(u) = batches.next_batch() {
+        let l = match labeled_batches.next_batch() {
             Some(b) => b,
             None => {
-                labeled_batches = labeled.epoch(labeled_size, rng);
-                labeled_batches
-                    .next_batch(rng)
-                    .expect("a non-empty labeled set")
+                cycle += 1;
+                labeled_batches = labeled_epoch(cycle);
+                (labeled_batches.next_batch()).expect("a non-empty labeled set")
             }
         };
-        let examples = batch.len();
-        let stepped = step(store, opt, |p| loss(p, labeled_batch, batch, rng));
+        let (l_examples, u_examples) = (l.indices.clone(), u.indices.clone());
+        let (l_draws, u_draws) = (labeled_keys.draws(&l_examples), keys.draws(&u_examples));
+        let examples = u.len();
+        let stepped = step(store, opt, |p| loss(p, (l, &l_draws), (u, &u_draws)));
         if report(stepped, examples, &mut mean, &mut on_batch).is_break() {
             break;
         }

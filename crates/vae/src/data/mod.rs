@@ -39,4 +39,4 @@ pub use idx::{
 };
 pub use perturb::perturb;
 pub use split::Split;
-pub use train_set::{Epoch, TrainSet};
+pub use train_set::{Epoch, Share, TrainSet};

@@ -2,23 +2,27 @@
 
 use autodiff::Matrix;
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
+
+use crate::random::{Draws, Purpose};
 
 /// Ren et al.'s (2019) perturbation for a background model: each pixel of `x`, independently
 /// with probability `rate`, replaced by noise: a random bit for `binary` images, else one of the
 /// 256 levels `k/255` that 8-bit images are stored in, uniformly (so a model of discrete
-/// intensities sees only intensities it can give a probability). In place; at rate 0 `x` comes back untouched and nothing is drawn, so a
-/// training step without `--background` neither copies its batch nor moves the RNG.
-pub fn perturb(mut x: Matrix, rate: f32, binary: bool, rng: &mut ChaCha8Rng) -> Matrix {
+/// intensities sees only intensities it can give a probability). Row `r` draws from its example's
+/// stream of [`Purpose::Perturb`] in `draws`. In place; at rate 0 `x` comes back untouched and
+/// nothing is drawn, so a training step without `--background` does not copy its batch.
+pub fn perturb(mut x: Matrix, rate: f32, binary: bool, draws: &Draws<'_>) -> Matrix {
     if rate > 0.0 {
-        x.mapv_inplace(|v| {
-            if rng.random::<f32>() >= rate {
-                v
-            } else if binary {
-                f32::from(u8::from(rng.random::<bool>()))
-            } else {
-                f32::from(rng.random::<u8>()) / 255.0
-            }
+        draws.each_row(Purpose::Perturb, &mut x, |rng, mut row| {
+            row.mapv_inplace(|v| {
+                if rng.random::<f32>() >= rate {
+                    v
+                } else if binary {
+                    f32::from(u8::from(rng.random::<bool>()))
+                } else {
+                    f32::from(rng.random::<u8>()) / 255.0
+                }
+            })
         });
     }
     x
@@ -27,14 +31,14 @@ pub fn perturb(mut x: Matrix, rate: f32, binary: bool, rng: &mut ChaCha8Rng) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
+    use crate::random::Keys;
 
     #[test]
     fn the_background_perturbation_replaces_pixels_at_its_rate() {
         let x = Matrix::from_elem((100, 100), 1.0);
-        let rng = &mut ChaCha8Rng::seed_from_u64(0);
+        let examples: Vec<usize> = (0..100).collect();
+        let rng = &Keys::epoch(0, 1).draws(&examples);
         assert_eq!(perturb(x.clone(), 0.0, true, rng), x);
-        assert_eq!(rng.get_word_pos(), 0, "rate 0 drew from the RNG");
         // Binary: a replaced pixel is a fair bit, so a quarter of the ones become zeros.
         let y = perturb(x.clone(), 0.5, true, rng);
         assert!(y.iter().all(|&v| v == 0.0 || v == 1.0));

@@ -7,6 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use super::batch::{Batch, push_bernoulli, push_gray};
 use super::binarize::{Binarize, STATIC_BINARIZE_SEED, binarize_once};
 use super::split::Split;
+use crate::parallel::share;
+use crate::random::{Keys, Purpose};
 
 /// The training split and how its targets are made.
 #[derive(Clone, Debug)]
@@ -48,18 +50,30 @@ impl TrainSet {
         self.split.is_empty()
     }
 
-    /// Starts an epoch: a Fisher–Yates shuffle of all indices with `rng`, cut into batches of
-    /// `batch_size` (the last one partial). Take them with [`Epoch::next_batch`].
+    /// An epoch of `batch_size` batches (the last may be smaller) in the order of `keys`'
+    /// shuffle.
     ///
-    /// # Panics
-    /// If `batch_size` is zero.
+    /// Panics if `batch_size` is 0.
     #[track_caller]
-    pub fn epoch(&self, batch_size: usize, rng: &mut ChaCha8Rng) -> Epoch<'_> {
+    pub fn epoch(&self, batch_size: usize, keys: Keys) -> Epoch<'_> {
+        self.epoch_in_order(batch_size, keys, &mut keys.shared(Purpose::Shuffle, 0))
+    }
+
+    /// [`TrainSet::epoch`] in the order drawn from `shuffle` (a semi-supervised run's labeled
+    /// examples cycle through several orders in one epoch).
+    #[track_caller]
+    pub fn epoch_in_order(
+        &self,
+        batch_size: usize,
+        keys: Keys,
+        shuffle: &mut ChaCha8Rng,
+    ) -> Epoch<'_> {
         assert!(batch_size > 0, "batch_size must be at least 1");
         let mut order: Vec<usize> = (0..self.len()).collect();
-        order.shuffle(rng);
+        order.shuffle(shuffle);
         Epoch {
             set: self,
+            keys,
             order,
             batch_size,
             next: 0,
@@ -67,24 +81,43 @@ impl TrainSet {
     }
 }
 
+/// One process's part of a batch ([`Epoch::next_share`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    /// Its examples.
+    pub batch: Batch,
+    /// Examples in the whole batch.
+    pub of: usize,
+    /// False for a stand-in row of a process whose share is empty: its step counts for nothing.
+    pub counted: bool,
+}
+
+impl Share {
+    /// Its weight in the batch's mean: its examples over the batch's (0 if not counted).
+    pub fn weight(&self) -> f64 {
+        if self.counted {
+            self.batch.len() as f64 / self.of as f64
+        } else {
+            0.0
+        }
+    }
+}
+
 /// One pass over the training set in a shuffled order.
-///
-/// Not an [`Iterator`]: each batch borrows the rng only while it is made (dynamic binarization
-/// draws from it), so the same rng can drive the training step in between.
 ///
 /// ```
 /// # use vae::data::{Binarize, Split, TrainSet};
-/// # use rand::SeedableRng;
+/// # use vae::random::Keys;
 /// let train = TrainSet::new(Split::new(vec![0, 255, 128, 64], vec![1, 2], (1, 2)), Binarize::Dynamic);
-/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-/// let mut epoch = train.epoch(128, &mut rng);
-/// while let Some(batch) = epoch.next_batch(&mut rng) {
+/// let mut epoch = train.epoch(128, Keys::epoch(0, 1));
+/// while let Some(batch) = epoch.next_batch() {
 ///     assert_eq!(batch.images().dim(), (2, 2));
 /// }
 /// ```
 #[derive(Debug)]
 pub struct Epoch<'a> {
     set: &'a TrainSet,
+    keys: Keys,
     order: Vec<usize>,
     batch_size: usize,
     next: usize,
@@ -92,32 +125,57 @@ pub struct Epoch<'a> {
 
 impl Epoch<'_> {
     /// The next batch, or `None` when the epoch is over. Under [`Binarize::Dynamic`] each pixel
-    /// is a fresh Bernoulli(`pixel / 255`) draw from `rng`; otherwise it is `pixel / 255` and
-    /// `rng` is not used.
-    pub fn next_batch(&mut self, rng: &mut ChaCha8Rng) -> Option<Batch> {
+    /// is a fresh Bernoulli(`pixel / 255`) draw from its image's stream of the epoch's keys;
+    /// otherwise it is `pixel / 255`.
+    pub fn next_batch(&mut self) -> Option<Batch> {
+        self.next_share(0, 1).map(|share| share.batch)
+    }
+
+    /// Share `part` of `parts` of the next batch (the examples of one process of a
+    /// data-parallel run), or `None` when the epoch is over: the batch's rows
+    /// [`share`]`(m, part, parts)` of its `m`, exactly as [`Epoch::next_batch`] would give
+    /// them. A share with no row holds the batch's first row instead, not `counted`, so that
+    /// every process computes a step of the same shape.
+    #[track_caller]
+    pub fn next_share(&mut self, part: usize, parts: usize) -> Option<Share> {
+        assert!(part < parts, "share {part} of {parts}");
         if self.next >= self.order.len() {
             return None;
         }
         let end = (self.next + self.batch_size).min(self.order.len());
-        let indices = &self.order[self.next..end];
+        let of = end - self.next;
+        let mut rows = share(of, part, parts);
+        let counted = !rows.is_empty();
+        if !counted {
+            rows = 0..1;
+        }
+        let indices = &self.order[self.next + rows.start..self.next + rows.end];
         self.next = end;
         let split = &self.set.split;
         let mut values = Vec::with_capacity(indices.len() * split.pixels_per_image());
         for &i in indices {
             match self.set.binarize {
-                Binarize::Dynamic => push_bernoulli(split.image(i), rng, &mut values),
+                Binarize::Dynamic => push_bernoulli(
+                    split.image(i),
+                    &mut self.keys.stream(Purpose::Binarize, i, 0),
+                    &mut values,
+                ),
                 Binarize::Static | Binarize::None => push_gray(split.image(i), &mut values),
             }
         }
-        Some(split.assemble(indices, values))
+        Some(Share {
+            batch: split.assemble(indices, values),
+            of,
+            counted,
+        })
     }
 
-    /// The number of batches in the whole epoch: `ceil(len / batch_size)`.
+    /// Batches in the whole epoch.
     pub fn num_batches(&self) -> usize {
         self.order.len().div_ceil(self.batch_size)
     }
 
-    /// The number of batches not yet taken.
+    /// Batches not yet taken.
     pub fn remaining(&self) -> usize {
         (self.order.len() - self.next).div_ceil(self.batch_size)
     }
@@ -134,9 +192,8 @@ mod tests {
     }
 
     fn all_batches(set: &TrainSet, batch_size: usize, seed: u64) -> Vec<Batch> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut epoch = set.epoch(batch_size, &mut rng);
-        std::iter::from_fn(|| epoch.next_batch(&mut rng)).collect()
+        let mut epoch = set.epoch(batch_size, Keys::epoch(seed, 1));
+        std::iter::from_fn(|| epoch.next_batch()).collect()
     }
 
     #[test]
@@ -179,10 +236,9 @@ mod tests {
     #[test]
     fn epoch_counts_batches() {
         let set = TrainSet::new(ten(), Binarize::None);
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut epoch = set.epoch(4, &mut rng);
+        let mut epoch = set.epoch(4, Keys::epoch(0, 1));
         assert_eq!((epoch.num_batches(), epoch.remaining()), (3, 3));
-        epoch.next_batch(&mut rng);
+        epoch.next_batch();
         assert_eq!((epoch.num_batches(), epoch.remaining()), (3, 2));
     }
 
@@ -200,13 +256,12 @@ mod tests {
 
     #[test]
     fn dynamic_redraws_each_epoch_static_does_not() {
-        // Row of image i, sorted back to index order, over two epochs of one rng.
+        // Row of image i, sorted back to index order, over epochs 1 and 2 of one seed.
         let two_epochs = |set: &TrainSet| {
-            let mut rng = ChaCha8Rng::seed_from_u64(5);
             let mut epochs = Vec::new();
-            for _ in 0..2 {
-                let mut epoch = set.epoch(10, &mut rng);
-                let b = epoch.next_batch(&mut rng).unwrap();
+            for e in 1..=2 {
+                let mut epoch = set.epoch(10, Keys::epoch(5, e));
+                let b = epoch.next_batch().unwrap();
                 let mut rows: Vec<(usize, Vec<f32>)> = b
                     .indices
                     .iter()
@@ -228,5 +283,39 @@ mod tests {
                 assert!(row.iter().all(|&x| x == 0.0 || x == 1.0));
             }
         }
+    }
+
+    #[test]
+    fn shares_of_a_batch_are_its_rows_with_the_same_draws() {
+        // 10 images in batches of 4, 4, 2; three shares of each: rows ⌊p·m/3⌋..⌊(p+1)·m/3⌋,
+        // i.e. 1 + 1 + 2 rows of a batch of 4 and 0 + 1 + 1 of the batch of 2.
+        let set = TrainSet::new(ten(), Binarize::Dynamic);
+        let whole = all_batches(&set, 4, 3);
+        let mut epochs: Vec<_> = (0..3).map(|_| set.epoch(4, Keys::epoch(3, 1))).collect();
+        for batch in &whole {
+            let shares: Vec<Share> = epochs
+                .iter_mut()
+                .enumerate()
+                .map(|(p, e)| e.next_share(p, 3).unwrap())
+                .collect();
+            let weights: f64 = shares.iter().map(Share::weight).sum();
+            assert!((weights - 1.0).abs() < 1e-12);
+            // The batch of 2 leaves share 0 empty: it stands in the batch's first row, uncounted.
+            if batch.len() == 2 {
+                assert!(!shares[0].counted && shares[0].batch.indices == batch.indices[..1]);
+            }
+            let shares: Vec<Batch> = (shares.into_iter())
+                .filter(|s| s.counted)
+                .map(|s| s.batch)
+                .collect();
+            let rows: Vec<usize> = shares.iter().flat_map(|b| b.indices.clone()).collect();
+            assert_eq!(rows, batch.indices);
+            let images: Vec<f32> = shares
+                .iter()
+                .flat_map(|b| b.images.iter().copied())
+                .collect();
+            assert_eq!(images, batch.images.iter().copied().collect::<Vec<_>>());
+        }
+        assert!(epochs.iter_mut().all(|e| e.next_share(0, 3).is_none()));
     }
 }

@@ -22,6 +22,7 @@ use crate::data::Binarize;
 use crate::dist::standard_normal;
 use crate::eval::pca::{Pca, squared_error, squared_error_rows};
 use crate::pictures;
+use crate::random::Keys;
 use crate::run::{
     self, Columns, Epoch, Figure, Finish, FittedSample, Params, Picture, Restore, RunConfig,
     RunError, RunModel, Samples, Score, TestData, TrainData, files,
@@ -279,7 +280,7 @@ impl AeModel {
     /// The figures of denoising under `noise`: the squared error of the noisy test images and
     /// of the model's reconstructions of them, against the clean images.
     fn denoising_figures(&self, test: &TestData, noise: Noise) -> [Figure; 2] {
-        let noisy = noise.corrupt(&test.x, &mut noise.kind().test_rng());
+        let noisy = noise.corrupt_test(&test.x, &test.examples);
         let (noisy_error, output_error) = (
             squared_error(&test.x, &noisy),
             squared_error(&test.x, &self.pictures_of(&noisy)),
@@ -330,15 +331,14 @@ impl RunModel for AeModel {
             store,
             opt,
             data.all(),
-            ctx.batch_size,
-            ctx.rng,
-            |p, batch, rng| match noise {
+            ctx.plan(),
+            |p, batch, draws| match noise {
                 None => {
                     let x = p.constant(batch.images);
                     ae.loss(p, x, x)
                 }
                 Some(noise) => {
-                    let noisy = p.constant(noise.corrupt(&batch.images, rng));
+                    let noisy = p.constant(noise.corrupt(&batch.images, draws));
                     ae.loss(p, noisy, p.constant(batch.images))
                 }
             },
@@ -347,14 +347,18 @@ impl RunModel for AeModel {
         vec![mean.loss]
     }
 
-    fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
+    }
+
+    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
         let store = &self.params.store;
         let (loss, clean) = self.ae.reconstruct(store, &test.x, &test.x);
         let clean_error = squared_error(&test.x, &clean);
         match self.noise {
             None => vec![loss, clean_error],
             Some(noise) => {
-                let noisy = noise.corrupt(&test.x, &mut noise.kind().test_rng());
+                let noisy = noise.corrupt_test(&test.x, &test.examples);
                 let (loss, denoised) = self.ae.reconstruct(store, &noisy, &test.x);
                 vec![loss, squared_error(&test.x, &denoised), clean_error]
             }
@@ -443,7 +447,7 @@ impl RunModel for AeModel {
         if let Some(noise) = self.noise {
             let cols = 16;
             let x = x.slice(s![..x.nrows().min(3 * cols), ..]).to_owned();
-            let noisy = noise.corrupt(&x, &mut noise.kind().test_rng());
+            let noisy = noise.corrupt_test(&x, &test.examples[..x.nrows()]);
             let rows = pictures::above(&[&noisy, &self.pictures_of(&noisy), &x], cols);
             grids.grid(files::DENOISING, &rows, cols)?;
         }
@@ -506,7 +510,7 @@ impl Score for AeModel {
     }
 
     /// The squared error `Σ (x̂ − x)²` of each image's reconstruction.
-    fn score(&self, x: &Matrix, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn score(&self, x: &Matrix, _keys: Keys) -> Vec<f64> {
         squared_error_rows(x, &self.pictures_of(x))
     }
 }

@@ -19,6 +19,7 @@ use super::cvae::{CLASSES, one_hot};
 use super::report::Grids;
 use super::{Loss, ModelEntry};
 use crate::data::{Batch, Binarize};
+use crate::random::{Draws, Keys, Purpose};
 use crate::run::{
     Classified, Classify, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig,
     RunError, RunModel, Setting, TestData, TrainData, files,
@@ -80,11 +81,15 @@ impl Classifier {
         (last.forward(p, h), features)
     }
 
-    /// The mean cross-entropy of the batch under dropout drawn from `rng`; part `xent`, per
-    /// example `−ln softmax(f(x))_y`.
-    pub fn loss<'t>(&self, p: &Bound<'t>, batch: &Batch, rng: &mut ChaCha8Rng) -> Loss<'t> {
+    /// The mean cross-entropy of the batch under dropout, each row's masks drawn from its
+    /// example's stream of [`Purpose::Dropout`]; part `xent`, per example
+    /// `−ln softmax(f(x))_y`.
+    pub fn loss<'t>(&self, p: &Bound<'t>, batch: &Batch, draws: &Draws<'_>) -> Loss<'t> {
         let x = p.constant(batch.images().clone());
-        let (logits, _) = self.forward(p, x, Mode::Train(rng));
+        let mut rngs: Vec<_> = (0..draws.len())
+            .map(|r| draws.row(Purpose::Dropout, r, 0))
+            .collect();
+        let (logits, _) = self.forward(p, x, Mode::Train(&mut rngs));
         let xent = -(logits.log_softmax() * p.constant(one_hot(batch.labels()))).sum_cols();
         Loss::new(xent.mean(), [("xent", xent)])
     }
@@ -206,15 +211,18 @@ impl RunModel for ClassifierModel {
             store,
             opt,
             data.all(),
-            ctx.batch_size,
-            ctx.rng,
-            |p, batch, rng| classifier.loss(p, &batch, rng),
+            ctx.plan(),
+            |p, batch, draws| classifier.loss(p, &batch, draws),
             &mut *ctx.on_batch,
         );
         vec![mean.loss]
     }
 
-    fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
+    }
+
+    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
         let (xent, error) = self.evaluate(test);
         vec![xent, error]
     }
@@ -344,8 +352,7 @@ mod tests {
         };
         let tape = Tape::new();
         let p = store.bind(&tape);
-        let rng = &mut ChaCha8Rng::seed_from_u64(1);
-        let loss = c.loss(&p, &batch, rng);
+        let loss = c.loss(&p, &batch, &crate::random::test_draws(1, 3));
         let (logits, _) = c.forward(&p, p.constant(x.clone()), Mode::Eval);
         // −ln softmax(l)_y = logsumexp(l) − l_y, by hand from the logits.
         let expected: f64 = (logits.value().rows().into_iter())
@@ -383,7 +390,7 @@ mod tests {
         let x = Matrix::from_elem((4, 6), 0.5);
         let tape = Tape::new();
         let p = store.bind_frozen(&tape);
-        let rng = &mut ChaCha8Rng::seed_from_u64(2);
+        let rng = &mut [2, 3, 4, 5].map(ChaCha8Rng::seed_from_u64);
         let (a, _) = c.forward(&p, p.constant(x.clone()), Mode::Eval);
         let (b, _) = c.forward(&p, p.constant(x.clone()), Mode::Eval);
         let (t, _) = c.forward(&p, p.constant(x), Mode::Train(rng));

@@ -21,6 +21,7 @@ use super::report::{
 use super::{Likelihood, Loss, ModelEntry, Prior, Vae, VaeConfig};
 use crate::data::Binarize;
 use crate::dist::standard_normal;
+use crate::random::{Draws, Keys};
 use crate::run::{
     Columns, Complete, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
     RunModel, Setting, TestData, TrainData, files,
@@ -158,10 +159,10 @@ impl Completion {
 
     /// `-ELBO(x_u|x_o)` of whole images `x`, averaged, with the parts `recon` (the unobserved
     /// pixels only) and `kl` (against the prior network's `p(z|x_o)`).
-    pub fn loss<'t>(&self, p: &Bound<'t>, x: &Matrix, rng: &mut ChaCha8Rng) -> Loss<'t> {
+    pub fn loss<'t>(&self, p: &Bound<'t>, x: &Matrix, draws: &Draws<'_>) -> Loss<'t> {
         let (x_o, x_u) = self.mask.split(x);
         self.vae
-            .loss(p, p.constant(x_u), Some(p.constant(x_o)), rng)
+            .loss(p, p.constant(x_u), Some(p.constant(x_o)), draws)
     }
 }
 
@@ -300,15 +301,20 @@ impl RunModel for CompletionModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let completion = &self.completion;
-        elbo_epoch(&mut self.params, data, ctx, |p, batch, rng| {
-            completion.loss(p, &batch.images, rng)
+        elbo_epoch(&mut self.params, data, ctx, |p, batch, draws| {
+            completion.loss(p, &batch.images, draws)
         })
     }
 
-    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
+    }
+
+    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
         let (x_o, x_u) = self.completion.mask().split(&test.x);
         let (vae, store) = self.net();
-        elbo_values(eval::elbo(vae, store, &x_u, Some(&x_o), rng))
+        let draws = &keys.draws(&test.examples);
+        elbo_values(eval::elbo(vae, store, &x_u, Some(&x_o), draws))
     }
 
     fn describe(&self, values: &[f64]) -> String {
@@ -430,7 +436,11 @@ impl RunModel for RegressorModel {
         })
     }
 
-    fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
+    }
+
+    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
         let nll = self.nll(&test.x);
         vec![nll, nll, 0.0]
     }
@@ -529,7 +539,9 @@ mod tests {
         gradcheck(
             |v| {
                 let p = store.bind_vars(v[0].tape(), v);
-                model.loss(&p, &x, &mut ChaCha8Rng::seed_from_u64(9)).loss
+                model
+                    .loss(&p, &x, &crate::random::test_draws(9, x.nrows()))
+                    .loss
             },
             &params,
             &GradcheckConfig::default(),

@@ -17,6 +17,7 @@ use super::report::{
 use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
 use crate::data::Binarize;
 use crate::eval;
+use crate::random::{Draws, Keys};
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, TestData, TrainData,
@@ -70,10 +71,10 @@ impl Cvae {
         p: &Bound<'t>,
         x: Var<'t>,
         labels: &[u8],
-        rng: &mut ChaCha8Rng,
+        draws: &Draws<'_>,
     ) -> Loss<'t> {
         let y = p.constant(one_hot(labels));
-        self.vae.loss(p, x, Some(y), rng)
+        self.vae.loss(p, x, Some(y), draws)
     }
 }
 
@@ -118,14 +119,25 @@ impl RunModel for CvaeModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let cvae = &self.cvae;
-        elbo_epoch(&mut self.params, data, ctx, |p, batch, rng| {
-            cvae.loss(p, p.constant(batch.images), &batch.labels, rng)
+        elbo_epoch(&mut self.params, data, ctx, |p, batch, draws| {
+            cvae.loss(p, p.constant(batch.images), &batch.labels, draws)
         })
     }
 
-    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
+    }
+
+    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
         let (vae, store) = self.net();
-        elbo_values(eval::elbo(vae, store, &test.x, Some(&test.one_hot()), rng))
+        let draws = &keys.draws(&test.examples);
+        elbo_values(eval::elbo(
+            vae,
+            store,
+            &test.x,
+            Some(&test.one_hot()),
+            draws,
+        ))
     }
 
     fn describe(&self, values: &[f64]) -> String {
@@ -213,7 +225,7 @@ mod tests {
             let tape = Tape::new();
             let p = store.bind(&tape);
             let x = p.constant(x.clone());
-            let loss = cvae.loss(&p, x, labels, &mut ChaCha8Rng::seed_from_u64(9));
+            let loss = cvae.loss(&p, x, labels, &crate::random::test_draws(9, 3));
             loss.loss.item()
         };
         // Same noise, different labels: a different loss.
@@ -223,7 +235,7 @@ mod tests {
             |v| {
                 let p = store.bind_vars(v[0].tape(), v);
                 let x = p.constant(x.clone());
-                cvae.loss(&p, x, &[0, 7, 2], &mut ChaCha8Rng::seed_from_u64(9))
+                cvae.loss(&p, x, &[0, 7, 2], &crate::random::test_draws(9, 3))
                     .loss
             },
             &params,

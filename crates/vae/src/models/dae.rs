@@ -1,6 +1,6 @@
 //! The denoising autoencoder of Vincent et al. (2010): the [`Autoencoder`] given a corrupted
 //! image, trained to reconstruct the clean one. The input is corrupted afresh for every batch
-//! with the run's RNG; the test set is corrupted once, with a fixed seed of its own, so that a
+//! from the run's keys; the test set is corrupted once, with a fixed seed of its own, so that a
 //! DAE and a plain AE are measured on the very same noisy images.
 //!
 //! [`Autoencoder`]: super::Autoencoder
@@ -10,14 +10,13 @@ use std::str::FromStr;
 
 use autodiff::Matrix;
 use rand::Rng;
-use rand::SeedableRng;
 use rand::seq::index;
-use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::ModelEntry;
 use super::ae::AeModel;
 use crate::data::Binarize;
+use crate::random::{Draws, Keys, Purpose};
 use crate::run::{RunConfig, Setting};
 
 /// How the input is corrupted (`--noise`).
@@ -74,16 +73,14 @@ impl NoiseKind {
         }
     }
 
-    /// The RNG that corrupts the test set for this kind: a fixed seed, whatever the run's, so
+    /// The keys that corrupt the test set for this kind: a fixed seed, whatever the run's, so
     /// that every model is measured on the same noisy images.
-    pub fn test_rng(self) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(TEST_NOISE_SEED);
-        rng.set_stream(self as u64);
-        rng
+    pub fn test_keys(self) -> Keys {
+        Keys::evaluation(TEST_NOISE_SEED + self as u64)
     }
 }
 
-/// The seed of the test set's corruption ([`NoiseKind::test_rng`]).
+/// The seed of the test set's corruption ([`NoiseKind::test_keys`]).
 pub const TEST_NOISE_SEED: u64 = 20_100_301;
 
 /// An unknown `--noise` name.
@@ -139,13 +136,14 @@ impl Noise {
         ((f64::from(self.level) * pixels as f64).round() as usize).min(pixels)
     }
 
-    /// A corrupted copy of `x` (images as rows, pixels in [0, 1]), drawn from `rng`.
-    pub fn corrupt(self, x: &Matrix, rng: &mut ChaCha8Rng) -> Matrix {
+    /// A corrupted copy of `x` (images as rows, pixels in [0, 1]), row `r` drawn from its
+    /// example's stream of [`Purpose::Corrupt`] in `draws`.
+    pub fn corrupt(self, x: &Matrix, draws: &Draws<'_>) -> Matrix {
         let mut noisy = x.clone();
-        match self.kind {
-            NoiseKind::Mask | NoiseKind::SaltPepper => {
-                let hit = self.pixels_hit(x.ncols());
-                for mut row in noisy.rows_mut() {
+        let hit = self.pixels_hit(x.ncols());
+        draws.each_row(Purpose::Corrupt, &mut noisy, |rng, mut row| {
+            match self.kind {
+                NoiseKind::Mask | NoiseKind::SaltPepper => {
                     for j in index::sample(rng, row.len(), hit) {
                         row[j] = match self.kind {
                             NoiseKind::Mask => 0.0,
@@ -153,15 +151,21 @@ impl Noise {
                         };
                     }
                 }
-            }
-            NoiseKind::Gaussian => {
-                for v in &mut noisy {
-                    let e: f32 = StandardNormal.sample(rng);
-                    *v = (*v + self.level * e).clamp(0.0, 1.0);
+                NoiseKind::Gaussian => {
+                    for v in &mut row {
+                        let e: f32 = StandardNormal.sample(rng);
+                        *v = (*v + self.level * e).clamp(0.0, 1.0);
+                    }
                 }
             }
-        }
+        });
         noisy
+    }
+
+    /// [`Noise::corrupt`] of test images `examples` (one per row of `x`) with the fixed keys of
+    /// [`NoiseKind::test_keys`].
+    pub fn corrupt_test(self, x: &Matrix, examples: &[usize]) -> Matrix {
+        self.corrupt(x, &self.kind.test_keys().draws(examples))
     }
 }
 
@@ -203,11 +207,17 @@ mod tests {
         Matrix::from_elem((rows, cols), value)
     }
 
+    /// The draws of examples `0..rows` of epoch 1 of `seed` (leaked: a test's lifetime).
+    fn draws(rows: usize, seed: u64) -> Draws<'static> {
+        let examples: &'static [usize] = Vec::leak((0..rows).collect());
+        Keys::epoch(seed, 1).draws(examples)
+    }
+
     #[test]
     fn masking_zeroes_exactly_the_fraction_asked_in_every_image_at_uniform_places() {
         let noise = NoiseKind::Mask.at(0.25).unwrap();
         let x = gray(4000, 40, 0.7);
-        let noisy = noise.corrupt(&x, &mut ChaCha8Rng::seed_from_u64(1));
+        let noisy = noise.corrupt(&x, &draws(x.nrows(), 1));
         for row in noisy.rows() {
             assert_eq!(row.iter().filter(|&&v| v == 0.0).count(), 10);
             assert!(row.iter().all(|&v| v == 0.0 || v == 0.7));
@@ -226,7 +236,7 @@ mod tests {
     fn salt_and_pepper_sets_the_fraction_to_zero_or_one_by_a_fair_coin() {
         let noise = NoiseKind::SaltPepper.at(0.5).unwrap();
         let x = gray(2000, 30, 0.5);
-        let noisy = noise.corrupt(&x, &mut ChaCha8Rng::seed_from_u64(2));
+        let noisy = noise.corrupt(&x, &draws(x.nrows(), 2));
         let mut ones = 0;
         for row in noisy.rows() {
             assert_eq!(row.iter().filter(|&&v| v != 0.5).count(), 15);
@@ -245,7 +255,7 @@ mod tests {
         // Mid-gray with σ = 0.1: clipping (|e| > 5σ) is too rare to move the moments.
         let noise = NoiseKind::Gaussian.at(0.1).unwrap();
         let x = gray(500, 200, 0.5);
-        let noisy = noise.corrupt(&x, &mut ChaCha8Rng::seed_from_u64(3));
+        let noisy = noise.corrupt(&x, &draws(x.nrows(), 3));
         let added: Vec<f64> = noisy.iter().map(|&v| f64::from(v) - 0.5).collect();
         let n = added.len() as f64;
         let mean = added.iter().sum::<f64>() / n;
@@ -255,7 +265,7 @@ mod tests {
         assert!((var - 0.01).abs() < 5.0 * 4.5e-5, "variance {var}");
         // A large σ is clipped to [0, 1].
         let wide = NoiseKind::Gaussian.at(3.0).unwrap();
-        let noisy = wide.corrupt(&x, &mut ChaCha8Rng::seed_from_u64(4));
+        let noisy = wide.corrupt(&x, &draws(x.nrows(), 4));
         assert!(noisy.iter().all(|&v| (0.0..=1.0).contains(&v)));
         assert!(noisy.iter().filter(|&&v| v == 0.0 || v == 1.0).count() > noisy.len() / 2);
     }
@@ -288,9 +298,12 @@ mod tests {
         let x = gray(3, 20, 0.5);
         for kind in NoiseKind::ALL {
             let noise = Noise::default_of(kind);
-            let a = noise.corrupt(&x, &mut kind.test_rng());
-            let b = noise.corrupt(&x, &mut kind.test_rng());
+            let a = noise.corrupt_test(&x, &[0, 1, 2]);
+            let b = noise.corrupt_test(&x, &[0, 1, 2]);
             assert_eq!(a, b);
+            // An image's corruption is its own, whichever rows come with it.
+            let last = noise.corrupt_test(&x.slice(ndarray::s![2.., ..]).to_owned(), &[2]);
+            assert_eq!(last.row(0), a.row(2));
         }
     }
 }

@@ -25,6 +25,7 @@ use super::{Loss, Metrics, MetricsMean, ModelEntry};
 use crate::data::{Binarize, TrainSet};
 use crate::dist::standard_normal;
 use crate::eval::quality::Coverage;
+use crate::random::{Draws, Keys, Purpose, examples};
 use crate::run::quality::Reference;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Picture, Restore, RunConfig, RunError, RunModel, Sample,
@@ -482,19 +483,21 @@ impl GanModel {
             .flatten()
     }
 
-    /// One batch of the GAN: G's step, then D's on the same generated images (detached).
+    /// One batch of the GAN: G's step, then D's on the same generated images (detached). Fake
+    /// row `r` draws its z from real row `r`'s example in `draws`.
     fn gan_batch(
         &mut self,
         loss: GanLoss,
         real: Matrix,
-        rng: &mut ChaCha8Rng,
+        draws: &Draws<'_>,
     ) -> Result<Metrics, train::Diverged> {
         let rows = real.nrows();
+        let z = draws.normal(Purpose::Latent, 1, self.g.latent_dim);
         let (ones, zeros) = (
             Rc::new(Matrix::ones((rows, 1))),
             Rc::new(Matrix::zeros((rows, 1))),
         );
-        let (g_loss, g_norm, fake) = self.generator_step(rows, rng, |p, logits| match loss {
+        let (g_loss, g_norm, fake) = self.generator_step(z, |p, logits| match loss {
             GanLoss::NonSaturating => bce_with_logits(logits, p.constant(ones.clone())),
             GanLoss::Minimax => -bce_with_logits(logits, p.constant(zeros.clone())),
         })?;
@@ -531,13 +534,8 @@ impl GanModel {
     /// One critic step of the WGAN on `real`: minimises `mean D(G(z)) − mean D(x)`, then clips
     /// the weights. Returns its metrics; the loss is the critic's, so the Wasserstein estimate
     /// is its negative.
-    fn critic_step(
-        &mut self,
-        real: Matrix,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<Metrics, train::Diverged> {
-        let rows = real.nrows();
-        let z = standard_normal(rng, (rows, self.g.latent_dim));
+    fn critic_step(&mut self, real: Matrix, draws: &Draws<'_>) -> Result<Metrics, train::Diverged> {
+        let z = draws.normal(Purpose::Latent, 1, self.g.latent_dim);
         let fake = {
             let tape = Tape::new();
             let p = self.g_store.bind_frozen(&tape);
@@ -573,11 +571,9 @@ impl GanModel {
     /// it generated (before the update), which the GAN's D step reuses.
     fn generator_step(
         &mut self,
-        rows: usize,
-        rng: &mut ChaCha8Rng,
+        z: Matrix,
         loss: impl for<'t> FnOnce(&Bound<'t>, Var<'t>) -> Var<'t>,
     ) -> Result<(f64, f32, Rc<Matrix>), train::Diverged> {
-        let z = standard_normal(rng, (rows, self.g.latent_dim));
         let (g, d, d_store, g_buffers) = (&self.g, &self.d, &self.d_store, &mut self.g_buffers);
         let (mut g_norm, mut fake) = (0.0, None);
         let step = train::step_seeing_grads(
@@ -599,10 +595,11 @@ impl GanModel {
     /// An epoch of the GAN; the means of its train columns.
     fn gan_epoch(&mut self, loss: GanLoss, train: &TrainSet, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let mut mean = MetricsMean::default();
-        let mut batches = train.epoch(ctx.batch_size, ctx.rng);
-        while let Some(batch) = batches.next_batch(ctx.rng) {
+        let mut batches = train.epoch(ctx.batch_size, ctx.keys);
+        while let Some(batch) = batches.next_batch() {
             let examples = batch.len();
-            let stepped = self.gan_batch(loss, scaled(batch.images), ctx.rng);
+            let draws = ctx.keys.draws(&batch.indices);
+            let stepped = self.gan_batch(loss, scaled(batch.images), &draws);
             if train::report(stepped, examples, &mut mean, &mut *ctx.on_batch).is_break() {
                 break;
             }
@@ -624,16 +621,19 @@ impl GanModel {
     /// generator step may follow fewer critic steps).
     fn wgan_epoch(&mut self, train: &TrainSet, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let (mut critic, mut generator) = (MetricsMean::default(), MetricsMean::default());
-        let mut batches = train.epoch(ctx.batch_size, ctx.rng);
+        let mut batches = train.epoch(ctx.batch_size, ctx.keys);
+        // The generator's steps draw copy 1 of examples numbered by step and row.
+        let mut generated = 0;
         'epoch: loop {
             let mut taken = 0;
             while taken < critic_steps(self.g_opt.t()) {
-                let Some(batch) = batches.next_batch(ctx.rng) else {
+                let Some(batch) = batches.next_batch() else {
                     break;
                 };
                 taken += 1;
                 let examples = batch.len();
-                let stepped = self.critic_step(scaled(batch.images), ctx.rng);
+                let draws = ctx.keys.draws(&batch.indices);
+                let stepped = self.critic_step(scaled(batch.images), &draws);
                 if train::report(stepped, examples, &mut critic, &mut *ctx.on_batch).is_break() {
                     break 'epoch;
                 }
@@ -642,7 +642,11 @@ impl GanModel {
                 break;
             }
             // The WGAN's G minimises −mean D(G(z)).
-            match self.generator_step(ctx.batch_size, ctx.rng, |_, logits| -logits) {
+            let rows: Vec<usize> = (generated..generated + ctx.batch_size).collect();
+            generated += ctx.batch_size;
+            let z = ctx.keys.draws(&rows).copy(1);
+            let z = z.normal(Purpose::Latent, 1, self.g.latent_dim);
+            match self.generator_step(z, |_, logits| -logits) {
                 Ok((loss, g_norm, _)) => {
                     let parts = vec![("g_grad_norm", f64::from(g_norm))];
                     generator.add(&Metrics { loss, parts }, ctx.batch_size);
@@ -824,8 +828,11 @@ impl RunModel for GanModel {
         values
     }
 
-    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
-        let z = standard_normal(rng, (TEST_FAKES, self.g.latent_dim));
+    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
+        let fakes = examples(TEST_FAKES);
+        let z = keys
+            .draws(&fakes)
+            .normal(Purpose::Latent, 1, self.g.latent_dim);
         let fakes = self.generate(&z);
         let chunk = match self.d.minibatch {
             Some(_) => 64,
@@ -906,7 +913,11 @@ impl RunModel for GanModel {
         (ctx.note)(&format!(
             "scoring {FINAL_SAMPLES} samples with the reference classifier"
         ));
-        let z = standard_normal(ctx.rng, (FINAL_SAMPLES, self.g.latent_dim));
+        let samples = examples(FINAL_SAMPLES);
+        let z = ctx
+            .keys
+            .draws(&samples)
+            .normal(Purpose::Latent, 1, self.g.latent_dim);
         let (score, coverage) = reference.score_and_coverage(&self.generate(&z));
         let Coverage {
             classes,
@@ -1089,12 +1100,13 @@ mod tests {
         (config, Split::new(pixels, labels, (4, 4)))
     }
 
-    fn epoch(model: &mut GanModel, data: &TrainData, rng: &mut ChaCha8Rng) -> (Vec<f64>, usize) {
+    fn epoch(model: &mut GanModel, data: &TrainData, keys: Keys) -> (Vec<f64>, usize) {
         let mut batches = 0;
         let values = model.train_epoch(
             data,
             &mut Epoch {
-                rng,
+                keys,
+                world: &crate::parallel::Alone,
                 batch_size: 8,
                 lr: 1e-3,
                 on_batch: &mut |_| {
@@ -1121,19 +1133,16 @@ mod tests {
             let (config, split) = tiny_run(name, minibatch);
             let mut straight = GanModel::new(&config, (4, 4));
             let data = straight.train_data(&config, split.clone()).unwrap();
-            let mut rng = ChaCha8Rng::seed_from_u64(9);
-            epoch(&mut straight, &data, &mut rng);
+            epoch(&mut straight, &data, Keys::epoch(9, 1));
             let path = dir.join(format!("{name}-{minibatch}.safetensors"));
             straight.save(&path, &Metadata::new()).unwrap();
-            let rng_after_one = rng.clone();
-            epoch(&mut straight, &data, &mut rng);
+            epoch(&mut straight, &data, Keys::epoch(9, 2));
 
             let mut resumed = GanModel::new(&config, (4, 4));
             assert_ne!(state(&resumed), state(&straight));
             resumed.restore(&path, Restore::Everything).unwrap();
             assert_eq!(resumed.progress.len(), 1);
-            let mut rng = rng_after_one;
-            epoch(&mut resumed, &data, &mut rng);
+            epoch(&mut resumed, &data, Keys::epoch(9, 2));
             assert_eq!(state(&resumed), state(&straight), "{name} {minibatch}");
             assert_eq!(resumed.g_opt.state(), straight.g_opt.state());
             assert_eq!(resumed.d_opt.state(), straight.d_opt.state());
@@ -1155,7 +1164,7 @@ mod tests {
         let (config, split) = tiny_run("gan", false);
         let mut model = GanModel::new(&config, (4, 4));
         let data = model.train_data(&config, split).unwrap();
-        let (values, batches) = epoch(&mut model, &data, &mut ChaCha8Rng::seed_from_u64(0));
+        let (values, batches) = epoch(&mut model, &data, Keys::epoch(0, 1));
         assert_eq!(batches, 5);
         assert_eq!(model.steps(), (5, 5));
         assert_eq!(values.len(), GAN_TRAIN.len());
@@ -1183,7 +1192,7 @@ mod tests {
                 .all(|(_, _, v)| v.iter().all(|w| w.abs() <= WGAN_CLIP))
         };
         assert!(in_box(&model), "the critic starts clipped");
-        let (values, batches) = epoch(&mut model, &data, &mut ChaCha8Rng::seed_from_u64(0));
+        let (values, batches) = epoch(&mut model, &data, Keys::epoch(0, 1));
         // 5 batches: all five are critic steps of the first generator step's 100, then the
         // generator steps once.
         assert_eq!(batches, 5);

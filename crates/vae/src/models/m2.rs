@@ -30,6 +30,7 @@ use super::report::{
 };
 use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
 use crate::data::{Binarize, Split, TrainSet};
+use crate::random::{Draws, Keys, examples};
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, Score, Setting, TestData, TrainData,
@@ -115,16 +116,17 @@ impl M2 {
         p: &Bound<'t>,
         x: Var<'t>,
         labels: &[u8],
-        rng: &mut ChaCha8Rng,
+        draws: &Draws<'_>,
     ) -> (Var<'t>, Var<'t>, Var<'t>) {
         let y = p.constant(one_hot(labels));
-        let (recon, kl) = self.vae.neg_elbo_parts(p, x, Some(y), rng);
+        let (recon, kl) = self.vae.neg_elbo_parts(p, x, Some(y), draws);
         (recon + kl + LN_10, recon, kl)
     }
 
     /// `U(x)` for every row of `x`: each image encoded and decoded under all ten labels at once
-    /// (rows `y·B + i`, class after class), its encoder's `x·W₁` computed once and shared.
-    pub fn unlabeled<'t>(&self, p: &Bound<'t>, x: Var<'t>, rng: &mut ChaCha8Rng) -> Unlabeled<'t> {
+    /// (rows `y·B + i`, class after class), its encoder's `x·W₁` computed once and shared;
+    /// under label `y` an image draws its ε from copy `y` of its example's stream.
+    pub fn unlabeled<'t>(&self, p: &Bound<'t>, x: Var<'t>, draws: &Draws<'_>) -> Unlabeled<'t> {
         let b = x.shape().0;
         let rows: Vec<usize> = (0..CLASSES).flat_map(|_| 0..b).collect();
         let labels: Vec<u8> = (0..CLASSES as u8)
@@ -136,7 +138,7 @@ impl M2 {
         let xs = x.gather_rows(&rows);
         let (recon, kl) = self
             .vae
-            .parts_from_posterior(p, xs, Some(y), mu, log_var, rng);
+            .parts_from_posterior(p, xs, Some(y), mu, log_var, draws);
         // 10B×1, class-major, to B×10: column y holds rows y·B..(y+1)·B.
         let by_class = |v: Var<'t>| {
             let cols: Vec<Var<'t>> = (0..CLASSES)
@@ -166,19 +168,20 @@ impl M2 {
     pub fn loss<'t>(
         &self,
         p: &Bound<'t>,
-        labeled: (Matrix, &[u8]),
-        unlabeled: Matrix,
+        (labeled, labeled_draws): ((Matrix, &[u8]), &Draws<'_>),
+        (unlabeled, unlabeled_draws): (Matrix, &Draws<'_>),
         counts: Counts,
-        rng: &mut ChaCha8Rng,
     ) -> Loss<'t> {
         let (x_l, labels) = labeled;
         let examples = (x_l.nrows() + unlabeled.nrows()) as f32;
         let ce_weight =
             self.alpha * (counts.labeled + counts.unlabeled) as f32 / counts.labeled as f32;
         let x_l = p.constant(x_l);
-        let (l, _, _) = self.labeled(p, x_l, labels, rng);
+        let (l, _, _) = self.labeled(p, x_l, labels, labeled_draws);
         let ce = -(self.log_q_y(p, x_l) * p.constant(one_hot(labels))).sum_cols();
-        let u = self.unlabeled(p, p.constant(unlabeled), rng).bound;
+        let u = self
+            .unlabeled(p, p.constant(unlabeled), unlabeled_draws)
+            .bound;
         let objective = (l.sum() + ce.sum() * ce_weight + u.sum()) * (1.0 / examples);
         Loss::new(objective, [("u", u), ("l", l), ("ce", ce)])
     }
@@ -265,17 +268,13 @@ impl M2Model {
 
     /// `U(x)` of the rows of `x`, chunk by chunk: `each` sees every chunk's parts (recon, kl),
     /// each a column of one value per row.
-    fn bound_chunks(
-        &self,
-        x: &Matrix,
-        rng: &mut ChaCha8Rng,
-        mut each: impl FnMut(&Matrix, &Matrix),
-    ) {
+    fn bound_chunks(&self, x: &Matrix, draws: &Draws<'_>, mut each: impl FnMut(&Matrix, &Matrix)) {
         for start in (0..x.nrows()).step_by(BOUND_CHUNK) {
-            let rows = x.slice(s![start..(start + BOUND_CHUNK).min(x.nrows()), ..]);
+            let range = start..(start + BOUND_CHUNK).min(x.nrows());
+            let rows = x.slice(s![range.clone(), ..]);
             let tape = Tape::new();
             let p = self.params.store.bind_frozen(&tape);
-            let u = self.m2.unlabeled(&p, p.constant(rows.to_owned()), rng);
+            let u = (self.m2).unlabeled(&p, p.constant(rows.to_owned()), &draws.slice(range));
             each(&u.recon.value(), &u.kl.value());
         }
     }
@@ -340,19 +339,25 @@ impl RunModel for M2Model {
         let mean = train::semi_supervised_epoch(
             store,
             opt,
-            labeled,
-            unlabeled,
+            (labeled, unlabeled),
             (ctx.batch_size.min(labeled.len()), ctx.batch_size),
-            ctx.rng,
-            |p, l, u, rng| m2.loss(p, (l.images, &l.labels), u.images, counts, rng),
+            ctx.keys,
+            |p, (l, l_draws), (u, u_draws)| {
+                m2.loss(
+                    p,
+                    ((l.images, &l.labels), l_draws),
+                    (u.images, u_draws),
+                    counts,
+                )
+            },
             &mut *ctx.on_batch,
         );
         vec![mean.loss]
     }
 
-    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
-        self.bound_chunks(&test.x, rng, |r, k| {
+        self.bound_chunks(&test.x, &keys.draws(&test.examples), |r, k| {
             recon += f64::from(r.sum());
             kl += f64::from(k.sum());
         });
@@ -437,9 +442,9 @@ impl Score for M2Model {
     }
 
     /// The bound `U(x)` on `-ln p(x)` of each image, the label summed out.
-    fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn score(&self, x: &Matrix, keys: Keys) -> Vec<f64> {
         let mut scores = Vec::with_capacity(x.nrows());
-        self.bound_chunks(x, rng, |r, k| {
+        self.bound_chunks(x, &keys.draws(&examples(x.nrows())), |r, k| {
             scores.extend((r.iter().zip(k)).map(|(&r, &k)| f64::from(r) + f64::from(k)));
         });
         scores
@@ -478,12 +483,15 @@ mod tests {
         let tape = Tape::new();
         let p = store.bind(&tape);
         let xv = p.constant(x(3));
-        let u = m2.unlabeled(&p, xv, &mut ChaCha8Rng::seed_from_u64(2));
-        // L(x, y) class by class with one rng: the noise is drawn in the same order (class 0's
-        // three rows, then class 1's, ...) as the batched 30-row call.
-        let rng = &mut ChaCha8Rng::seed_from_u64(2);
+        let draws = crate::random::test_draws(2, 3);
+        let u = m2.unlabeled(&p, xv, &draws);
+        // L(x, y) class by class: under label y an image draws its copy y of ε, as in the
+        // batched 30-row call.
         let l: Vec<Matrix> = (0..10u8)
-            .map(|y| m2.labeled(&p, xv, &[y; 3], rng).0.value().as_ref().clone())
+            .map(|y| {
+                let l = m2.labeled(&p, xv, &[y; 3], &draws.copy(usize::from(y)));
+                l.0.value().as_ref().clone()
+            })
             .collect();
         let log_q = m2.log_q_y(&p, xv).value();
         for i in 0..3 {
@@ -513,7 +521,7 @@ mod tests {
         let report = gradcheck(
             |v| {
                 let p = store.bind_vars(v[0].tape(), v);
-                m2.unlabeled(&p, p.constant(x.clone()), &mut ChaCha8Rng::seed_from_u64(4))
+                m2.unlabeled(&p, p.constant(x.clone()), &crate::random::test_draws(4, 3))
                     .bound
             },
             &params,
@@ -536,12 +544,18 @@ mod tests {
         };
         let tape = Tape::new();
         let p = store.bind(&tape);
+        let (l_draws, u_draws) = (
+            crate::random::test_draws(6, 2)
+                .keys()
+                .second_set()
+                .draws(&[0, 1]),
+            crate::random::test_draws(6, 4),
+        );
         let loss = m2.loss(
             &p,
-            (x_l.clone(), &labels),
-            x_u.clone(),
+            ((x_l.clone(), &labels), &l_draws),
+            (x_u.clone(), &u_draws),
             counts,
-            &mut ChaCha8Rng::seed_from_u64(6),
         );
         let m = loss.metrics();
         let (u, l, ce) = (
@@ -558,9 +572,8 @@ mod tests {
         gradcheck(
             |v| {
                 let p = store.bind_vars(v[0].tape(), v);
-                let rng = &mut ChaCha8Rng::seed_from_u64(6);
-                m2.loss(&p, (x_l.clone(), &labels), x_u.clone(), counts, rng)
-                    .loss
+                let labeled = ((x_l.clone(), &labels[..]), &l_draws);
+                m2.loss(&p, labeled, (x_u.clone(), &u_draws), counts).loss
             },
             &params,
             &GradcheckConfig::default(),

@@ -349,7 +349,6 @@ mod registry_tests {
     fn each_model_reports_as_many_values_as_it_has_columns() {
         use crate::data::{Binarize, Split};
         use crate::run::{Epoch, TestData};
-        use rand::SeedableRng;
         // 20 random 4×4 images of the ten labels.
         let pixels: Vec<u8> = (0..20 * 16).map(|i| ((i * 37) % 256) as u8).collect();
         let labels: Vec<u8> = (0..20).map(|i| (i % 10) as u8).collect();
@@ -367,12 +366,12 @@ mod registry_tests {
             let mut model = (kind.entry().build)(&config, (4, 4));
             let columns = model.columns();
             let data = model.train_data(&config, split.clone()).unwrap();
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
             let mut steps = 0;
             let train = model.train_epoch(
                 &data,
                 &mut Epoch {
-                    rng: &mut rng,
+                    keys: crate::random::Keys::epoch(0, 1),
+                    world: &crate::parallel::Alone,
                     batch_size: 8,
                     lr: 1e-3,
                     on_batch: &mut |_| {
@@ -383,7 +382,8 @@ mod registry_tests {
             );
             assert_eq!(train.len(), columns.train.len(), "{kind}");
             assert_eq!(steps, data.batches(8), "{kind}");
-            let test = model.test(&TestData::new(split.clone()), &mut rng);
+            let keys = crate::random::Keys::evaluation(0);
+            let test = model.test(&TestData::new(split.clone()), keys);
             assert_eq!(test.len(), columns.test.len(), "{kind}");
             assert!(train.iter().chain(&test).all(|v| v.is_finite()), "{kind}");
         }

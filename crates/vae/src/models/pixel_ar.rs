@@ -25,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use super::ModelEntry;
 use super::report::Grids;
 use crate::data::{Binarize, perturb};
+use crate::random::Keys;
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, Score, Setting, TestData, TrainData, files,
@@ -378,10 +379,9 @@ impl RunModel for PixelArModel {
             store,
             opt,
             data.all(),
-            ctx.batch_size,
-            ctx.rng,
-            |p, batch, rng| {
-                let x = perturb(batch.images, rate, false, rng);
+            ctx.plan(),
+            |p, batch, draws| {
+                let x = perturb(batch.images, rate, false, draws);
                 let nll = model.nll(p, &x);
                 super::Loss::new(nll.mean_rows(), [("nll", nll)])
             },
@@ -390,7 +390,11 @@ impl RunModel for PixelArModel {
         vec![mean.loss]
     }
 
-    fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
+    }
+
+    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
         let nll = self.test_nll(test);
         vec![nll, self.bits_per_dim(nll)]
     }
@@ -477,7 +481,7 @@ impl Score for PixelArModel {
     }
 
     /// The exact `−ln p(x)` of each image, in nats.
-    fn score(&self, x: &Matrix, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn score(&self, x: &Matrix, _keys: Keys) -> Vec<f64> {
         self.model.nll_rows(&self.params.store, x)
     }
 

@@ -14,7 +14,9 @@ use crate::data::Batch;
 use crate::dist::standard_normal;
 use crate::eval::{self, Elbo, cluster, decode_images};
 use crate::image;
+use crate::parallel::share;
 use crate::pictures;
+use crate::random::Draws;
 use crate::train;
 use nn::Bound;
 
@@ -39,19 +41,12 @@ pub fn elbo_epoch(
     params: &mut Params,
     data: &TrainData,
     ctx: &mut Epoch<'_>,
-    loss: impl for<'t> Fn(&Bound<'t>, Batch, &mut ChaCha8Rng) -> Loss<'t>,
+    loss: impl for<'t> Fn(&Bound<'t>, Batch, &Draws<'_>) -> Loss<'t>,
 ) -> Vec<f64> {
     let (store, opt) = params.at_lr(ctx.lr);
     let set = data.all();
-    let mean = train::epoch(
-        store,
-        opt,
-        set,
-        ctx.batch_size,
-        ctx.rng,
-        loss,
-        &mut *ctx.on_batch,
-    );
+    let plan = ctx.plan();
+    let mean = train::epoch(store, opt, set, plan, loss, &mut *ctx.on_batch);
     vec![train_neg_elbo(&mean)]
 }
 
@@ -91,8 +86,24 @@ pub fn iw_nll_figure(
             "estimating the log-likelihood of {} test images with {k} importance samples",
             x.nrows()
         ));
-        let nll = eval::iw_nll(vae, store, x, cond, k, ctx.rng);
-        nll_figure(what, nll, Some(k))
+        // Each process estimates its share of the images; the shares' means, weighted.
+        let rows = share(x.nrows(), ctx.world.rank(), ctx.world.ranks());
+        let (x_mine, cond_mine) = (
+            x.slice(s![rows.clone(), ..]).to_owned(),
+            cond.map(|c| c.slice(s![rows.clone(), ..]).to_owned()),
+        );
+        let examples: Vec<usize> = rows.collect();
+        let mut nll = [eval::iw_nll(
+            vae,
+            store,
+            &x_mine,
+            cond_mine.as_ref(),
+            k,
+            &ctx.keys.draws(&examples),
+        ) * examples.len() as f64
+            / x.nrows().max(1) as f64];
+        ctx.world.sum_f64(&mut nll);
+        nll_figure(what, nll[0], Some(k))
     })
 }
 

@@ -25,7 +25,7 @@ use super::report::{
 };
 use super::{Loss, ModelEntry};
 use crate::data::{Binarize, perturb};
-use crate::dist::standard_normal;
+use crate::random::{Draws, Keys, Purpose, examples};
 use crate::run::{
     Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
     Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
@@ -304,13 +304,16 @@ impl Vae {
         p: &Bound<'t>,
         x: Var<'t>,
         c: Option<Var<'t>>,
-        rng: &mut ChaCha8Rng,
+        draws: &Draws<'_>,
     ) -> (Var<'t>, Var<'t>) {
         let (mu, log_var) = self.encode(p, x, c);
-        self.parts_from_posterior(p, x, c, mu, log_var, rng)
+        self.parts_from_posterior(p, x, c, mu, log_var, draws)
     }
 
-    /// [`Vae::neg_elbo_parts`] from the posterior's statistics.
+    /// [`Vae::neg_elbo_parts`] from the posterior's statistics. Their rows are `k` blocks of
+    /// one row per example of `draws` (M2 encodes each image under ten labels); block `k`
+    /// draws its ε from the examples' `k`-th stream of [`Purpose::Eps`].
+    #[track_caller]
     pub fn parts_from_posterior<'t>(
         &self,
         p: &Bound<'t>,
@@ -318,9 +321,15 @@ impl Vae {
         c: Option<Var<'t>>,
         mu: Var<'t>,
         log_var: Var<'t>,
-        rng: &mut ChaCha8Rng,
+        draws: &Draws<'_>,
     ) -> (Var<'t>, Var<'t>) {
-        let eps = standard_normal(rng, mu.shape());
+        let (rows, cols) = mu.shape();
+        assert!(
+            !draws.is_empty() && rows % draws.len() == 0,
+            "Vae::parts_from_posterior: {rows} rows for {} examples",
+            draws.len()
+        );
+        let eps = draws.normal(Purpose::Eps, rows / draws.len(), cols);
         let z = reparameterize(mu, log_var, &eps);
         let recon = self.recon(self.decode(p, z, c), x);
         (recon, self.kl(p, mu, log_var, c))
@@ -333,9 +342,9 @@ impl Vae {
         p: &Bound<'t>,
         x: Var<'t>,
         c: Option<Var<'t>>,
-        rng: &mut ChaCha8Rng,
+        draws: &Draws<'_>,
     ) -> Loss<'t> {
-        let (recon, kl) = self.neg_elbo_parts(p, x, c, rng);
+        let (recon, kl) = self.neg_elbo_parts(p, x, c, draws);
         let objective = if self.config.beta == 1.0 {
             recon + kl
         } else {
@@ -402,20 +411,24 @@ impl RunModel for VaeModel {
 
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
         let (vae, (rate, binary)) = (&self.vae, self.background);
-        elbo_epoch(&mut self.params, data, ctx, |p, batch, rng| {
-            let x = perturb(batch.images, rate, binary, rng);
-            vae.loss(p, p.constant(x), None, rng)
+        elbo_epoch(&mut self.params, data, ctx, |p, batch, draws| {
+            let x = perturb(batch.images, rate, binary, draws);
+            vae.loss(p, p.constant(x), None, draws)
         })
     }
 
-    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
         elbo_values(eval::elbo(
             &self.vae,
             &self.params.store,
             &test.x,
             None,
-            rng,
+            &keys.draws(&test.examples),
         ))
+    }
+
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
     }
 
     fn describe(&self, values: &[f64]) -> String {
@@ -502,8 +515,9 @@ impl Score for VaeModel {
     }
 
     /// The negative ELBO of each image, one sample of z.
-    fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
-        eval::neg_elbo_rows(&self.vae, &self.params.store, x, None, rng)
+    fn score(&self, x: &Matrix, keys: Keys) -> Vec<f64> {
+        let rows = examples(x.nrows());
+        eval::neg_elbo_rows(&self.vae, &self.params.store, x, None, &keys.draws(&rows))
     }
 
     fn score_column(&self) -> &'static str {
@@ -514,11 +528,13 @@ impl Score for VaeModel {
     /// squared error of the reconstruction through the posterior mean; `neg_recon_prob`, An &
     /// Cho's reconstruction probability as a loss (`neg_log_px` and `neg_recon_prob` skipped at
     /// 0 samples).
-    fn scores(&self, x: &Matrix, settings: &ScoreSettings, rng: &mut ChaCha8Rng) -> Vec<Scores> {
+    fn scores(&self, x: &Matrix, settings: &ScoreSettings, keys: Keys) -> Vec<Scores> {
         let (vae, store) = (&self.vae, &self.params.store);
+        let rows = examples(x.nrows());
+        let rng = &keys.draws(&rows);
         let mut scores = vec![Scores {
             column: "neg_elbo",
-            values: self.score(x, rng),
+            values: self.score(x, keys),
         }];
         if settings.iw_samples > 0 {
             scores.push(Scores {
@@ -552,7 +568,6 @@ fn split_stats(stats: Var<'_>, latent: usize) -> (Var<'_>, Var<'_>) {
 mod tests {
     use super::*;
     use autodiff::{GradcheckConfig, Tape, gradcheck};
-    use rand::SeedableRng;
 
     fn tiny(likelihood: Likelihood) -> (ParamStore, Vae) {
         crate::models::tiny_vae(6, 2, likelihood)
@@ -588,8 +603,7 @@ mod tests {
                 |v| {
                     let p = store.bind_vars(v[0].tape(), v);
                     let x = p.constant(x.clone());
-                    vae.loss(&p, x, None, &mut ChaCha8Rng::seed_from_u64(9))
-                        .loss
+                    vae.loss(&p, x, None, &crate::random::test_draws(9, 3)).loss
                 },
                 &params,
                 &GradcheckConfig::default(),
@@ -604,7 +618,7 @@ mod tests {
         let tape = Tape::new();
         let p = store.bind(&tape);
         let x = p.constant(Matrix::from_elem((4, 6), 1.0));
-        let out = vae.loss(&p, x, None, &mut ChaCha8Rng::seed_from_u64(1));
+        let out = vae.loss(&p, x, None, &crate::random::test_draws(1, 4));
         let m = out.metrics();
         let (recon, kl) = (m.part("recon").unwrap(), m.part("kl").unwrap());
         assert!((m.loss - (recon + kl)).abs() < 1e-5, "{m:?}");

@@ -36,6 +36,7 @@ use super::{Likelihood, Loss, MetricsMean, ModelEntry};
 use crate::chart::codebook::save_usage;
 use crate::data::{Binarize, eval_targets, perturb};
 use crate::eval::pca::squared_error_rows;
+use crate::random::{Keys, Purpose};
 use crate::run::{
     AfterTraining, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
     RunModel, Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
@@ -726,13 +727,15 @@ impl RunModel for VqVaeModel {
         let mut usage = Usage::new(vq.config.codebook);
         let mut mean = MetricsMean::default();
         let mut last_z_e = None;
-        let mut batches = train.epoch(ctx.batch_size, ctx.rng);
-        while let Some(batch) = batches.next_batch(ctx.rng) {
+        let mut batches = train.epoch(ctx.batch_size, ctx.keys);
+        while let Some(batch) = batches.next_batch() {
             let examples = batch.len();
-            let x = Rc::new(perturb(batch.images, rate, binary, ctx.rng));
+            let draws = ctx.keys.draws(&batch.indices);
+            let x = Rc::new(perturb(batch.images, rate, binary, &draws));
             if opt.t() == 0 {
                 let vectors = vq.encoder_vectors(store, Rc::clone(&x));
-                codebook.initialise((store, buffers), &vectors, ctx.rng);
+                let rng = &mut ctx.keys.shared(Purpose::Codebook, 0);
+                codebook.initialise((store, buffers), &vectors, rng);
             }
             let mut quantized = None;
             let stepped = train::step(store, opt, |p| {
@@ -752,7 +755,8 @@ impl RunModel for VqVaeModel {
         let (perplexity, used) = (usage.perplexity(), usage.used());
         if let (true, Some(z_e)) = (self.restart_dead, last_z_e) {
             let dead = usage.dead();
-            codebook.restart((store, buffers), &dead, &z_e, ctx.rng);
+            let rng = &mut ctx.keys.shared(Purpose::Codebook, 1);
+            codebook.restart((store, buffers), &dead, &z_e, rng);
         }
         self.prior_fitted = false;
         let m = mean.mean();
@@ -766,7 +770,7 @@ impl RunModel for VqVaeModel {
         ]
     }
 
-    fn test(&self, test: &TestData, _rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
         let eval = self.evaluate(&test.x);
         let mut usage = Usage::new(self.vq.config.codebook);
         usage.add(&eval.codes);
@@ -807,8 +811,12 @@ impl RunModel for VqVaeModel {
         // A background model's priors model the codes of images perturbed as it trained on.
         let mut rng = prior_rng(self.seed);
         let (rate, binary) = self.background;
+        let keys = Keys::after_training(self.seed);
         let codes: Vec<usize> = (targets.batches(CHUNK_ROWS))
-            .flat_map(|batch| self.codes_of(&perturb(batch.images, rate, binary, &mut rng)))
+            .flat_map(|batch| {
+                let draws = keys.draws(&batch.indices);
+                self.codes_of(&perturb(batch.images, rate, binary, &draws))
+            })
             .collect();
         let (n, k) = (self.vq.config.codes, self.vq.config.codebook);
         (ctx.note)(&format!(
@@ -976,18 +984,18 @@ impl Score for VqVaeModel {
     /// The reconstruction term (the distortion) plus the autoregressive prior's `−ln p(z)` of
     /// each image's codes (the rate, nats): with a Bernoulli decoder the `−log p(x)` bound of the
     /// end figures; with the Gaussian, the squared error plus the rate.
-    fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn score(&self, x: &Matrix, keys: Keys) -> Vec<f64> {
         let exact = ScoreSettings {
             iw_samples: 0,
             recon_samples: 0,
         };
-        let all = self.scores(x, &exact, rng);
+        let all = self.scores(x, &exact, keys);
         all.into_iter().next().expect("the bound first").values
     }
 
     /// Rate + distortion, the distortion alone (`recon`, the reconstruction term), and the
     /// squared error `Σ (x̂ − x)²` of the reconstruction.
-    fn scores(&self, x: &Matrix, _settings: &ScoreSettings, _rng: &mut ChaCha8Rng) -> Vec<Scores> {
+    fn scores(&self, x: &Matrix, _settings: &ScoreSettings, _keys: Keys) -> Vec<Scores> {
         let eval = self.evaluate(x);
         let (_, rates) = self.rates(&eval.codes);
         let bound = eval.recon.iter().zip(&rates).map(|(r, z)| r + z).collect();
@@ -1262,11 +1270,12 @@ mod tests {
         (config, Split::new(pixels, labels, (4, 4)))
     }
 
-    fn epoch(model: &mut dyn RunModel, data: &TrainData, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    fn epoch(model: &mut dyn RunModel, data: &TrainData, keys: Keys) -> Vec<f64> {
         model.train_epoch(
             data,
             &mut Epoch {
-                rng,
+                keys,
+                world: &crate::parallel::Alone,
                 batch_size: 16,
                 lr: 1e-2,
                 on_batch: &mut |_| ControlFlow::Continue(()),
@@ -1290,18 +1299,15 @@ mod tests {
             let (config, split) = tiny_run(update);
             let mut straight = VqVaeModel::new(&config, (4, 4));
             let data = straight.train_data(&config, split.clone()).unwrap();
-            let mut rng = ChaCha8Rng::seed_from_u64(9);
-            epoch(&mut straight, &data, &mut rng);
+            epoch(&mut straight, &data, Keys::epoch(9, 1));
             let path = dir.join(format!("{update}.safetensors"));
             straight.save(&path, &Metadata::new()).unwrap();
-            let rng_after_one = rng.clone();
-            epoch(&mut straight, &data, &mut rng);
+            epoch(&mut straight, &data, Keys::epoch(9, 2));
 
             let mut resumed = VqVaeModel::new(&config, (4, 4));
             assert_ne!(state(&resumed), state(&straight));
             resumed.restore(&path, Restore::Everything).unwrap();
-            let mut rng = rng_after_one;
-            epoch(&mut resumed, &data, &mut rng);
+            epoch(&mut resumed, &data, Keys::epoch(9, 2));
             assert_eq!(state(&resumed), state(&straight), "{update}");
             assert_eq!(resumed.params.opt.state(), straight.params.opt.state());
         }
@@ -1318,17 +1324,13 @@ mod tests {
             };
             let mut model = VqVaeModel::new(&config, (4, 4));
             let data = model.train_data(&config, split.clone()).unwrap();
-            let mut rng = ChaCha8Rng::seed_from_u64(4);
-            epoch(&mut model, &data, &mut rng);
-            (state(&model), rng)
+            epoch(&mut model, &data, Keys::epoch(4, 1));
+            state(&model)
         };
-        let (clean, clean_rng) = trained(0.0);
-        let (again, again_rng) = trained(0.0);
-        let (noisy, noisy_rng) = trained(0.5);
-        assert_eq!((clean.clone(), clean_rng.clone()), (again, again_rng));
-        // The perturbation draws from the training RNG and changes what is learnt.
+        let (clean, again, noisy) = (trained(0.0), trained(0.0), trained(0.5));
+        assert_eq!(clean, again);
+        // The perturbation changes what is learnt.
         assert_ne!(clean, noisy);
-        assert_ne!(clean_rng, noisy_rng);
     }
 
     #[test]
@@ -1337,7 +1339,7 @@ mod tests {
         let mut model = VqVaeModel::new(&config, (4, 4));
         let data = model.train_data(&config, split.clone()).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        let train = epoch(&mut model, &data, &mut rng);
+        let train = epoch(&mut model, &data, Keys::epoch(2, 1));
         assert_eq!(train.len(), COLUMNS.train.len());
         assert!(model.sampler().is_none() && model.scorer().is_none());
         let test = TestData::new(split);
@@ -1369,7 +1371,7 @@ mod tests {
         assert_eq!(again, ControlFlow::Continue(false));
         let samples = model.sampler().unwrap().sample(6, &mut rng).images;
         assert_eq!(samples.dim(), (6, 16));
-        let scores = model.scorer().unwrap().score(&test.x, &mut rng);
+        let scores = model.scorer().unwrap().score(&test.x, Keys::evaluation(2));
         let eval = model.evaluate(&test.x);
         let (_, rates) = model.rates(&eval.codes);
         for i in 0..40 {

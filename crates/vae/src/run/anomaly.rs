@@ -16,12 +16,12 @@ use std::path::Path;
 
 use super::score::{ScoreTable, SplitName, load_scored, score_split};
 use super::{
-    Observer, RunConfig, RunError, ScoreSettings, Scores, Setting, evaluation_rng, load,
-    train_once, write_atomic,
+    Observer, RunConfig, RunError, ScoreSettings, Scores, Setting, load, train_once, write_atomic,
 };
 use crate::chart::anomaly::{HistogramPanel, RocPanel, save_histograms, save_roc};
 use crate::data::{Classes, Dataset, NUM_CLASSES};
 use crate::eval::roc::{auprc, auroc, roc_curve};
+use crate::random::Keys;
 
 /// `anomaly.csv`: one row per (experiment, score).
 pub const ANOMALY_CSV: &str = "anomaly.csv";
@@ -197,7 +197,7 @@ fn scored(
         &checkpoint,
         (&split, &file),
         settings,
-        &mut evaluation_rng(seed),
+        Keys::evaluation(seed),
     )
 }
 

@@ -16,7 +16,9 @@ use super::quality::Reference;
 use super::{RunConfig, RunError};
 use crate::data::{Classes, Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
 use crate::models::one_hot;
-use crate::train::Stepped;
+use crate::parallel::{Collective, share};
+use crate::random::Keys;
+use crate::train::{Plan, Stepped};
 
 /// A model as a run trains, tests, pictures and checkpoints it. It owns its parameters and its
 /// optimizers (any number of each), so an epoch may take any steps on any of them.
@@ -38,9 +40,20 @@ pub trait RunModel {
     /// One epoch of training; returns the values of the `train` columns.
     fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64>;
 
-    /// The values of the `test` columns on the test set, with the evaluation's fixed noise
-    /// (`rng` starts from the same state every epoch).
-    fn test(&self, test: &TestData, rng: &mut ChaCha8Rng) -> Vec<f64>;
+    /// The values of the `test` columns on the test set, with the evaluation's fixed draws
+    /// (`keys` are the same every epoch; row `r` of `test` draws as example
+    /// `test.examples[r]`).
+    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64>;
+
+    /// The parameters of a model that trains data-parallel, which the processes of a run hold
+    /// alike; `None` (the default) for a model that trains as one process. A data-parallel
+    /// model takes its share of every batch through [`train::epoch`](crate::train::epoch)
+    /// with [`Epoch::plan`], every draw of its epoch is keyed by its example, and every value
+    /// of its [`test`](Self::test) is a mean over the test images of per-image values, so
+    /// that the processes can each take a share of the test set.
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        None
+    }
 
     /// One line for the terminal of a row's `values` (train columns, then test columns).
     fn describe(&self, values: &[f64]) -> String {
@@ -219,18 +232,19 @@ pub trait Score {
     /// What the score is, e.g. `-ELBO` (in nats).
     fn score_name(&self) -> &'static str;
 
-    /// The score of each row of `x`, targets as in [`TestData::x`].
-    fn score(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Vec<f64>;
+    /// The score of each row of `x`, targets as in [`TestData::x`], row `r` drawing (if the
+    /// score is random) as example `r` of `keys`.
+    fn score(&self, x: &Matrix, keys: Keys) -> Vec<f64>;
 
     /// The `scores.csv` column of [`score`](Self::score), e.g. `neg_elbo`.
     fn score_column(&self) -> &'static str;
 
     /// Every score the model gives each row of `x`, [`score`](Self::score)'s first; by default
     /// that one alone.
-    fn scores(&self, x: &Matrix, _settings: &ScoreSettings, rng: &mut ChaCha8Rng) -> Vec<Scores> {
+    fn scores(&self, x: &Matrix, _settings: &ScoreSettings, keys: Keys) -> Vec<Scores> {
         vec![Scores {
             column: self.score_column(),
-            values: self.score(x, rng),
+            values: self.score(x, keys),
         }]
     }
 }
@@ -272,8 +286,10 @@ impl Columns {
 
 /// What an epoch of training is given besides the data.
 pub struct Epoch<'a> {
-    /// The run's training RNG: shuffling, binarization, noise.
-    pub rng: &'a mut ChaCha8Rng,
+    /// The keys of the epoch's draws: shuffling, binarization, noise.
+    pub keys: Keys,
+    /// The processes of the run (a data-parallel model takes its share of every batch).
+    pub world: &'a dyn Collective,
     /// Examples per step.
     pub batch_size: usize,
     /// This epoch's learning rate (`--lr` through `--lr-schedule`).
@@ -282,6 +298,17 @@ pub struct Epoch<'a> {
     /// `Break` ends the epoch at once. Pass it to [`train::epoch`](crate::train::epoch), which
     /// does both.
     pub on_batch: &'a mut dyn FnMut(Stepped<'_>) -> ControlFlow<()>,
+}
+
+impl<'a> Epoch<'a> {
+    /// How [`train::epoch`](crate::train::epoch) draws and shares the epoch's batches.
+    pub fn plan(&self) -> Plan<'a> {
+        Plan {
+            batch_size: self.batch_size,
+            keys: self.keys,
+            world: self.world,
+        }
+    }
 }
 
 /// What [`RunModel::after_training`] is given besides the training data.
@@ -296,8 +323,11 @@ pub struct AfterTraining<'a> {
 pub struct Finish<'a> {
     /// Importance samples of a log-likelihood estimate (`--iw-samples`; 0 skips it).
     pub iw_samples: usize,
-    /// The evaluation's RNG, from the same state as every epoch's test.
-    pub rng: &'a mut ChaCha8Rng,
+    /// The evaluation's keys, those of every epoch's test.
+    pub keys: Keys,
+    /// The processes of the run: a data-parallel model's estimates take a share of the test
+    /// set on each.
+    pub world: &'a dyn Collective,
     /// Tells the user what is taking long.
     pub note: &'a mut dyn FnMut(&str),
     /// The run's training images, for a figure that needs them (e.g. a PCA baseline fitted on
@@ -421,13 +451,27 @@ pub struct TestData {
     pub split: Split,
     /// All its images as rows.
     pub x: Matrix,
+    /// The index in the whole test set of each row (`0..n`, but for a share of it).
+    pub examples: Vec<usize>,
 }
 
 impl TestData {
     /// The split's images as one matrix.
     pub fn new(split: Split) -> TestData {
         let x = super::images(&split);
-        TestData { split, x }
+        let examples = (0..split.len()).collect();
+        TestData { split, x, examples }
+    }
+
+    /// Part `part` of `parts` of its rows ([`share`]), keeping their indices.
+    pub fn share(&self, part: usize, parts: usize) -> TestData {
+        let rows = share(self.x.nrows(), part, parts);
+        let indices: Vec<usize> = rows.clone().collect();
+        TestData {
+            split: self.split.subset(&indices),
+            x: self.x.slice(ndarray::s![rows.clone(), ..]).to_owned(),
+            examples: self.examples[rows].to_vec(),
+        }
     }
 
     /// Its labels as one-hot rows.

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use rand_chacha::ChaCha8Rng;
+use crate::random::Keys;
 
 use super::{Loaded, RunError, ScoreSettings, Scores, images, write_atomic};
 use crate::data::{
@@ -82,7 +82,7 @@ pub fn score_split(
     checkpoint: &Path,
     (split, file): (&Split, &Path),
     settings: &ScoreSettings,
-    rng: &mut ChaCha8Rng,
+    keys: Keys,
 ) -> Result<ScoreTable, RunError> {
     let scorer = run.model.scorer().ok_or_else(|| {
         RunError::Config(format!(
@@ -105,7 +105,7 @@ pub fn score_split(
         )));
     }
     let x = images(&eval_targets(split, run.config.binarize));
-    let mut scores = scorer.scores(&x, settings, rng);
+    let mut scores = scorer.scores(&x, settings, keys);
     scores.push(Scores {
         column: "png_bits",
         values: (0..split.len())

@@ -1,0 +1,131 @@
+//! The processes of a data-parallel run, as the training loop sees them: each holds the whole
+//! model, takes its share of every batch, and sums its gradients with the others' before the
+//! same optimizer step. [`Alone`] is one process; `vae-train --features mpi` implements
+//! [`Collective`] over MPI. This crate knows nothing of MPI.
+
+use std::hash::Hasher;
+
+use nn::ParamStore;
+
+/// The processes of a run and the collective operations the training loop needs. Every
+/// process calls the same operations in the same order; each returns the same result on all.
+pub trait Collective {
+    /// This process's number, 0 for the one that writes files and shows progress.
+    fn rank(&self) -> usize;
+
+    /// How many processes share the run.
+    fn ranks(&self) -> usize;
+
+    /// Sums `values` element by element over the processes, in place.
+    fn sum_f32(&self, values: &mut [f32]);
+
+    /// Sums `values` element by element over the processes, in place.
+    fn sum_f64(&self, values: &mut [f64]);
+
+    /// The smallest and the largest of every process's `value`.
+    fn min_max(&self, value: u64) -> (u64, u64);
+}
+
+/// A run of one process: nothing to combine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Alone;
+
+impl Collective for Alone {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn ranks(&self) -> usize {
+        1
+    }
+
+    fn sum_f32(&self, _: &mut [f32]) {}
+
+    fn sum_f64(&self, _: &mut [f64]) {}
+
+    fn min_max(&self, value: u64) -> (u64, u64) {
+        (value, value)
+    }
+}
+
+/// Whether `value` is the same on every process.
+pub fn agree(world: &dyn Collective, value: u64) -> bool {
+    let (min, max) = world.min_max(value);
+    min == max
+}
+
+/// FNV-1a over bytes: a checksum that is the same on every machine and every build (std's
+/// hasher promises neither).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A checksum of every parameter's name, shape and bits: equal on two processes exactly when
+/// their parameters are (but for a hash collision).
+pub fn params_hash(store: &ParamStore) -> u64 {
+    let mut h = Fnv::default();
+    for (_, name, value) in store.iter() {
+        h.write(name.as_bytes());
+        h.write_usize(value.nrows());
+        h.write_usize(value.ncols());
+        for v in value.iter() {
+            h.write_u32(v.to_bits());
+        }
+    }
+    h.finish()
+}
+
+/// Part `part` of `parts` of `0..n`: `⌊part·n/parts⌋..⌊(part+1)·n/parts⌋`, so the parts are
+/// contiguous, in order, and differ in length by at most one.
+pub fn share(n: usize, part: usize, parts: usize) -> std::ops::Range<usize> {
+    part * n / parts..(part + 1) * n / parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autodiff::Matrix;
+
+    #[test]
+    fn shares_cover_the_range_in_order() {
+        for (n, parts) in [(10, 3), (2, 3), (0, 2), (128, 2), (7, 7)] {
+            let all: Vec<usize> = (0..parts).flat_map(|p| share(n, p, parts)).collect();
+            assert_eq!(all, (0..n).collect::<Vec<_>>(), "{n} in {parts}");
+            let lens: Vec<usize> = (0..parts).map(|p| share(n, p, parts).len()).collect();
+            assert!(lens.iter().max().unwrap() - lens.iter().min().unwrap() <= 1);
+        }
+    }
+
+    #[test]
+    fn the_parameter_hash_sees_every_bit() {
+        let mut store = ParamStore::new();
+        let w = store.add("w", Matrix::from_elem((2, 3), 0.5));
+        let base = params_hash(&store);
+        assert_eq!(params_hash(&store.clone()), base);
+        // The least significant bit of one weight.
+        store.value_mut(w)[[1, 2]] = f32::from_bits(0.5f32.to_bits() + 1);
+        assert_ne!(params_hash(&store), base);
+        // FNV-1a's published value for "a": 0xaf63dc4c8601ec8c.
+        let mut h = Fnv::default();
+        h.write(b"a");
+        assert_eq!(h.finish(), 0xaf63_dc4c_8601_ec8c);
+        assert!(agree(&Alone, 3));
+    }
+}
