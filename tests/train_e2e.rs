@@ -8,6 +8,7 @@ use henbun::autodiff::Matrix;
 use henbun::vae::chart;
 use henbun::vae::data::Binarize;
 use henbun::vae::models::ModelKind;
+use henbun::vae::parallel::Collective;
 use henbun::vae::random::Keys;
 use henbun::vae::run::{self, RunConfig, RunError, Silent, files};
 
@@ -519,4 +520,79 @@ fn pixel_ar_learns_writes_its_samples_and_resumes_exactly_with_and_without_a_bac
         assert!((figure - nll[2]).abs() < 1e-3, "{figure} {nll:?}");
         resumes_exactly(&a, &b, config);
     }
+}
+
+/// Process 0 of two whose twin does just what it does: every sum is twice its own value.
+/// `params_differ` makes the twin's parameter checksum differ from the first check on after
+/// the data's; `data_differ` the data's.
+struct Twin {
+    data_differ: bool,
+    params_differ: bool,
+    checks: std::cell::Cell<usize>,
+}
+
+impl Collective for Twin {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn ranks(&self) -> usize {
+        2
+    }
+
+    fn sum_f32(&self, values: &mut [f32]) {
+        values.iter_mut().for_each(|v| *v *= 2.0);
+    }
+
+    fn sum_f64(&self, values: &mut [f64]) {
+        values.iter_mut().for_each(|v| *v *= 2.0);
+    }
+
+    fn min_max(&self, value: u64) -> (u64, u64) {
+        let check = self.checks.get();
+        self.checks.set(check + 1);
+        let differ = if check == 0 {
+            self.data_differ
+        } else {
+            self.params_differ
+        };
+        (value, value + u64::from(differ))
+    }
+}
+
+#[test]
+fn processes_that_disagree_on_the_data_or_the_parameters_stop_the_run_unsaved() {
+    let dir = scratch("twin");
+    let twin = |data_differ, params_differ| Twin {
+        data_differ,
+        params_differ,
+        checks: std::cell::Cell::new(0),
+    };
+    let e = run::train_shared(small(2), &dir, None, &mut Silent, &twin(true, false)).unwrap_err();
+    assert!(e.to_string().contains("different data"), "{e}");
+    assert!(!dir.join(files::CHECKPOINT).exists());
+    let e = run::train_shared(small(2), &dir, None, &mut Silent, &twin(false, true)).unwrap_err();
+    assert!(
+        e.to_string().contains("parameters differ after epoch 1"),
+        "{e}"
+    );
+    assert!(
+        !dir.join(files::CHECKPOINT).exists(),
+        "saved after a mismatch"
+    );
+    // Agreeing, the run trains on its share of each batch and writes as process 0.
+    let summary = run::train_shared(small(2), &dir, None, &mut Silent, &twin(false, false));
+    assert_eq!(summary.unwrap().epochs, 2);
+    assert!(dir.join(files::CHECKPOINT).exists());
+    // A model that trains as one process is refused by name.
+    let gan = RunConfig {
+        model: "gan".parse().unwrap(),
+        ..small(1)
+    };
+    let e = run::train_shared(gan, &dir, None, &mut Silent, &twin(false, false)).unwrap_err();
+    assert!(
+        e.to_string().contains("does not train data-parallel"),
+        "{e}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,6 +2,8 @@
 //! `vae::run`, and reports progress, files and figures.
 
 mod cli;
+#[cfg(feature = "mpi")]
+mod mpi_world;
 mod progress;
 mod signals;
 
@@ -12,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use vae::image;
-use vae::parallel::Alone;
+use vae::parallel::{Alone, Collective};
 use vae::random::Keys;
 use vae::run::{self, RunConfig, RunError, quality};
 
@@ -57,24 +59,90 @@ fn main() -> ExitCode {
         eprintln!("error: --threads {n}: {e}");
         return ExitCode::FAILURE;
     }
+    let processes = match Processes::start() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        Some(Command::Train(args)) => train(args),
+        Some(Command::Train(args)) => train(args, processes.collective()),
         Some(Command::Eval(args)) => evaluate(args),
         Some(Command::Score(args)) => score(args),
         Some(Command::Anomaly(args)) => anomaly(args),
         Some(Command::Sample(args)) => sample(args),
-        None => train(cli.train),
+        None => train(cli.train, processes.collective()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ RunError::Interrupted { signal, .. }) => {
-            eprintln!("{e}");
-            ExitCode::from(signal.exit_code())
+        Err(e) => processes.fail(&e),
+    }
+}
+
+/// The processes of this run: this one alone, or with `--features mpi` those `mpirun` started.
+struct Processes {
+    #[cfg(feature = "mpi")]
+    mpi: mpi_world::Mpi,
+}
+
+/// How long a process other than 0 waits, after an error, for process 0 to report it and end
+/// the run, before it reports the error itself (it was its own) and ends the run.
+#[cfg(feature = "mpi")]
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Processes {
+    #[cfg(not(feature = "mpi"))]
+    fn start() -> Result<Processes, String> {
+        Ok(Processes {})
+    }
+
+    #[cfg(feature = "mpi")]
+    fn start() -> Result<Processes, String> {
+        Ok(Processes {
+            mpi: mpi_world::Mpi::init()?,
+        })
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    fn collective(&self) -> &dyn Collective {
+        &Alone
+    }
+
+    #[cfg(feature = "mpi")]
+    fn collective(&self) -> &dyn Collective {
+        &self.mpi
+    }
+
+    /// Reports `e` and ends the run. Of several processes, process 0 reports (the processes
+    /// meet most errors together: a bad setting, data that differ, parameters that differ) and
+    /// ends them all; another one reports only an error of its own, after [`GRACE`].
+    fn fail(&self, e: &RunError) -> ExitCode {
+        let world = self.collective();
+        let code = match e {
+            RunError::Interrupted { signal, .. } => signal.exit_code(),
+            _ => 1,
+        };
+        let line = match e {
+            RunError::Interrupted { .. } => e.to_string(),
+            _ => format!("error: {e}"),
+        };
+        if world.ranks() == 1 {
+            eprintln!("{line}");
+            return ExitCode::from(code);
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+        #[cfg(feature = "mpi")]
+        {
+            if world.rank() == 0 {
+                eprintln!("{line}");
+            } else {
+                std::thread::sleep(GRACE);
+                eprintln!("{line} (process {} of {})", world.rank(), world.ranks());
+            }
+            self.mpi.abort(i32::from(code))
         }
+        #[cfg(not(feature = "mpi"))]
+        unreachable!("one process without MPI")
     }
 }
 
@@ -104,8 +172,9 @@ fn default_out(config: &RunConfig) -> PathBuf {
     ))
 }
 
-fn train(args: TrainArgs) -> Result<(), RunError> {
-    let quiet = args.quiet;
+fn train(args: TrainArgs, world: &dyn Collective) -> Result<(), RunError> {
+    // Process 0 alone shows progress and writes.
+    let (quiet, first) = (args.quiet || world.rank() != 0, world.rank() == 0);
     let resume = args.resume.clone();
     let explicit_out = args.out.clone();
     if let (Some(checkpoint), Some(model)) = (&resume, args.model) {
@@ -130,9 +199,19 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
         path: "signal handlers".into(),
         source: e,
     })?;
+    #[cfg(feature = "mpi")]
+    if world.ranks() > 1 {
+        watch_for_a_stop(signals.clone(), world.rank(), &out);
+    }
     let mut observer = progress::Terminal::new(quiet, Some(signals));
-    let summary = run::train(config, &out, resume.as_deref(), &mut observer)?;
+    let summary = run::train_shared(config, &out, resume.as_deref(), &mut observer, world)?;
     drop(observer);
+    if !first {
+        return Ok(());
+    }
+    if world.ranks() > 1 {
+        println!("trained on {} processes", world.ranks());
+    }
     println!("wrote {}:", out.display());
     for file in &summary.files {
         let name = file.file_name().map_or_else(
@@ -146,6 +225,36 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
     }
     print_figures(&summary.figures);
     Ok(())
+}
+
+/// How long a process of several waits, after SIGINT or SIGTERM, for its run to stop at a step
+/// boundary before it ends at once (`mpirun` sends SIGTERM to the others when one process
+/// dies, and they may be waiting in a collective for it).
+#[cfg(feature = "mpi")]
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// A thread that ends this process, [`STOP_WAIT`] after a signal, if the run has not stopped
+/// by then; process 0 says so in one line.
+#[cfg(feature = "mpi")]
+fn watch_for_a_stop(signals: signals::Signals, rank: usize, out: &Path) {
+    let checkpoint = out.join(run::files::CHECKPOINT);
+    std::thread::spawn(move || {
+        loop {
+            if let Some(signal) = signals.received() {
+                std::thread::sleep(STOP_WAIT);
+                if rank == 0 {
+                    eprintln!(
+                        "error: {signal} while the processes were exchanging gradients (a process \
+                         of the run ended, or mpirun was stopped); {} holds the last finished \
+                         epoch",
+                        checkpoint.display()
+                    );
+                }
+                std::process::exit(i32::from(signal.exit_code()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
 }
 
 /// Refuses `--resume` of a checkpoint of another model than an explicit `--model`: the run

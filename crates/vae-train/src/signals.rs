@@ -11,6 +11,7 @@ use signal_hook::flag;
 use vae::run::Interrupt;
 
 /// The two signals' flags, set by their handlers.
+#[derive(Clone)]
 pub struct Signals {
     int: Arc<AtomicBool>,
     term: Arc<AtomicBool>,

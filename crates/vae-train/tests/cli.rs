@@ -449,6 +449,28 @@ fn small_run(out: &Path, epochs: &str) -> Vec<String> {
 }
 
 #[test]
+fn one_thread_and_two_write_the_same_checkpoint_bytes() {
+    // Every GEMM element and every reduction is summed in one order whatever the threads: the
+    // driver splits C into blocks, never the sum over k (README, "Training on several
+    // processes").
+    let dir = scratch("threads");
+    let checkpoints: Vec<Vec<u8>> = ["1", "2"]
+        .iter()
+        .map(|threads| {
+            let out = dir.join(format!("threads-{threads}"));
+            let mut args = small_run(&out, "2");
+            args.extend(["--threads".to_string(), threads.to_string()]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = vae_train(&args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            fs::read(out.join("checkpoint.safetensors")).unwrap()
+        })
+        .collect();
+    assert!(checkpoints[0] == checkpoints[1], "the checkpoints differ");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_signal_stops_training_at_a_step_and_the_resumed_run_is_the_uninterrupted_one() {
     let dir = scratch("signal");
     for (signal, status) in [("-INT", 130), ("-TERM", 143)] {
