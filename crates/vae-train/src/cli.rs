@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use vae::data::{Binarize, Classes, Dataset, parse_class_list};
-use vae::models::{CodebookUpdate, GanLoss, Likelihood, ModelKind, NoiseKind, Observe};
+use vae::models::{CodebookUpdate, GanLoss, Likelihood, ModelKind, NoiseKind, Observe, Window};
 use vae::nn::Activation;
 use vae::run::anomaly::Protocol;
 use vae::run::score::SplitName;
@@ -144,6 +144,10 @@ pub struct TrainArgs {
     /// (what a likelihood ratio's background model does).
     #[arg(long)]
     pub local: bool,
+    /// pixel-ar: the neighbourhood each pixel is predicted from, ROWS,HALF_WIDTH (the rows
+    /// above it, the columns on each side) [default: 7,7].
+    #[arg(long, value_name = "ROWS,HALF_WIDTH")]
+    pub window: Option<Window>,
     /// mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
     pub dataset: Dataset,
@@ -239,6 +243,7 @@ impl TrainArgs {
             minibatch_discrimination: self.minibatch_discrimination,
             quality_samples: self.quality_samples,
             local: self.local,
+            window: self.window.unwrap_or(defaults.window),
             dataset: self.dataset,
             classes: (self.classes.or(self.exclude_class)).unwrap_or_default(),
             data_dir: self.data_dir,

@@ -41,10 +41,9 @@ impl Collective for Mpi {
         self.world.size() as usize
     }
 
-    fn sum_f32(&self, values: &mut [f32]) {
-        let mine = values.to_vec();
+    fn sum_into(&self, mine: &[f32], sums: &mut [f32]) {
         self.world
-            .all_reduce_into(&mine[..], values, SystemOperation::sum());
+            .all_reduce_into(mine, sums, SystemOperation::sum());
     }
 
     fn sum_f64(&self, values: &mut [f64]) {

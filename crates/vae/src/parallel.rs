@@ -16,8 +16,8 @@ pub trait Collective {
     /// How many processes share the run.
     fn ranks(&self) -> usize;
 
-    /// Sums `values` element by element over the processes, in place.
-    fn sum_f32(&self, values: &mut [f32]);
+    /// Sums `mine` element by element over the processes into `sums` (of the same length).
+    fn sum_into(&self, mine: &[f32], sums: &mut [f32]);
 
     /// Sums `values` element by element over the processes, in place.
     fn sum_f64(&self, values: &mut [f64]);
@@ -39,7 +39,9 @@ impl Collective for Alone {
         1
     }
 
-    fn sum_f32(&self, _: &mut [f32]) {}
+    fn sum_into(&self, mine: &[f32], sums: &mut [f32]) {
+        sums.copy_from_slice(mine);
+    }
 
     fn sum_f64(&self, _: &mut [f64]) {}
 

@@ -23,7 +23,7 @@ use crate::data::{
 use crate::image::ImageError;
 use crate::models::{
     CodebookUpdate, GanLoss, Likelihood, Metrics, ModelKind, NoiseKind, Observe, PAPER_ALPHA,
-    Prior, VaeConfig,
+    Prior, VaeConfig, Window,
 };
 use crate::parallel::{self, Alone, Collective};
 use crate::random::Keys;
@@ -117,6 +117,8 @@ pub struct RunConfig {
     pub quality_samples: usize,
     /// Pixel-AR: the network sees the pixel's neighbourhood only, not where the pixel is.
     pub local: bool,
+    /// Pixel-AR: the neighbourhood each pixel is predicted from.
+    pub window: Window,
     /// Which data set.
     pub dataset: Dataset,
     /// The labels trained and tested on (`--classes`, `--exclude-class`).
@@ -178,6 +180,7 @@ impl Default for RunConfig {
             minibatch_discrimination: false,
             quality_samples: 2000,
             local: false,
+            window: Window::LOCAL,
             dataset: Dataset::Mnist,
             classes: Classes::All,
             data_dir: None,
@@ -406,6 +409,8 @@ pub enum Setting {
     QualitySamples,
     /// `--local`.
     Local,
+    /// `--window`.
+    Window,
 }
 
 impl Setting {
@@ -429,6 +434,7 @@ impl Setting {
             Setting::MinibatchDiscrimination => "minibatch_discrimination",
             Setting::QualitySamples => "quality_samples",
             Setting::Local => "local",
+            Setting::Window => "window",
         }
     }
 
@@ -438,6 +444,8 @@ impl Setting {
     fn before_it_existed(self) -> Option<&'static str> {
         match self {
             Setting::Background => Some("0"),
+            // pixel-ar's only window before it was a setting.
+            Setting::Window => Some("3,3"),
             _ => None,
         }
     }
@@ -461,6 +469,7 @@ impl Setting {
             Setting::MinibatchDiscrimination => config.minibatch_discrimination.to_string(),
             Setting::QualitySamples => config.quality_samples.to_string(),
             Setting::Local => config.local.to_string(),
+            Setting::Window => config.window.to_string(),
         }
     }
 
@@ -486,6 +495,7 @@ impl Setting {
             }
             Setting::QualitySamples => config.quality_samples = value.parse().ok()?,
             Setting::Local => config.local = value.parse().ok()?,
+            Setting::Window => config.window = value.parse().ok()?,
         }
         Some(())
     }
@@ -1021,7 +1031,8 @@ pub fn train_shared(
         ));
     }
     let test = TestData::new(eval_targets(&splits.test, config.binarize));
-    let my_test = test.share(world.rank(), world.ranks());
+    // Each process's share of the test set (a copy only when there are several).
+    let my_test = (world.ranks() > 1).then(|| test.share(world.rank(), world.ranks()));
     let batches = data.batches(config.batch_size);
     let mut last = None;
     // The checkpoint of the last finished epoch: what a diverged or interrupted run keeps.
@@ -1087,7 +1098,12 @@ pub fn train_shared(
             None => {}
         }
         let seconds = started.elapsed().as_secs_f64();
-        values.extend(shared_test(&*model, (&test, &my_test), config.seed, world));
+        values.extend(shared_test(
+            &*model,
+            (&test, my_test.as_ref()),
+            config.seed,
+            world,
+        ));
         if let Some(store) = model.shared_parameters()
             && !parallel::agree(world, parallel::params_hash(store))
         {
@@ -1197,17 +1213,17 @@ fn epoch_metadata(config: &RunConfig, epoch: usize, (height, width): (usize, usi
 
 /// The test columns of `model` with the evaluation keys of `seed`: each process of `world`
 /// evaluates its share `mine` of `test` and the shares' means are combined, weighted by their
-/// images. Alone, or for a model that is not data-parallel, the whole test set.
+/// images. Alone (no share), or for a model that is not data-parallel, the whole test set.
 fn shared_test(
     model: &dyn RunModel,
-    (test, mine): (&TestData, &TestData),
+    (test, mine): (&TestData, Option<&TestData>),
     seed: u64,
     world: &dyn Collective,
 ) -> Vec<f64> {
     let keys = Keys::evaluation(seed);
-    if world.ranks() == 1 || model.shared_parameters().is_none() {
+    let Some(mine) = mine.filter(|_| model.shared_parameters().is_some()) else {
         return model.test(test, keys);
-    }
+    };
     let weight = mine.x.nrows() as f64 / test.x.nrows().max(1) as f64;
     let mut values: Vec<f64> = (model.test(mine, keys).iter())
         .map(|v| v * weight)

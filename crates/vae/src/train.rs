@@ -68,9 +68,9 @@ pub fn step_seeing_grads(
 /// Whether every element of `m` is finite: one pass without early exit over the exponent bits
 /// (all ones for NaN and ±inf), which the compiler vectorizes; a step checks every gradient.
 /// [`step`] on one process's share of a batch: the loss is the mean over the share, `weight`
-/// the share's examples over the batch's. The processes sum `weight·∇` (and `weight·metrics`)
-/// before the update, so each applies the gradient of the batch's mean, the same on every
-/// process. Alone, it is [`step`].
+/// the share's examples over the batch's. The processes sum the gradients of `weight·loss`
+/// (and `weight·metrics`) before the update, so each applies the gradient of the batch's
+/// mean, the same on every process. Alone, it is [`step`].
 pub fn shared_step(
     store: &mut ParamStore,
     opt: &mut dyn Optimizer,
@@ -85,10 +85,11 @@ pub fn shared_step(
         let tape = Tape::new();
         let p = store.bind(&tape);
         let out = loss(&p);
-        let grads = tape.backward(out.loss);
+        // Weighted on the tape: the gradients come out scaled, with no pass of their own.
+        let grads = tape.backward(out.loss * weight as f32);
         (out.metrics(), p.grads(grads))
     };
-    sum_weighted(world, weight, &mut grads, &mut metrics);
+    sum_over(world, weight, &mut grads, &mut metrics);
     if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| all_finite(g)) {
         return Err(Diverged { anomaly: None });
     }
@@ -96,26 +97,31 @@ pub fn shared_step(
     Ok(metrics)
 }
 
-/// Replaces `grads` and `metrics` by the sums over the processes of `weight` times each.
-fn sum_weighted(
-    world: &dyn Collective,
-    weight: f64,
-    grads: &mut ParamGrads,
-    metrics: &mut Metrics,
-) {
-    let w = weight as f32;
-    let len = grads.iter().map(|(_, g)| g.len()).sum();
-    let mut flat = Vec::with_capacity(len);
-    for (_, g) in grads.iter() {
-        flat.extend(g.iter().map(|&v| v * w));
-    }
-    world.sum_f32(&mut flat);
-    let mut rest = &flat[..];
-    for g in grads.iter_mut() {
-        let (mine, others) = rest.split_at(g.len());
-        g.iter_mut().zip(mine).for_each(|(g, &v)| *g = v);
-        rest = others;
-    }
+thread_local! {
+    /// The matrices the gradients' sums are received into, one per parameter: after a step
+    /// they hold its own gradients, which the next step's sums overwrite (no allocation and no
+    /// copy of the gradients in the steady state).
+    static SUMS: std::cell::RefCell<Vec<autodiff::Matrix>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Replaces `grads` by their sums over the processes, and `metrics` by the sums of `weight`
+/// times each process's.
+fn sum_over(world: &dyn Collective, weight: f64, grads: &mut ParamGrads, metrics: &mut Metrics) {
+    SUMS.with_borrow_mut(|sums| {
+        for (i, g) in grads.iter_mut().enumerate() {
+            if !g.is_standard_layout() {
+                *g = g.as_standard_layout().into_owned();
+            }
+            if sums.get(i).is_none_or(|s| s.dim() != g.dim()) {
+                sums.truncate(i);
+                sums.push(autodiff::Matrix::zeros(g.dim()));
+            }
+            let mine = g.as_slice().expect("a standard-layout matrix");
+            let total = sums[i].as_slice_mut().expect("a new matrix");
+            world.sum_into(mine, total);
+            std::mem::swap(g, &mut sums[i]);
+        }
+    });
     let mut values: Vec<f64> = std::iter::once(metrics.loss)
         .chain(metrics.parts.iter().map(|&(_, v)| v))
         .map(|v| v * weight)

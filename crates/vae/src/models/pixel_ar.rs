@@ -12,8 +12,10 @@
 //! ([`background_model`]). The background captures the local statistics that both datasets share
 //! (black surroundings, smooth strokes), and the ratio cancels them.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::str::FromStr;
 
 use autodiff::{Matrix, Var, discretized_logistic_nll};
 use ndarray::s;
@@ -54,11 +56,24 @@ pub struct Window {
 }
 
 impl Window {
-    /// The window of the model: 3 rows above, 3 columns on each side (24 pixels).
+    /// The window of a likelihood ratio's background model: 3 rows above, 3 columns on each
+    /// side (24 pixels).
     pub const LOCAL: Window = Window {
         rows_above: 3,
         half_width: 3,
     };
+
+    /// The window of the model (`--window 7,7`): 7 rows above, 7 columns on each side (112
+    /// pixels). Against the [`LOCAL`](Self::LOCAL) background its likelihood ratio separates
+    /// MNIST from Fashion-MNIST far better than a 3,3 foreground's (README, "A local
+    /// autoregressive model of gray levels").
+    pub const WIDE: Window = Window {
+        rows_above: 7,
+        half_width: 7,
+    };
+
+    /// The largest `rows_above` and `half_width` accepted: a 28×28 image's.
+    pub const MAX: usize = 27;
 
     /// Pixels in the window.
     pub fn len(self) -> usize {
@@ -103,6 +118,39 @@ impl Window {
             }
         });
         out
+    }
+}
+
+impl fmt::Display for Window {
+    /// `7,7`: rows above, then columns on each side.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{}", self.rows_above, self.half_width)
+    }
+}
+
+/// A `--window` that is not `ROWS,HALF_WIDTH` within [`Window::MAX`], or holds no pixel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "window `{0}`: expected ROWS,HALF_WIDTH (rows above the pixel, columns on each side), \
+     each 0 to 27 and not both 0, e.g. 7,7"
+)]
+pub struct ParseWindowError(pub String);
+
+impl FromStr for Window {
+    type Err = ParseWindowError;
+
+    fn from_str(s: &str) -> Result<Window, ParseWindowError> {
+        let bad = || ParseWindowError(s.to_string());
+        let (rows, half) = s.split_once(',').ok_or_else(bad)?;
+        let number = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n <= Window::MAX);
+        let window = Window {
+            rows_above: number(rows).ok_or_else(bad)?,
+            half_width: number(half).ok_or_else(bad)?,
+        };
+        if window.is_empty() {
+            return Err(bad());
+        }
+        Ok(window)
     }
 }
 
@@ -280,11 +328,12 @@ impl PixelAr {
 pub const MODEL: ModelEntry = ModelEntry {
     name: "pixel-ar",
     about: "a local autoregressive model of gray levels, exact likelihood",
-    settings: &[Setting::Background, Setting::Local],
+    settings: &[Setting::Background, Setting::Local, Setting::Window],
     binarize: Binarize::None,
     defaults: |c| {
         c.hidden = vec![128, 128];
         c.epochs = 4;
+        c.window = Window::WIDE;
     },
     background: background_model,
     check,
@@ -292,9 +341,11 @@ pub const MODEL: ModelEntry = ModelEntry {
 };
 
 /// How the background model of pixel-ar's likelihood ratio differs from the model besides its
-/// perturbed training images: it does not see where a pixel is, and is half as wide.
+/// perturbed training images: it sees only the [`Window::LOCAL`] neighbourhood, not where a
+/// pixel is, and is half as wide.
 pub fn background_model(config: &mut RunConfig) {
     config.local = true;
+    config.window = Window::LOCAL;
     config.hidden = config.hidden.iter().map(|&w| w.div_ceil(2)).collect();
 }
 
@@ -338,7 +389,7 @@ impl PixelArModel {
         let mut store = ParamStore::new();
         let model_config = PixelArConfig {
             shape,
-            window: Window::LOCAL,
+            window: config.window,
             hidden: config.hidden.clone(),
             activation: config.activation,
             position: !config.local,
@@ -618,10 +669,11 @@ mod tests {
             (config.hidden.as_slice(), config.local),
             (&[128, 128][..], false)
         );
+        assert_eq!(config.window, Window::WIDE);
         background_model(&mut config);
         assert_eq!(
-            (config.hidden.as_slice(), config.local),
-            (&[64, 64][..], true)
+            (config.hidden.as_slice(), config.local, config.window),
+            (&[64, 64][..], true, Window::LOCAL)
         );
         let names = |config: &RunConfig| {
             let model = PixelArModel::new(config, (28, 28));
@@ -646,5 +698,20 @@ mod tests {
         let p = store.bind_frozen(&tape);
         let (_, log_scale) = model.outputs(&p, Matrix::zeros((2, 4)), &[0, 1]);
         assert!(log_scale.value().iter().all(|&v| v == MIN_LOG_SCALE));
+    }
+
+    #[test]
+    fn a_window_reads_and_prints_as_rows_then_half_width() {
+        let w: Window = "7,7".parse().unwrap();
+        assert_eq!(
+            (w, w.len(), w.to_string()),
+            (Window::WIDE, 7 * 15 + 7, "7,7".into())
+        );
+        assert_eq!("0,2".parse::<Window>().unwrap().len(), 2);
+        assert_eq!(" 3, 1".parse::<Window>().unwrap().len(), 3 * 3 + 1);
+        for bad in ["0,0", "7", "7,", "a,1", "28,1", "1,28", "-1,2", "1,2,3"] {
+            let e = bad.parse::<Window>().unwrap_err();
+            assert!(e.to_string().contains("ROWS,HALF_WIDTH"), "{bad}: {e}");
+        }
     }
 }
