@@ -87,9 +87,10 @@ struct Processes {
 }
 
 /// How long a process other than 0 waits, after an error, for process 0 to report it and end
-/// the run, before it reports the error itself (it was its own) and ends the run.
+/// the run (after replaying a diverged epoch, say), before it reports the error itself (it was
+/// its own: data it alone could not read) and ends the run.
 #[cfg(feature = "mpi")]
-const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Processes {
     #[cfg(not(feature = "mpi"))]

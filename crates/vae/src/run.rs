@@ -1091,7 +1091,12 @@ pub fn train_shared(
                 return Err(RunError::Diverged {
                     epoch,
                     step: steps,
-                    anomaly: replay.anomaly(&data).map(|a| a.to_string()),
+                    // Every process diverged at the same step (the gradients are summed);
+                    // process 0 alone replays the epoch, on the whole batches, to name the op.
+                    anomaly: (world.rank() == 0)
+                        .then(|| replay.anomaly(&data))
+                        .flatten()
+                        .map(|a| a.to_string()),
                     checkpoint: kept,
                 });
             }
