@@ -1,13 +1,13 @@
 """The PyTorch side of pixel-ar's speed comparison in BENCHMARKS.md (not part of the build).
 
-The model of `vae-train --model pixel-ar`, written for PyTorch: every pixel's causal window (the
-3 rows above it, 7 pixels centred on its column, and the 3 pixels to its left; black, -1,
-outside the image) by `unfold`, the pixel's row and column as a learned bias of the first layer,
+The model of `vae-train --model pixel-ar`, written for PyTorch: every pixel's causal window (by
+default, `--window 7,7`, the 7 rows above it, 15 pixels centred on its column, and the 7 pixels
+to its left; black, -1, outside the image) by `unfold`, the pixel's row and column as a learned bias of the first layer,
 an MLP (window -> 128 -> 128 -> location, log-scale floored at -7) shared by all pixels, and the
 discretized logistic over 256 levels (PixelCNN++'s, one component). Adam 1e-3, batch 128, the
 committed Fashion-MNIST held in memory, a fresh permutation every epoch.
 
-    python3 benches/pytorch/pixel_ar_example.py --epochs 2 --threads 2
+    python3 benches/pytorch/pixel_ar_example.py --epochs 2 --threads 2 [--window 3,3]
 
 prints one line per epoch (training seconds, test bits per pixel) and a summary.
 """
@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROWS_ABOVE, HALF_WIDTH, SIDE = 3, 3, 28
+SIDE = 28
+ROWS_ABOVE, HALF_WIDTH = 7, 7  # --window
 
 
 def read_idx(path):
@@ -60,7 +61,7 @@ class PixelAr(nn.Module):
         n = x.shape[0]
         img = F.pad(x.view(n, 1, SIDE, SIDE), (HALF_WIDTH, HALF_WIDTH, ROWS_ABOVE, 0), value=-1.0)
         kernel = (ROWS_ABOVE + 1, 2 * HALF_WIDTH + 1)
-        ctx = F.unfold(img, kernel).transpose(1, 2)[..., self.keep]  # n, 784, 24
+        ctx = F.unfold(img, kernel).transpose(1, 2)[..., self.keep]  # n, 784, window
         h = F.relu(self.fc1(ctx) + self.one_hot @ self.position)
         out = self.fc3(F.relu(self.fc2(h)))
         mu, log_s = out[..., 0], out[..., 1].clamp(min=-7.0)
@@ -82,7 +83,10 @@ def main():
     default_data = Path(__file__).resolve().parents[2] / "data/fashion-mnist"
     parser.add_argument("--data-dir", default=str(default_data))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--window", default="7,7", help="ROWS,HALF_WIDTH, as vae-train's")
     args = parser.parse_args()
+    global ROWS_ABOVE, HALF_WIDTH
+    ROWS_ABOVE, HALF_WIDTH = (int(v) for v in args.window.split(","))
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
