@@ -65,8 +65,6 @@ pub fn step_seeing_grads(
     Ok(metrics)
 }
 
-/// Whether every element of `m` is finite: one pass without early exit over the exponent bits
-/// (all ones for NaN and ±inf), which the compiler vectorizes; a step checks every gradient.
 /// [`step`] on one process's share of a batch: the loss is the mean over the share, `weight`
 /// the share's examples over the batch's. The processes sum the gradients of `weight·loss`
 /// (and `weight·metrics`) before the update, so each applies the gradient of the batch's
@@ -133,6 +131,8 @@ fn sum_over(world: &dyn Collective, weight: f64, grads: &mut ParamGrads, metrics
     }
 }
 
+/// Whether every element of `m` is finite: one pass without early exit over the exponent bits
+/// (all ones for NaN and ±inf), which the compiler vectorizes; a step checks every gradient.
 fn all_finite(m: &autodiff::Matrix) -> bool {
     const EXPONENT: u32 = 0x7f80_0000;
     let special = |v: &f32| u32::from(v.to_bits() & EXPONENT == EXPONENT);
