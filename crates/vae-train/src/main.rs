@@ -98,11 +98,20 @@ impl Processes {
         Ok(Processes {})
     }
 
+    /// Initialises MPI. A panic in one process of several ends that process at once
+    /// (`abort`), which `mpirun` sees and ends the others: unwinding would finalise MPI, which
+    /// waits for the processes still waiting in a collective for this one.
     #[cfg(feature = "mpi")]
     fn start() -> Result<Processes, String> {
-        Ok(Processes {
-            mpi: mpi_world::Mpi::init()?,
-        })
+        let mpi = mpi_world::Mpi::init()?;
+        if mpi.ranks() > 1 {
+            let report = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                report(info);
+                std::process::abort();
+            }));
+        }
+        Ok(Processes { mpi })
     }
 
     #[cfg(not(feature = "mpi"))]
@@ -116,8 +125,10 @@ impl Processes {
     }
 
     /// Reports `e` and ends the run. Of several processes, process 0 reports (the processes
-    /// meet most errors together: a bad setting, data that differ, parameters that differ) and
-    /// ends them all; another one reports only an error of its own, after [`GRACE`].
+    /// meet most errors together: a bad setting, data that differ, parameters that differ, a
+    /// divergence) and ends them all; another one reports only an error of its own, after
+    /// [`GRACE`], and waits for process 0 however long it takes after a divergence (process 0
+    /// replays the epoch to name the op).
     fn fail(&self, e: &RunError) -> ExitCode {
         let world = self.collective();
         let code = match e {
@@ -134,11 +145,20 @@ impl Processes {
         }
         #[cfg(feature = "mpi")]
         {
-            if world.rank() == 0 {
-                eprintln!("{line}");
-            } else {
+            if world.rank() != 0 {
+                if matches!(e, RunError::Diverged { .. }) {
+                    // Every process diverged at the same step: process 0 reports and ends all.
+                    loop {
+                        std::thread::park();
+                    }
+                }
                 std::thread::sleep(GRACE);
-                eprintln!("{line} (process {} of {})", world.rank(), world.ranks());
+            }
+            if !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                match world.rank() {
+                    0 => eprintln!("{line}"),
+                    r => eprintln!("{line} (process {r} of {})", world.ranks()),
+                }
             }
             self.mpi.abort(i32::from(code))
         }
@@ -228,6 +248,11 @@ fn train(args: TrainArgs, world: &dyn Collective) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Whether this process has reported why it stops: its main thread and the watchdog of
+/// [`watch_for_a_stop`] report once between them.
+#[cfg(feature = "mpi")]
+static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// How long a process of several waits, after SIGINT or SIGTERM, for its run to stop at a step
 /// boundary before it ends at once (`mpirun` sends SIGTERM to the others when one process
 /// dies, and they may be waiting in a collective for it).
@@ -243,11 +268,12 @@ fn watch_for_a_stop(signals: signals::Signals, rank: usize, out: &Path) {
         loop {
             if let Some(signal) = signals.received() {
                 std::thread::sleep(STOP_WAIT);
-                if rank == 0 {
+                let first = !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst);
+                if rank == 0 && first {
                     eprintln!(
-                        "error: {signal} while the processes were exchanging gradients (a process \
-                         of the run ended, or mpirun was stopped); {} holds the last finished \
-                         epoch",
+                        "error: {signal} and the processes did not stop together (one of them \
+                         ended, or they were waiting for each other); {} holds the last \
+                         finished epoch",
                         checkpoint.display()
                     );
                 }

@@ -147,27 +147,52 @@ fn two_processes_train_the_parameters_of_one_and_resume_on_either() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn processes_with_different_data_stop_before_training_with_one_error_line() {
-    let dir = scratch("data");
-    let out = dir.join("run");
-    let out = out.to_str().unwrap();
-    // Multiple programs: one process reads 3 000 images, the other 2 999.
+/// `mpirun` of two programs: one process with `first`'s extra flags, the other with
+/// `second`'s, each a run of 1 epoch into `out`.
+fn two_programs(out: &str, first: &[&str], second: &[&str]) -> Output {
     let mut args = vec!["-np", "1", BIN, "train", "--out", out];
     args.extend(SMALL);
-    args.extend(["1", ":", "-np", "1", BIN, "train", "--out", out]);
-    args.extend(SMALL.map(|a| if a == "3000" { "2999" } else { a }));
     args.push("1");
-    let o = mpirun(&args).output().unwrap();
+    args.extend(first);
+    args.extend([":", "-np", "1", BIN, "train", "--out", out]);
+    args.extend(SMALL);
+    args.push("1");
+    args.extend(second);
+    mpirun(&args).output().unwrap()
+}
+
+/// Failed with one `error:` line holding `needle`, and wrote no checkpoint into `out`.
+fn assert_stopped_unsaved(o: &Output, needle: &str, out: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
-    assert!(err.contains("different data"), "{err}");
+    assert!(err.contains(needle), "{err}");
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error:")).count(),
         1,
         "{err}"
     );
     assert!(!Path::new(out).join(files::CHECKPOINT).exists());
+}
+
+#[test]
+fn processes_with_different_data_or_settings_stop_before_training_with_one_error_line() {
+    let dir = scratch("data");
+    // Another data set under MNIST's file names: the same settings, other pixels.
+    let other = dir.join("other-data");
+    fs::create_dir_all(&other).unwrap();
+    let fashion = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
+    for file in fs::read_dir(&fashion).unwrap() {
+        let file = file.unwrap().path();
+        if file.extension().is_some_and(|e| e == "gz") {
+            fs::copy(&file, other.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let out = dir.join("run");
+    let out = out.to_str().unwrap();
+    let o = two_programs(out, &[], &["--data-dir", other.to_str().unwrap()]);
+    assert_stopped_unsaved(&o, "different data", out);
+    let o = two_programs(out, &[], &["--seed", "7"]);
+    assert_stopped_unsaved(&o, "different settings", out);
     fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -362,12 +362,7 @@ pub fn reconstruct(vae: &Vae, store: &ParamStore, x: &Matrix, n: usize) -> Matri
 mod tests {
     use super::*;
     use crate::models::{Likelihood, tiny_vae};
-    use crate::random::Keys;
-
-    /// Examples `0..n` of the evaluation keys of `seed`.
-    fn examples(n: usize) -> Vec<usize> {
-        (0..n).collect()
-    }
+    use crate::random::{Keys, examples};
 
     fn tiny() -> (ParamStore, Vae, Matrix) {
         let (store, vae) = tiny_vae(6, 2, Likelihood::Bernoulli);

@@ -51,7 +51,8 @@ const DOMAIN: [u8; 8] = *b"henbun\x00\x01";
 pub struct Keys {
     seed: u64,
     epoch: u64,
-    /// Which of a run's training sets the examples index (M2's labeled set is 1).
+    /// Which set of examples the stream numbers index: 0 the run's, 1 + c the c-th pass of an
+    /// epoch over M2's labeled examples ([`Keys::labeled_pass`]).
     set: u16,
 }
 
@@ -84,10 +85,19 @@ impl Keys {
         }
     }
 
-    /// The same keys for a second set of examples indexed from 0 (M2's labeled examples beside
-    /// its unlabeled ones), so that its example 0 draws apart from the first set's.
-    pub fn second_set(self) -> Keys {
-        Keys { set: 1, ..self }
+    /// The keys of pass `pass` (from 0) over a second set of examples indexed from 0, M2's
+    /// labeled examples, which an epoch goes through many times beside its unlabeled ones:
+    /// each pass draws afresh, and apart from the first set's example of the same index.
+    ///
+    /// Panics past 65 534 passes in an epoch (M2 makes one per `labeled` images of the
+    /// unlabeled set: 6 000 at most for MNIST with 10 labels).
+    #[track_caller]
+    pub fn labeled_pass(self, pass: usize) -> Keys {
+        let set = u16::try_from(pass + 1)
+            .ok()
+            .filter(|&s| s < u16::MAX)
+            .expect("Keys::labeled_pass: more than 65 534 passes in an epoch");
+        Keys { set, ..self }
     }
 
     /// The stream of `purpose` for example `example`: its `copy`-th when one example needs
@@ -105,8 +115,9 @@ impl Keys {
         rng
     }
 
-    /// The one stream of a draw that belongs to the epoch rather than to an example (the
-    /// shuffle, a step's codebook restart: `step` numbers them).
+    /// The one stream numbered `step` of a draw that belongs to the epoch rather than to an
+    /// example: the shuffle (0), M2's labeled orders (one per pass), the VQ-VAE's codebook
+    /// initialisation (0) and restart (1).
     pub fn shared(self, purpose: Purpose, step: usize) -> ChaCha8Rng {
         self.stream(purpose, step, u32::MAX)
     }
@@ -272,7 +283,8 @@ mod tests {
             first(Keys::epoch(1, 1), Purpose::Eps, 1, 0),
             first(Keys::epoch(1, 1), Purpose::Eps, 0, 1),
             Keys::epoch(1, 1).shared(Purpose::Eps, 0).random(),
-            first(Keys::epoch(1, 1).second_set(), Purpose::Eps, 0, 0),
+            first(Keys::epoch(1, 1).labeled_pass(0), Purpose::Eps, 0, 0),
+            first(Keys::epoch(1, 1).labeled_pass(1), Purpose::Eps, 0, 0),
         ];
         for (i, o) in others.iter().enumerate() {
             assert_ne!(*o, base, "change {i}");

@@ -35,7 +35,8 @@ pub mod files {
     pub const CONFIG: &str = "config.toml";
     /// One row per epoch.
     pub const METRICS: &str = "metrics.csv";
-    /// Parameters, optimizer state, epoch and RNG state, rewritten atomically every epoch.
+    /// Parameters, optimizer state, the settings and the epoch, rewritten atomically every
+    /// epoch.
     pub const CHECKPOINT: &str = "checkpoint.safetensors";
     /// The `metrics.csv` columns against the epoch, rewritten every epoch.
     pub const CURVES: &str = "curves.png";
@@ -970,6 +971,13 @@ pub fn train_shared(
                 config.model
             )));
         }
+        if !parallel::agree(world, settings_hash(&config)) {
+            return Err(RunError::Config(
+                "the processes were given different settings (their checksums differ): give \
+                 every process the same flags"
+                    .into(),
+            ));
+        }
         let data = splits_hash(&splits.train, &splits.test);
         if !parallel::agree(world, data) {
             return Err(RunError::Config(format!(
@@ -1055,7 +1063,7 @@ pub fn train_shared(
                     halt = match stepped {
                         Stepped::Trained(m) => {
                             observer.batch(m);
-                            observer.interrupted().map(Halt::Interrupted)
+                            stop_together(world, observer.interrupted()).map(Halt::Interrupted)
                         }
                         Stepped::Diverged(_) => Some(Halt::Diverged),
                     };
@@ -1235,6 +1243,41 @@ fn shared_test(
         .collect();
     world.sum_f64(&mut values);
     values
+}
+
+/// The signal that stops every process of `world` at this step boundary: the strongest any of
+/// them received (SIGTERM over SIGINT), so that all stop at the same step (`mpirun` passes a
+/// signal to each, and they see it at different steps). Alone, `received`.
+fn stop_together(world: &dyn Collective, received: Option<Interrupt>) -> Option<Interrupt> {
+    if world.ranks() == 1 {
+        return received;
+    }
+    let code = match received {
+        None => 0,
+        Some(Interrupt::Int) => 1,
+        Some(Interrupt::Term) => 2,
+    };
+    match world.min_max(code).1 {
+        0 => None,
+        1 => Some(Interrupt::Int),
+        _ => Some(Interrupt::Term),
+    }
+}
+
+/// A checksum of what every process of a run must agree on besides the data: the settings of
+/// its trajectory and those that decide which collectives it calls (epochs, test images,
+/// importance samples).
+fn settings_hash(config: &RunConfig) -> u64 {
+    use std::hash::Hasher;
+    let mut h = parallel::Fnv::default();
+    for (key, value) in config.trajectory() {
+        h.write(key.as_bytes());
+        h.write(value.as_bytes());
+    }
+    h.write_usize(config.epochs);
+    h.write_usize(config.test_limit.unwrap_or(usize::MAX));
+    h.write_usize(config.iw_samples);
+    h.finish()
 }
 
 /// A checksum of a run's data (both splits' pixels and labels), the same on every process

@@ -87,6 +87,10 @@ pub fn shared_step(
         let grads = tape.backward(out.loss * weight as f32);
         (out.metrics(), p.grads(grads))
     };
+    if weight == 0.0 {
+        // A stand-in row counts for nothing, even where its loss is not finite (0·∞ is NaN).
+        grads.iter_mut().for_each(|g| g.fill(0.0));
+    }
     sum_over(world, weight, &mut grads, &mut metrics);
     if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| all_finite(g)) {
         return Err(Diverged { anomaly: None });
@@ -122,7 +126,7 @@ fn sum_over(world: &dyn Collective, weight: f64, grads: &mut ParamGrads, metrics
     });
     let mut values: Vec<f64> = std::iter::once(metrics.loss)
         .chain(metrics.parts.iter().map(|&(_, v)| v))
-        .map(|v| v * weight)
+        .map(|v| if weight == 0.0 { 0.0 } else { v * weight })
         .collect();
     world.sum_f64(&mut values);
     metrics.loss = values[0];
@@ -205,8 +209,9 @@ pub fn epoch(
 /// its next `batch_size` unlabeled examples and the next `labeled_size` labeled ones (the
 /// labeled set reshuffled whenever it runs out), and `loss` builds the loss of the pair
 /// `(labeled, unlabeled)` with each one's draws. The labeled examples draw from
-/// [`Keys::second_set`], their orders from [`Purpose::LabeledShuffle`]. One process: the
-/// two halves of a batch do not split into shares of one mean.
+/// [`Keys::labeled_pass`] (afresh on each pass), their orders from
+/// [`Purpose::LabeledShuffle`]. One process: the two halves of a batch do not split into shares
+/// of one mean.
 pub fn semi_supervised_epoch(
     store: &mut ParamStore,
     opt: &mut dyn Optimizer,
@@ -216,10 +221,9 @@ pub fn semi_supervised_epoch(
     loss: impl for<'t> Fn(&Bound<'t>, (Batch, &Draws<'_>), (Batch, &Draws<'_>)) -> Loss<'t>,
     mut on_batch: impl FnMut(Stepped<'_>) -> ControlFlow<()>,
 ) -> Metrics {
-    let labeled_keys = keys.second_set();
     let labeled_epoch = |cycle| {
         let order = &mut keys.shared(Purpose::LabeledShuffle, cycle);
-        labeled.epoch_in_order(labeled_size, labeled_keys, order)
+        labeled.epoch_in_order(labeled_size, keys.labeled_pass(cycle), order)
     };
     let (mut cycle, mut mean) = (0, MetricsMean::default());
     let mut batches = unlabeled.epoch(batch_size, keys);
@@ -234,7 +238,8 @@ pub fn semi_supervised_epoch(
             }
         };
         let (l_examples, u_examples) = (l.indices.clone(), u.indices.clone());
-        let (l_draws, u_draws) = (labeled_keys.draws(&l_examples), keys.draws(&u_examples));
+        let l_keys = keys.labeled_pass(cycle);
+        let (l_draws, u_draws) = (l_keys.draws(&l_examples), keys.draws(&u_examples));
         let examples = u.len();
         let stepped = step(store, opt, |p| loss(p, (l, &l_draws), (u, &u_draws)));
         if report(stepped, examples, &mut mean, &mut on_batch).is_break() {
@@ -292,5 +297,133 @@ mod tests {
         let stepped = step(&mut store, &mut opt, |p| Loss::new(p[w].square().sum(), []));
         assert!(stepped.is_ok());
         assert_ne!(store.value(w).to_owned(), Matrix::from_elem((1, 2), 1.0));
+    }
+
+    /// Process 0 of two, the other's part recorded beforehand: its weighted gradients, one per
+    /// parameter in order, and its weighted metrics, added to this process's own.
+    struct WithOther {
+        grads: std::cell::RefCell<std::vec::IntoIter<Vec<f32>>>,
+        metrics: Vec<f64>,
+    }
+
+    impl Collective for WithOther {
+        fn rank(&self) -> usize {
+            0
+        }
+
+        fn ranks(&self) -> usize {
+            2
+        }
+
+        fn sum_into(&self, mine: &[f32], sums: &mut [f32]) {
+            let other = self.grads.borrow_mut().next().expect("one per parameter");
+            for ((s, m), o) in sums.iter_mut().zip(mine).zip(other) {
+                *s = m + o;
+            }
+        }
+
+        fn sum_f64(&self, values: &mut [f64]) {
+            values
+                .iter_mut()
+                .zip(&self.metrics)
+                .for_each(|(v, o)| *v += o);
+        }
+
+        fn min_max(&self, value: u64) -> (u64, u64) {
+            (value, value)
+        }
+    }
+
+    /// `mean over rows r of Σ_j (x_r·w + b)_j²`, part `sq` per row, for rows `rows` of `x`.
+    fn square_loss<'t>(
+        p: &Bound<'t>,
+        (w, b): (nn::ParamId, nn::ParamId),
+        x: &Matrix,
+        rows: std::ops::Range<usize>,
+    ) -> Loss<'t> {
+        let xs = p.constant(x.slice(ndarray::s![rows, ..]).to_owned());
+        let sq = (xs.matmul(p[w]) + p[b]).square().sum_cols();
+        Loss::new(sq.mean_rows(), [("sq", sq)])
+    }
+
+    #[test]
+    fn shares_of_unequal_size_step_as_the_whole_batch() {
+        // A batch of 4 rows in shares of 3 (this process, weight 3/4) and 1 (the other, 1/4).
+        // With plain SGD the update is the gradient itself, so a wrong weight shows.
+        let x = Matrix::from_shape_fn((4, 3), |(i, j)| (i as f32 - 1.5) * 0.7 + j as f32 * 0.3);
+        let mut store = ParamStore::new();
+        let w = store.add(
+            "w",
+            Matrix::from_shape_fn((3, 2), |(i, j)| 0.2 * i as f32 - 0.1 * j as f32),
+        );
+        let b = store.add("b", Matrix::from_elem((1, 2), 0.05));
+        let sgd = |store: &ParamStore| {
+            let config = nn::SgdConfig {
+                lr: 0.1,
+                ..nn::SgdConfig::default()
+            };
+            nn::Sgd::new(store, config)
+        };
+        let (mut whole, mut shared) = (store.clone(), store.clone());
+        let all = step(&mut whole, &mut sgd(&store), |p| {
+            square_loss(p, (w, b), &x, 0..4)
+        })
+        .unwrap();
+        // The other process: the gradients of ¼·(its mean), and ¼ of its metrics.
+        let (other_grads, other_metrics) = {
+            let tape = Tape::new();
+            let p = store.bind(&tape);
+            let out = square_loss(&p, (w, b), &x, 3..4);
+            let m = out.metrics();
+            let grads = p.grads(tape.backward(out.loss * 0.25));
+            let flat: Vec<Vec<f32>> = grads
+                .iter()
+                .map(|(_, g)| g.iter().copied().collect())
+                .collect();
+            (flat, vec![0.25 * m.loss, 0.25 * m.parts[0].1])
+        };
+        let world = WithOther {
+            grads: std::cell::RefCell::new(other_grads.into_iter()),
+            metrics: other_metrics,
+        };
+        let mine = shared_step(&mut shared, &mut sgd(&store), &world, 0.75, |p| {
+            square_loss(p, (w, b), &x, 0..3)
+        })
+        .unwrap();
+        for id in [w, b] {
+            for (a, s) in whole.value(id).iter().zip(shared.value(id)) {
+                assert!((a - s).abs() < 1e-6, "{a} against {s}");
+            }
+        }
+        assert!((all.loss - mine.loss).abs() < 1e-6 * all.loss.abs().max(1.0));
+        assert!((all.parts[0].1 - mine.parts[0].1).abs() < 1e-6 * all.loss.abs().max(1.0));
+        assert_ne!(whole.value(w), store.value(w), "the step moved nothing");
+    }
+
+    #[test]
+    fn a_share_of_weight_zero_counts_for_nothing_even_when_not_finite() {
+        // A stand-in row whose loss is +inf (a huge input squared): the step applies the other
+        // process's gradient alone, and the metrics are the other's.
+        let x = Matrix::from_elem((1, 3), 1e30);
+        let mut store = ParamStore::new();
+        let w = store.add("w", Matrix::from_elem((3, 2), 1.0));
+        let b = store.add("b", Matrix::zeros((1, 2)));
+        let world = WithOther {
+            grads: std::cell::RefCell::new(vec![vec![1.0; 6], vec![2.0; 2]].into_iter()),
+            metrics: vec![7.0, 7.0],
+        };
+        let config = nn::SgdConfig {
+            lr: 0.5,
+            ..nn::SgdConfig::default()
+        };
+        let mut opt = nn::Sgd::new(&store, config);
+        let m = shared_step(&mut store, &mut opt, &world, 0.0, |p| {
+            square_loss(p, (w, b), &x, 0..1)
+        })
+        .unwrap();
+        // w − 0.5·1 and b − 0.5·2.
+        assert!(store.value(w).iter().all(|&v| v == 0.5));
+        assert!(store.value(b).iter().all(|&v| v == -1.0));
+        assert_eq!((m.loss, m.parts[0].1), (7.0, 7.0));
     }
 }

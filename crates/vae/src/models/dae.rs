@@ -207,17 +207,13 @@ mod tests {
         Matrix::from_elem((rows, cols), value)
     }
 
-    /// The draws of examples `0..rows` of epoch 1 of `seed` (leaked: a test's lifetime).
-    fn draws(rows: usize, seed: u64) -> Draws<'static> {
-        let examples: &'static [usize] = Vec::leak((0..rows).collect());
-        Keys::epoch(seed, 1).draws(examples)
-    }
+    use crate::random::test_draws as draws;
 
     #[test]
     fn masking_zeroes_exactly_the_fraction_asked_in_every_image_at_uniform_places() {
         let noise = NoiseKind::Mask.at(0.25).unwrap();
         let x = gray(4000, 40, 0.7);
-        let noisy = noise.corrupt(&x, &draws(x.nrows(), 1));
+        let noisy = noise.corrupt(&x, &draws(1, x.nrows()));
         for row in noisy.rows() {
             assert_eq!(row.iter().filter(|&&v| v == 0.0).count(), 10);
             assert!(row.iter().all(|&v| v == 0.0 || v == 0.7));
@@ -236,7 +232,7 @@ mod tests {
     fn salt_and_pepper_sets_the_fraction_to_zero_or_one_by_a_fair_coin() {
         let noise = NoiseKind::SaltPepper.at(0.5).unwrap();
         let x = gray(2000, 30, 0.5);
-        let noisy = noise.corrupt(&x, &draws(x.nrows(), 2));
+        let noisy = noise.corrupt(&x, &draws(2, x.nrows()));
         let mut ones = 0;
         for row in noisy.rows() {
             assert_eq!(row.iter().filter(|&&v| v != 0.5).count(), 15);
@@ -255,7 +251,7 @@ mod tests {
         // Mid-gray with σ = 0.1: clipping (|e| > 5σ) is too rare to move the moments.
         let noise = NoiseKind::Gaussian.at(0.1).unwrap();
         let x = gray(500, 200, 0.5);
-        let noisy = noise.corrupt(&x, &draws(x.nrows(), 3));
+        let noisy = noise.corrupt(&x, &draws(3, x.nrows()));
         let added: Vec<f64> = noisy.iter().map(|&v| f64::from(v) - 0.5).collect();
         let n = added.len() as f64;
         let mean = added.iter().sum::<f64>() / n;
@@ -265,7 +261,7 @@ mod tests {
         assert!((var - 0.01).abs() < 5.0 * 4.5e-5, "variance {var}");
         // A large σ is clipped to [0, 1].
         let wide = NoiseKind::Gaussian.at(3.0).unwrap();
-        let noisy = wide.corrupt(&x, &draws(x.nrows(), 4));
+        let noisy = wide.corrupt(&x, &draws(4, x.nrows()));
         assert!(noisy.iter().all(|&v| (0.0..=1.0).contains(&v)));
         assert!(noisy.iter().filter(|&&v| v == 0.0 || v == 1.0).count() > noisy.len() / 2);
     }

@@ -547,7 +547,7 @@ mod tests {
         let (l_draws, u_draws) = (
             crate::random::test_draws(6, 2)
                 .keys()
-                .second_set()
+                .labeled_pass(0)
                 .draws(&[0, 1]),
             crate::random::test_draws(6, 4),
         );
