@@ -94,23 +94,46 @@ fn test_curve(dir: &Path) -> Vec<f64> {
 #[test]
 fn two_processes_train_the_parameters_of_one_and_resume_on_either() {
     let dir = scratch("parity");
-    let (one, two) = (dir.join("one"), dir.join("two"));
-    run(train(&one, "2", &[]));
-    let o = run(on_two(train(&two, "2", &[])));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("trained on 2 processes"));
-    // The same batches and draws; only the order of the gradient sums differs (two halves
-    // of each batch added, against one sum): |Δ| ≤ 1e-4 of each tensor's largest value.
-    for ((name, a), (other, b)) in params(&one).iter().zip(&params(&two)) {
-        assert_eq!(name, other);
-        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-        let worst = a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(worst / scale <= 1e-4, "{name}: {worst} of {scale}");
+    // The default VAE, and M2 (its batches of two halves, 100 labeled and 128 unlabeled
+    // images, shared between the processes). The same batches and draws; only the order of the
+    // gradient sums differs (two halves of each batch added, against one sum). The VAE's
+    // tensors stay within 1e-4 of their largest value; M2's classifier amplifies those last
+    // bits through Adam where its gradients are nearly zero (measured after 2 epochs: 817 of
+    // its first layer's 313 600 weights differ by more than 1e-4, the tensor by 3.9e-4 in
+    // norm), so M2 is held to 1e-2 of each tensor's norm, and both to the same test curve.
+    let models = [
+        ("vae", &[][..], 1e-4),
+        ("m2", &["--model", "m2", "--labels", "100"][..], 1e-2),
+    ];
+    for (model, flags, tolerance) in models {
+        let (one, two) = (
+            dir.join(format!("{model}-one")),
+            dir.join(format!("{model}-two")),
+        );
+        run(train(&one, "2", flags));
+        let o = run(on_two(train(&two, "2", flags)));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("trained on 2 processes"));
+        for ((name, a), (other, b)) in params(&one).iter().zip(&params(&two)) {
+            assert_eq!(name, other);
+            let difference = if model == "vae" {
+                let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+                a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+            } else {
+                let norm = |v: &mut dyn Iterator<Item = f32>| v.map(|x| x * x).sum::<f32>().sqrt();
+                norm(&mut a.iter().zip(b).map(|(a, b)| a - b)) / norm(&mut a.iter().copied())
+            };
+            assert!(difference <= tolerance, "{model} {name}: {difference}");
+        }
+        let (c1, c2) = (test_curve(&one), test_curve(&two));
+        assert_eq!(c1.len(), 2);
+        for (a, b) in c1.iter().zip(&c2) {
+            assert!(
+                (a - b).abs() <= 0.01,
+                "{model}: test -ELBO {c1:?} against {c2:?}"
+            );
+        }
     }
-    let (c1, c2) = (test_curve(&one), test_curve(&two));
-    assert_eq!(c1.len(), 2);
-    for (a, b) in c1.iter().zip(&c2) {
-        assert!((a - b).abs() <= 0.01, "test -ELBO {c1:?} against {c2:?}");
-    }
+    let c1 = test_curve(&dir.join("vae-one"));
 
     // One epoch on one process, the second on two; and the reverse. Each ends where the
     // straight runs do.

@@ -206,43 +206,49 @@ pub fn epoch(
 }
 
 /// One pass over the shuffled `unlabeled` set for semi-supervised training: every step takes
-/// its next `batch_size` unlabeled examples and the next `labeled_size` labeled ones (the
+/// its next `plan.batch_size` unlabeled examples and the next `labeled_size` labeled ones (the
 /// labeled set reshuffled whenever it runs out), and `loss` builds the loss of the pair
-/// `(labeled, unlabeled)` with each one's draws. The labeled examples draw from
-/// [`Keys::labeled_pass`] (afresh on each pass), their orders from
-/// [`Purpose::LabeledShuffle`]. One process: the two halves of a batch do not split into shares
-/// of one mean.
+/// `(labeled, unlabeled)` with each one's draws: the mean over the pair's examples. The labeled
+/// examples draw from [`Keys::labeled_pass`] (afresh on each pass), their orders from
+/// [`Purpose::LabeledShuffle`]. Each process of `plan.world` takes its share of both halves;
+/// a share with no row of a half gets an empty half (not a stand-in row, which would enter the
+/// mean), so `loss` must take halves of no row.
 pub fn semi_supervised_epoch(
     store: &mut ParamStore,
     opt: &mut dyn Optimizer,
     (labeled, unlabeled): (&TrainSet, &TrainSet),
-    (labeled_size, batch_size): (usize, usize),
-    keys: Keys,
+    labeled_size: usize,
+    plan: Plan<'_>,
     loss: impl for<'t> Fn(&Bound<'t>, (Batch, &Draws<'_>), (Batch, &Draws<'_>)) -> Loss<'t>,
     mut on_batch: impl FnMut(Stepped<'_>) -> ControlFlow<()>,
 ) -> Metrics {
+    let (keys, world) = (plan.keys, plan.world);
+    let (part, parts) = (world.rank(), world.ranks());
     let labeled_epoch = |cycle| {
         let order = &mut keys.shared(Purpose::LabeledShuffle, cycle);
         labeled.epoch_in_order(labeled_size, keys.labeled_pass(cycle), order)
     };
     let (mut cycle, mut mean) = (0, MetricsMean::default());
-    let mut batches = unlabeled.epoch(batch_size, keys);
+    let mut batches = unlabeled.epoch(plan.batch_size, keys);
     let mut labeled_batches = labeled_epoch(cycle);
-    while let Some(u) = batches.next_batch() {
-        let l = match labeled_batches.next_batch() {
+    while let Some(u) = batches.next_share(part, parts) {
+        let l = match labeled_batches.next_share(part, parts) {
             Some(b) => b,
             None => {
                 cycle += 1;
                 labeled_batches = labeled_epoch(cycle);
-                (labeled_batches.next_batch()).expect("a non-empty labeled set")
+                (labeled_batches.next_share(part, parts)).expect("a non-empty labeled set")
             }
         };
+        let (of, l, u) = (l.of + u.of, l.counted_rows(), u.counted_rows());
+        let weight = (l.len() + u.len()) as f64 / of as f64;
         let (l_examples, u_examples) = (l.indices.clone(), u.indices.clone());
         let l_keys = keys.labeled_pass(cycle);
         let (l_draws, u_draws) = (l_keys.draws(&l_examples), keys.draws(&u_examples));
-        let examples = u.len();
-        let stepped = step(store, opt, |p| loss(p, (l, &l_draws), (u, &u_draws)));
-        if report(stepped, examples, &mut mean, &mut on_batch).is_break() {
+        let stepped = shared_step(store, opt, world, weight, |p| {
+            loss(p, (l, &l_draws), (u, &u_draws))
+        });
+        if report(stepped, of, &mut mean, &mut on_batch).is_break() {
             break;
         }
     }

@@ -93,6 +93,20 @@ pub struct Share {
 }
 
 impl Share {
+    /// Its examples, none for a stand-in.
+    pub fn counted_rows(self) -> Batch {
+        if self.counted {
+            self.batch
+        } else {
+            let pixels = self.batch.images.ncols();
+            Batch {
+                images: autodiff::Matrix::zeros((0, pixels)),
+                labels: Vec::new(),
+                indices: Vec::new(),
+            }
+        }
+    }
+
     /// Its weight in the batch's mean: its examples over the batch's (0 if not counted).
     pub fn weight(&self) -> f64 {
         if self.counted {

@@ -340,8 +340,8 @@ impl RunModel for M2Model {
             store,
             opt,
             (labeled, unlabeled),
-            (ctx.batch_size.min(labeled.len()), ctx.batch_size),
-            ctx.keys,
+            ctx.batch_size.min(labeled.len()),
+            ctx.plan(),
             |p, (l, l_draws), (u, u_draws)| {
                 m2.loss(
                     p,
@@ -353,6 +353,10 @@ impl RunModel for M2Model {
             &mut *ctx.on_batch,
         );
         vec![mean.loss]
+    }
+
+    fn shared_parameters(&self) -> Option<&ParamStore> {
+        Some(&self.params.store)
     }
 
     fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
@@ -531,6 +535,43 @@ mod tests {
         assert_eq!(
             report.elements,
             store.iter().map(|(_, _, v)| v.len()).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn the_objective_takes_a_half_of_no_row() {
+        // A process's share of a batch may hold no labeled or no unlabeled row: the objective
+        // is then the mean over the other half alone.
+        let (store, m2) = tiny();
+        let counts = Counts {
+            labeled: 10,
+            unlabeled: 90,
+        };
+        let tape = Tape::new();
+        let p = store.bind(&tape);
+        let none = crate::random::test_draws(6, 0);
+        let (x_l, labels, x_u) = (x(2), [3u8, 7], x(4));
+        let (l_draws, u_draws) = (
+            crate::random::test_draws(6, 2),
+            crate::random::test_draws(7, 4),
+        );
+        let only_u = m2.loss(&p, ((x(0), &[]), &none), (x_u.clone(), &u_draws), counts);
+        let u = m2.unlabeled(&p, p.constant(x_u), &u_draws).bound;
+        assert!((only_u.loss.item() - u.value().mean().unwrap()).abs() < 1e-5);
+        let only_l = m2.loss(
+            &p,
+            ((x_l.clone(), &labels), &l_draws),
+            (x(0), &none),
+            counts,
+        );
+        let m = only_l.metrics();
+        // (2·mean L + α·N/N_l·2·mean CE) / 2 with α·N/N_l = 1.
+        let (l, ce) = (m.part("l").unwrap(), m.part("ce").unwrap());
+        assert!(
+            (m.loss - (l + ce)).abs() < 1e-4,
+            "{} against {}",
+            m.loss,
+            l + ce
         );
     }
 

@@ -324,12 +324,14 @@ impl Vae {
         draws: &Draws<'_>,
     ) -> (Var<'t>, Var<'t>) {
         let (rows, cols) = mu.shape();
-        assert!(
-            !draws.is_empty() && rows % draws.len() == 0,
+        let copies = rows.checked_div(draws.len()).unwrap_or(0);
+        assert_eq!(
+            copies * draws.len(),
+            rows,
             "Vae::parts_from_posterior: {rows} rows for {} examples",
             draws.len()
         );
-        let eps = draws.normal(Purpose::Eps, rows / draws.len(), cols);
+        let eps = draws.normal(Purpose::Eps, copies, cols);
         let z = reparameterize(mu, log_var, &eps);
         let recon = self.recon(self.decode(p, z, c), x);
         (recon, self.kl(p, mu, log_var, c))
