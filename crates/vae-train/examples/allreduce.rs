@@ -1,9 +1,9 @@
 //! The cost of a data-parallel step's all-reduces: `mpirun -np 2 target/release/examples/allreduce`
 //! (built with `cargo build --release -p vae-train --features mpi --example allreduce`).
 //!
-//! First the step of the default VAE as `vae::train::shared_step` makes it: one all-reduce per
-//! gradient matrix (its 8 parameters, 667 248 f32 in all) and one of the step's 3 metrics
-//! (f64). Then single buffers of 1 Ki to 4 Mi f32, whose times give the latency α and the
+//! First the step of the default VAE as `vae::train::shared_step` and the run make it: one
+//! all-reduce per gradient matrix (its 8 parameters, 667 248 f32 in all), one of the step's 3
+//! metrics (f64) and one of the 2 numbers by which the processes agree on a signal. Then single buffers of 1 Ki to 4 Mi f32, whose times give the latency α and the
 //! bandwidth β of the scaling model in README.md. Process 0 prints one line per case.
 
 use std::time::Instant;
@@ -41,17 +41,19 @@ fn main() {
     let grads: Vec<Vec<f32>> = VAE.iter().map(|&n| vec![1.0; n]).collect();
     let mut sums: Vec<Vec<f32>> = VAE.iter().map(|&n| vec![0.0; n]).collect();
     let (metrics, mut metric_sums) = ([1.0f64; 3], [0.0f64; 3]);
+    let (signals, mut signal_sums) = ([0.0f64; 2], [0.0f64; 2]);
     let each = time(&world, 400, || {
         for (g, s) in grads.iter().zip(&mut sums) {
             world.all_reduce_into(&g[..], &mut s[..], SystemOperation::sum());
         }
         world.all_reduce_into(&metrics[..], &mut metric_sums[..], SystemOperation::sum());
+        world.all_reduce_into(&signals[..], &mut signal_sums[..], SystemOperation::sum());
     });
     assert_eq!(sums[3][0], world.size() as f32);
     let n: usize = VAE.iter().sum();
     if first {
         println!(
-            "{} processes, the default VAE's step: 9 all-reduces, {n} f32 + 3 f64 ({:.3} MB): {:.1} µs",
+            "{} processes, the default VAE's step: 10 all-reduces, {n} f32 + 5 f64 ({:.3} MB): {:.1} µs",
             world.size(),
             n as f64 * 4e-6,
             each * 1e6

@@ -1247,20 +1247,18 @@ fn shared_test(
 
 /// The signal that stops every process of `world` at this step boundary: the strongest any of
 /// them received (SIGTERM over SIGINT), so that all stop at the same step (`mpirun` passes a
-/// signal to each, and they see it at different steps). Alone, `received`.
+/// signal to each, and they see it at different steps). One all-reduce of two numbers, the
+/// processes that received each; alone, `received`.
 fn stop_together(world: &dyn Collective, received: Option<Interrupt>) -> Option<Interrupt> {
     if world.ranks() == 1 {
         return received;
     }
-    let code = match received {
-        None => 0,
-        Some(Interrupt::Int) => 1,
-        Some(Interrupt::Term) => 2,
-    };
-    match world.min_max(code).1 {
-        0 => None,
-        1 => Some(Interrupt::Int),
-        _ => Some(Interrupt::Term),
+    let mut received = [Interrupt::Int, Interrupt::Term].map(|s| f64::from(received == Some(s)));
+    world.sum_f64(&mut received);
+    match received {
+        [_, term] if term > 0.0 => Some(Interrupt::Term),
+        [int, _] if int > 0.0 => Some(Interrupt::Int),
+        _ => None,
     }
 }
 
