@@ -1,8 +1,8 @@
 //! Randomness keyed by what it is for, not by the order in which it is drawn.
 //!
 //! Every random draw of training and evaluation comes from a ChaCha8 stream whose key is
-//! (seed, [`Purpose`], epoch, copy) and whose stream number is the example's index in its
-//! split: an image's binarization, its noise and its reparameterization ε are the same whichever
+//! (seed, [`Purpose`], epoch, set of examples, copy) and whose stream number is the example's
+//! index in its split: an image's binarization, its noise and its reparameterization ε are the same whichever
 //! batch, thread or process handles it. The shuffle of an epoch is one stream of its own. So a
 //! data-parallel run, whose processes each take a share of every batch, draws exactly what one
 //! process draws, and a run resumes from its epoch number alone.
