@@ -132,6 +132,12 @@ impl Keys {
     }
 }
 
+/// Fills `row` with N(0, 1) draws from `rng`, in order.
+fn fill_normal(mut row: ndarray::ArrayViewMut1<'_, f32>, rng: &mut ChaCha8Rng) {
+    row.iter_mut()
+        .for_each(|v| *v = StandardNormal.sample(&mut *rng));
+}
+
 /// The examples `0..n`: the rows of a matrix scored on its own, each its own example.
 pub fn examples(n: usize) -> Vec<usize> {
     (0..n).collect()
@@ -206,10 +212,8 @@ impl<'a> Draws<'a> {
     ) -> Matrix {
         let at: Vec<(usize, usize)> = at.into_iter().collect();
         let mut out = Matrix::zeros((at.len(), cols));
-        for (mut row, (r, k)) in out.rows_mut().into_iter().zip(at) {
-            let rng = &mut self.row(purpose, r, k as u32);
-            row.iter_mut()
-                .for_each(|v| *v = StandardNormal.sample(&mut *rng));
+        for (row, (r, k)) in out.rows_mut().into_iter().zip(at) {
+            fill_normal(row, &mut self.row(purpose, r, k as u32));
         }
         out
     }
@@ -218,8 +222,11 @@ impl<'a> Draws<'a> {
     /// every row's `k`-th copy.
     pub fn normal(&self, purpose: Purpose, copies: usize, cols: usize) -> Matrix {
         let n = self.len();
-        let at = (0..copies * n).map(|i| (i % n, i / n));
-        self.normal_at(purpose, at, cols)
+        let mut out = Matrix::zeros((copies * n, cols));
+        for (i, row) in out.rows_mut().into_iter().enumerate() {
+            fill_normal(row, &mut self.row(purpose, i % n, (i / n) as u32));
+        }
+        out
     }
 
     /// Calls `f` on each row of `x` (one per example) with that row's stream of `purpose`.

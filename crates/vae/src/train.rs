@@ -49,20 +49,7 @@ pub fn step_seeing_grads(
     loss: impl for<'t> FnOnce(&Bound<'t>) -> Loss<'t>,
     grads: impl FnOnce(&ParamGrads),
 ) -> Result<Metrics, Diverged> {
-    let see = grads;
-    let (metrics, grads) = {
-        let tape = Tape::new();
-        let p = store.bind(&tape);
-        let out = loss(&p);
-        let grads = (tape.try_backward(out.loss)).map_err(|a| Diverged { anomaly: Some(a) })?;
-        (out.metrics(), p.grads(grads))
-    }; // the tape is dropped before the update, so the parameters are no longer shared
-    if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| all_finite(g)) {
-        return Err(Diverged { anomaly: None });
-    }
-    see(&grads);
-    opt.step(store, &grads);
-    Ok(metrics)
+    combined_step(store, opt, loss, None, grads)
 }
 
 /// [`step`] on one process's share of a batch: the loss is the mean over the share, `weight`
@@ -76,25 +63,44 @@ pub fn shared_step(
     weight: f64,
     loss: impl for<'t> FnOnce(&Bound<'t>) -> Loss<'t>,
 ) -> Result<Metrics, Diverged> {
-    if world.ranks() == 1 {
-        return step(store, opt, loss);
-    }
+    let shared = (world.ranks() > 1).then_some((world, weight));
+    combined_step(store, opt, loss, shared, |_| {})
+}
+
+/// The step of [`step_seeing_grads`] and [`shared_step`]: bind, forward, backward (of
+/// `weight·loss` when `shared`), drop the tape, sum over the processes when `shared`, check
+/// that everything is finite, show `see` the gradients, update.
+fn combined_step(
+    store: &mut ParamStore,
+    opt: &mut dyn Optimizer,
+    loss: impl for<'t> FnOnce(&Bound<'t>) -> Loss<'t>,
+    shared: Option<(&dyn Collective, f64)>,
+    see: impl FnOnce(&ParamGrads),
+) -> Result<Metrics, Diverged> {
     let (mut metrics, mut grads) = {
         let tape = Tape::new();
         let p = store.bind(&tape);
         let out = loss(&p);
-        // Weighted on the tape: the gradients come out scaled, with no pass of their own.
-        let grads = tape.backward(out.loss * weight as f32);
+        // A share's weight goes on the tape: the gradients come out scaled, with no pass of
+        // their own.
+        let objective = match shared {
+            Some((_, weight)) => out.loss * weight as f32,
+            None => out.loss,
+        };
+        let grads = (tape.try_backward(objective)).map_err(|a| Diverged { anomaly: Some(a) })?;
         (out.metrics(), p.grads(grads))
-    };
-    if weight == 0.0 {
-        // A stand-in row counts for nothing, even where its loss is not finite (0·∞ is NaN).
-        grads.iter_mut().for_each(|g| g.fill(0.0));
+    }; // the tape is dropped before the update, so the parameters are no longer shared
+    if let Some((world, weight)) = shared {
+        if weight == 0.0 {
+            // A stand-in row counts for nothing, even where its loss is not finite (0·∞ is NaN).
+            grads.iter_mut().for_each(|g| g.fill(0.0));
+        }
+        sum_over(world, weight, &mut grads, &mut metrics);
     }
-    sum_over(world, weight, &mut grads, &mut metrics);
     if !metrics.loss.is_finite() || !grads.iter().all(|(_, g)| all_finite(g)) {
         return Err(Diverged { anomaly: None });
     }
+    see(&grads);
     opt.step(store, &grads);
     Ok(metrics)
 }
