@@ -6,6 +6,7 @@
 use std::hash::Hasher;
 
 use nn::ParamStore;
+use sha2::{Digest, Sha256};
 
 /// The processes of a run and the collective operations the training loop needs. Every
 /// process calls the same operations in the same order; each returns the same result on all.
@@ -56,33 +57,26 @@ pub fn agree(world: &dyn Collective, value: u64) -> bool {
     min == max
 }
 
-/// FNV-1a over bytes: a checksum that is the same on every machine and every build (std's
-/// hasher promises neither).
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv(u64);
+/// A checksum of bytes, the same on every machine and every build (std's hasher promises
+/// neither): the first 8 bytes of their SHA-256.
+#[derive(Debug, Clone, Default)]
+pub struct Checksum(Sha256);
 
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
+impl Hasher for Checksum {
     fn finish(&self) -> u64 {
-        self.0
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("a 32-byte digest"))
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        self.0.update(bytes);
     }
 }
 
 /// A checksum of every parameter's name, shape and bits: equal on two processes exactly when
 /// their parameters are (but for a hash collision).
 pub fn params_hash(store: &ParamStore) -> u64 {
-    let mut h = Fnv::default();
+    let mut h = Checksum::default();
     for (_, name, value) in store.iter() {
         h.write(name.as_bytes());
         h.write_usize(value.nrows());
@@ -124,10 +118,10 @@ mod tests {
         // The least significant bit of one weight.
         store.value_mut(w)[[1, 2]] = f32::from_bits(0.5f32.to_bits() + 1);
         assert_ne!(params_hash(&store), base);
-        // FNV-1a's published value for "a": 0xaf63dc4c8601ec8c.
-        let mut h = Fnv::default();
-        h.write(b"a");
-        assert_eq!(h.finish(), 0xaf63_dc4c_8601_ec8c);
+        // SHA-256 of "abc" begins ba 78 16 bf 8f 01 cf ea (FIPS 180-2's example), read little-endian.
+        let mut h = Checksum::default();
+        h.write(b"abc");
+        assert_eq!(h.finish(), 0xeacf_018f_bf16_78ba);
         assert!(agree(&Alone, 3));
     }
 }

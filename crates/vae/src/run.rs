@@ -1267,7 +1267,7 @@ fn stop_together(world: &dyn Collective, received: Option<Interrupt>) -> Option<
 /// importance samples).
 fn settings_hash(config: &RunConfig) -> u64 {
     use std::hash::Hasher;
-    let mut h = parallel::Fnv::default();
+    let mut h = parallel::Checksum::default();
     for (key, value) in config.trajectory() {
         h.write(key.as_bytes());
         h.write(value.as_bytes());
@@ -1282,7 +1282,7 @@ fn settings_hash(config: &RunConfig) -> u64 {
 /// that read the same files.
 fn splits_hash(train: &Split, test: &Split) -> u64 {
     use std::hash::Hasher;
-    let mut h = parallel::Fnv::default();
+    let mut h = parallel::Checksum::default();
     for split in [train, test] {
         h.write_usize(split.len());
         for i in 0..split.len() {
