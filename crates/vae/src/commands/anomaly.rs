@@ -15,9 +15,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::score::{ScoreTable, SplitName, load_scored, score_split};
-use super::{
-    Observer, RunConfig, RunError, ScoreSettings, Scores, Setting, load, train_once, write_atomic,
-};
+use crate::model::{RunConfig, RunError, ScoreSettings, Scores};
+use crate::run::{Observer, load, train_once, write_atomic};
 use crate::chart::anomaly::{HistogramPanel, RocPanel, save_histograms, save_roc};
 use crate::data::{Classes, Dataset, NUM_CLASSES};
 use crate::eval::roc::{auprc, auroc, roc_curve};
@@ -106,7 +105,7 @@ impl Experiment {
 /// out-of-distribution protocol of a model with `--background` (vae, vqvae, pixel-ar) also trains
 /// a background model per dataset, with training pixels replaced by noise at the rate
 /// `background.0` and the L2 penalty `background.1`, and whatever else its
-/// [`ModelEntry::background`](crate::models::ModelEntry::background) changes, for Ren et al.'s
+/// [`ModelEntry::background`](crate::model::ModelEntry::background) changes, for Ren et al.'s
 /// likelihood ratio (skipped at rate 0).
 pub fn run(
     protocol: Protocol,
@@ -177,18 +176,14 @@ fn scored(
     (dataset, settings): (Dataset, &ScoreSettings),
     observer: &mut dyn Observer,
 ) -> Result<ScoreTable, RunError> {
-    let data_dir = config.data_dir.clone();
-    let test_limit = config.test_limit;
+    let data_dir = config.data.dir.clone();
+    let test_limit = config.data.test_limit;
     let seed = config.seed;
     let checkpoint = train_once(dir, config, observer, what)?;
-    let run = load(
-        &checkpoint,
-        RunConfig {
-            data_dir: data_dir.clone(),
-            ..RunConfig::default()
-        },
-    )?;
-    let own = run.config.dataset;
+    let mut defaults = RunConfig::default();
+    defaults.data.dir = data_dir.clone();
+    let run = load(&checkpoint, defaults)?;
+    let own = run.config.data.dataset;
     let scored_dir = if dataset == own { data_dir } else { None };
     let (split, file) = load_scored(dataset, scored_dir.as_deref(), SplitName::Test, test_limit)?;
     observer.note(&format!("scoring {} {dataset} test images", split.len()));
@@ -207,14 +202,12 @@ fn one_class(
     out: &Path,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Experiment>, RunError> {
-    let dataset = base.dataset;
+    let dataset = base.data.dataset;
     let mut experiments = Vec::new();
     for class in 0..NUM_CLASSES as u8 {
-        let config = RunConfig {
-            classes: Classes::only(&[class]).expect("a class"),
-            iw_samples: 0,
-            ..base.clone()
-        };
+        let mut config = base.clone();
+        config.data.classes = Classes::only(&[class]).expect("a class");
+        config.iw_samples = 0;
         let dir = out.join(format!("class-{class}"));
         let what = format!("the model of {dataset} class {class}");
         let table = scored(config, &dir, &what, (dataset, settings), observer)?;
@@ -234,34 +227,32 @@ fn ood(
     out: &Path,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Experiment>, RunError> {
-    let other = match base.dataset {
+    let first = base.data.dataset;
+    let other = match first {
         Dataset::Mnist => Dataset::FashionMnist,
         Dataset::FashionMnist => Dataset::Mnist,
     };
     let mut experiments = Vec::new();
-    for (inside, outside) in [(base.dataset, other), (other, base.dataset)] {
-        let config = RunConfig {
-            dataset: inside,
-            classes: Classes::All,
-            iw_samples: 0,
-            // --data-dir names the first dataset's folder; the other is found where it usually is.
-            data_dir: base.data_dir.clone().filter(|_| inside == base.dataset),
-            ..base.clone()
-        };
+    for (inside, outside) in [(first, other), (other, first)] {
+        let mut config = base.clone();
+        config.data.dataset = inside;
+        config.data.classes = Classes::All;
+        config.iw_samples = 0;
+        // --data-dir names the first dataset's folder; the other is found where it usually is.
+        config.data.dir = base.data.dir.clone().filter(|_| inside == first);
         let dir = out.join(format!("trained-on-{}", inside.name()));
         let what = format!("the model of {inside}");
         let a = scored(config.clone(), &dir, &what, (inside, settings), observer)?;
         let b = scored(config.clone(), &dir, &what, (outside, settings), observer)?;
         let mut scores = joined(&a, &b);
-        let trains_background = config.model.entry().settings.contains(&Setting::Background);
+        let trains_background = config.model.has("background");
         let likelihood_ratio = trains_background && background > 0.0;
         if let (true, Some(nll)) = (likelihood_ratio, likelihood(&scores)) {
-            let mut config = RunConfig {
-                background,
-                weight_decay,
-                ..config
-            };
-            (config.model.entry().background)(&mut config);
+            let mut config = config;
+            (config.model.set("background", &background.to_string()))
+                .map_err(RunError::Config)?;
+            config.optimizer.weight_decay = weight_decay;
+            (config.kind().entry().background)(&mut config);
             let dir = out.join(format!("background-on-{}", inside.name()));
             let what = format!("the background model of {inside}");
             let a = scored(config.clone(), &dir, &what, (inside, settings), observer)?;

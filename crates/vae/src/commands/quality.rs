@@ -4,77 +4,25 @@
 //! its last hidden layer's features to the test set's, mode coverage, and the Parzen-window
 //! log-likelihood of the test set.
 //!
-//! The reference classifier is a `--model classifier` run with the fixed settings of
-//! [`reference_config`], trained once per dataset into `reference-classifier-<dataset>` beside
-//! the evaluated run's directory and reused from there.
+//! The reference classifier is [`crate::run::reference`]'s.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use autodiff::Matrix;
-use nn::checkpoint;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{
-    Classified, Complete, FittedSample, IMAGE_SIZE, Loaded, LrSchedule, Observer, RunConfig,
-    RunError, Sample, Samples, images, load, train_once, write_atomic,
-};
-use crate::data::{Binarize, Dataset, eval_targets};
-use crate::eval::quality::{
-    Coverage, FeatureGaussian, Parzen, coverage, frechet_distance, inception_score, parzen,
-    parzen_sigmas,
-};
-use crate::models::{CLASSES, Likelihood, predictions};
+use crate::data::eval_targets;
+use crate::model::{Complete, FittedSample, RunError, Sample, Samples};
+use crate::run::reference::{Quality, Reference};
+use crate::run::{Loaded, images, write_atomic};
 
 /// Samples drawn by default (`--samples`).
 pub const SAMPLES: usize = 10_000;
 
 /// The last training images, held out from the data row to choose the Parzen window's width.
 pub const PARZEN_VALIDATION: usize = 1_000;
-
-/// The reference classifier's run: 784-512-512-10 with ReLU and no dropout, Adam at 1e-3 on a
-/// cosine schedule for 15 epochs of batches of 128, grayscale images, seed 0: the defaults of
-/// `--model classifier` with `--hidden 512,512 --epochs 15 --lr-schedule cosine`. It trains in
-/// about 20 s on two cores and is deterministic for the seed (whatever the thread count).
-pub fn reference_config(dataset: Dataset, data_dir: Option<PathBuf>) -> RunConfig {
-    RunConfig {
-        model: "classifier".parse().expect("the classifier is registered"),
-        dataset,
-        data_dir,
-        hidden: vec![512, 512],
-        dropout: 0.0,
-        epochs: 15,
-        lr_schedule: LrSchedule::Cosine,
-        binarize: Binarize::None,
-        iw_samples: 0,
-        ..RunConfig::default()
-    }
-}
-
-/// Where the reference classifier of `dataset` lives for the run of `checkpoint`: the folder
-/// `reference-classifier-<dataset>` beside the run's directory (`runs/` for a run in
-/// `runs/<name>/`).
-pub fn reference_dir(checkpoint: &Path, dataset: Dataset) -> PathBuf {
-    let non_empty = |p: &&Path| !p.as_os_str().is_empty();
-    let run_dir = checkpoint
-        .parent()
-        .filter(non_empty)
-        .unwrap_or(Path::new("."));
-    let beside = run_dir.parent().filter(non_empty).unwrap_or(Path::new("."));
-    beside.join(format!("reference-classifier-{}", dataset.name()))
-}
-
-/// The reference classifier's checkpoint in `dir`, trained there first if it is not (or not
-/// fully) trained. A checkpoint there of other settings is an error, not overwritten.
-pub fn ensure_reference(
-    dir: &Path,
-    config: RunConfig,
-    observer: &mut dyn Observer,
-) -> Result<PathBuf, RunError> {
-    let what = format!("the reference classifier of {}", config.dataset);
-    train_once(dir, config, observer, &what)
-}
 
 /// Where the measured images come from.
 #[derive(Clone, Copy)]
@@ -90,8 +38,8 @@ pub enum Source<'a> {
 
 /// What the model of a run draws, or the error `--quality` gives for one that draws nothing.
 pub fn source<'a>(run: &'a Loaded, checkpoint: &Path) -> Result<Source<'a>, RunError> {
-    let model = &run.model;
-    match (model.sampler(), model.completer(), model.fitted_sampler()) {
+    let abilities = run.model.abilities();
+    match (abilities.sample, abilities.complete, abilities.fitted_sample) {
         (Some(sampler), _, _) => Ok(Source::Samples(sampler)),
         (None, Some(completer), _) => Ok(Source::Completions(completer)),
         (None, None, Some(fitted)) => Ok(Source::Fitted(fitted)),
@@ -100,191 +48,9 @@ pub fn source<'a>(run: &'a Loaded, checkpoint: &Path) -> Result<Source<'a>, RunE
              measures the samples of vae, cvae, m2, ae, dae, vqvae, pixel-ar, gan and wgan and \
              the completions of completion)",
             checkpoint.display(),
-            run.config.model
+            run.config.kind()
         ))),
     }
-}
-
-/// The reference classifier, loaded, with what it makes of its test set.
-pub struct Reference {
-    /// Its checkpoint.
-    pub path: PathBuf,
-    /// Its test accuracy.
-    pub accuracy: f64,
-    /// The SHA-256 of its parameters ([`Classify::weights_sha256`](super::Classify::weights_sha256)).
-    pub sha256: String,
-    classifier: Loaded,
-    test: Classified,
-    test_features: FeatureGaussian,
-}
-
-impl Reference {
-    /// Loads the classifier at `path` for the samples of `run`: it must be a classifier of the
-    /// run's dataset and image size. `data_dir` and `test_limit` as for the run.
-    pub fn load(
-        path: &Path,
-        run: &Loaded,
-        data_dir: Option<PathBuf>,
-        test_limit: Option<usize>,
-    ) -> Result<Reference, RunError> {
-        let shape = run.test.split.image_shape();
-        Reference::load_for(path, run.config.dataset, shape, data_dir, test_limit)
-    }
-
-    /// Loads the classifier at `path` for images of `dataset` of `shape` (height, width): it
-    /// must be a classifier of that dataset and image size.
-    pub fn load_for(
-        path: &Path,
-        dataset: Dataset,
-        (height, width): (usize, usize),
-        data_dir: Option<PathBuf>,
-        test_limit: Option<usize>,
-    ) -> Result<Reference, RunError> {
-        let meta = checkpoint::read_metadata(path)?;
-        let size = format!("{height}x{width}");
-        match (meta.get("model").map(String::as_str), meta.get(IMAGE_SIZE)) {
-            (Some("classifier"), Some(found)) if *found != size => {
-                return Err(RunError::Config(format!(
-                    "{}: a classifier of {found} images, but the model's images are {size}",
-                    path.display()
-                )));
-            }
-            (Some("classifier"), _) => {}
-            (found, _) => {
-                return Err(RunError::Config(format!(
-                    "{}: a checkpoint of model {}, not a classifier (--classifier takes the \
-                     checkpoint of a `--model classifier` run)",
-                    path.display(),
-                    found.unwrap_or("(none)")
-                )));
-            }
-        }
-        let config = RunConfig {
-            data_dir,
-            test_limit,
-            ..RunConfig::default()
-        };
-        let classifier = load(path, config)?;
-        if classifier.config.dataset != dataset {
-            return Err(RunError::Config(format!(
-                "{}: a classifier of {}, but the model is of {}",
-                path.display(),
-                classifier.config.dataset,
-                dataset
-            )));
-        }
-        let classify = classifier
-            .model
-            .classifier()
-            .expect("a classifier classifies");
-        let test = classify.classify(&classifier.test.x);
-        let right = (predictions(&test.probs).iter())
-            .zip(classifier.test.split.labels())
-            .filter(|(p, y)| p == y)
-            .count();
-        Ok(Reference {
-            path: path.to_path_buf(),
-            accuracy: right as f64 / classifier.test.split.len().max(1) as f64,
-            sha256: classify.weights_sha256(),
-            test_features: FeatureGaussian::fit(&test.features),
-            classifier,
-            test,
-        })
-    }
-
-    fn classify(&self, x: &Matrix) -> Classified {
-        let model = &self.classifier.model;
-        model.classifier().expect("a classifier").classify(x)
-    }
-
-    /// The cheap part of the yardstick, for a model to follow its samples over training: the
-    /// Inception Score and the class coverage of `images` (in [0, 1]).
-    pub fn score_and_coverage(&self, images: &Matrix) -> (f64, Coverage) {
-        let classified = self.classify(images);
-        let predicted = predictions(&classified.probs);
-        (
-            inception_score(&classified.probs),
-            coverage(&predicted, CLASSES),
-        )
-    }
-
-    /// The test images the samples are compared with (grayscale).
-    pub fn test_images(&self) -> &Matrix {
-        &self.classifier.test.x
-    }
-
-    /// The five numbers of `images` (in [0, 1]): drawn under `labels` for a label-conditioned
-    /// model, the Parzen width chosen on `validation`.
-    pub fn measure(
-        &self,
-        what: String,
-        images: &Matrix,
-        labels: Option<&[u8]>,
-        validation: &Matrix,
-    ) -> Result<Quality, RunError> {
-        let classified = self.classify(images);
-        let predicted = predictions(&classified.probs);
-        let frechet = frechet_distance(
-            &FeatureGaussian::fit(&classified.features),
-            &self.test_features,
-        )
-        .map_err(|e| RunError::Config(e.to_string()))?;
-        Ok(Quality {
-            what,
-            count: images.nrows(),
-            inception_score: inception_score(&classified.probs),
-            coverage: coverage(&predicted, CLASSES),
-            frechet_distance: Some(frechet),
-            parzen: Some(parzen(
-                images,
-                validation,
-                self.test_images(),
-                &parzen_sigmas(),
-            )),
-            label_accuracy: labels.map(|labels| agreement(&predicted, labels)),
-        })
-    }
-
-    /// The test set's own Inception Score and coverage: the ceiling of the samples' (its
-    /// Fréchet distance to itself is 0 and it has no Parzen figure of its own).
-    pub fn test_row(&self, dataset: Dataset) -> Quality {
-        let predicted = predictions(&self.test.probs);
-        Quality {
-            what: format!("{dataset} test set"),
-            count: self.test.probs.nrows(),
-            inception_score: inception_score(&self.test.probs),
-            coverage: coverage(&predicted, CLASSES),
-            frechet_distance: None,
-            parzen: None,
-            label_accuracy: Some(agreement(&predicted, self.classifier.test.split.labels())),
-        }
-    }
-}
-
-/// The fraction of `a` equal to `b`, element for element.
-fn agreement(a: &[u8], b: &[u8]) -> f64 {
-    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
-    same as f64 / a.len().max(1) as f64
-}
-
-/// The yardstick's numbers of one set of images.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quality {
-    /// What was measured, e.g. `samples (decoder means)`.
-    pub what: String,
-    /// How many images.
-    pub count: usize,
-    /// The classifier Inception Score.
-    pub inception_score: f64,
-    /// The Fréchet distance of the classifier's features to the test set's.
-    pub frechet_distance: Option<f64>,
-    /// The classes the classifier sees among the images.
-    pub coverage: Coverage,
-    /// The Parzen-window log-likelihood of the test set under the images.
-    pub parzen: Option<Parzen>,
-    /// For images drawn under a label (or the test set with its labels): the fraction the
-    /// classifier assigns to that label.
-    pub label_accuracy: Option<f64>,
 }
 
 /// The rows of `eval --quality` for the model of `run`: the test set, training images (the
@@ -315,14 +81,15 @@ pub fn measure(
     let data = images(&first);
     // The first images as the model's test set is binarized: what completions and fitted
     // densities are given.
-    let given = || images(&eval_targets(&first, run.config.binarize));
+    let given = || images(&eval_targets(&first, run.config.data.binarize));
     let measure = |what: String, images: &Matrix, labels: Option<&[u8]>| {
         reference.measure(what, images, labels, &validation)
     };
-    let mut rows = vec![reference.test_row(run.config.dataset)];
+    let dataset = run.config.data.dataset;
+    let mut rows = vec![reference.test_row(dataset)];
     note("measuring training images");
     rows.push(measure(
-        format!("{} training images", run.config.dataset),
+        format!("{dataset} training images"),
         &data,
         None,
     )?);
@@ -352,14 +119,16 @@ pub fn measure(
             (fitted.sample_fitted(&given(), n, rng), "samples", true)
         }
     };
-    let (model, labels) = (run.config.model, samples.labels.as_deref());
+    let (model, labels) = (run.config.kind(), samples.labels.as_deref());
     let form = if means { " (means)" } else { "" };
     rows.push(measure(
         format!("{model}: {what}{form}"),
         &samples.images,
         labels,
     )?);
-    if means && run.config.likelihood == Likelihood::Bernoulli {
+    // A decoder's means are pixel probabilities unless its likelihood is Gaussian.
+    let likelihood = run.config.model.to_table().get("likelihood").cloned();
+    if means && likelihood.as_ref().and_then(|l| l.as_str()) != Some("gaussian") {
         let binary = samples.images.mapv(|p| f32::from(rng.random::<f32>() < p));
         rows.push(measure(
             format!("{model}: {what} (binary)"),
@@ -425,34 +194,3 @@ pub fn write_csv(path: &Path, rows: &[Quality]) -> Result<(), RunError> {
     write_atomic(path, &s)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_reference_lives_beside_the_run_directory() {
-        let at = |c: &str| reference_dir(Path::new(c), Dataset::Mnist);
-        assert_eq!(
-            at("runs/mnist-vae-1/checkpoint.safetensors"),
-            Path::new("runs/reference-classifier-mnist")
-        );
-        assert_eq!(
-            at("/a/b/run/checkpoint.safetensors"),
-            Path::new("/a/b/reference-classifier-mnist")
-        );
-        assert_eq!(
-            at("checkpoint.safetensors"),
-            Path::new("./reference-classifier-mnist")
-        );
-        assert_eq!(
-            reference_dir(Path::new("r/x/c.safetensors"), Dataset::FashionMnist),
-            Path::new("r/reference-classifier-fashion-mnist")
-        );
-    }
-
-    #[test]
-    fn agreement_counts_equal_positions() {
-        assert_eq!(agreement(&[1, 2, 3, 4], &[1, 0, 3, 0]), 0.5);
-        assert_eq!(agreement(&[], &[]), 0.0);
-    }
-}

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::random::Keys;
 
-use super::{Loaded, RunError, ScoreSettings, Scores, images, write_atomic};
+use crate::model::{RunError, ScoreSettings, Scores};
+use crate::run::{Loaded, images, write_atomic};
 use crate::data::{
     Dataset, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, eval_targets, load_split,
 };
@@ -84,12 +85,12 @@ pub fn score_split(
     settings: &ScoreSettings,
     keys: Keys,
 ) -> Result<ScoreTable, RunError> {
-    let scorer = run.model.scorer().ok_or_else(|| {
+    let scorer = run.model.abilities().score.ok_or_else(|| {
         RunError::Config(format!(
             "{}: model {} gives no score of an image on its own (score takes vae, m2, ae, dae, \
              vqvae and pixel-ar)",
             checkpoint.display(),
-            run.config.model
+            run.config.kind()
         ))
     })?;
     let (shape, expected) = (split.image_shape(), run.test.split.image_shape());
@@ -104,7 +105,7 @@ pub fn score_split(
             expected.1
         )));
     }
-    let x = images(&eval_targets(split, run.config.binarize));
+    let x = images(&eval_targets(split, run.config.data.binarize));
     let mut scores = scorer.scores(&x, settings, keys);
     scores.push(Scores {
         column: "png_bits",

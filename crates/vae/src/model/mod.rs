@@ -1,79 +1,174 @@
-//! What the run asks of a model, whichever `--model` chose it: the [`RunModel`] trait that every
-//! model implements in its own file beside its loss, the data it is handed, what it reports, and
-//! the [`Sample`] and [`Score`] abilities that evaluations written once use on any model that has
-//! them. The registry of `--model` names is [`crate::models::MODELS`].
+//! The seam between a run and its models: the [`RunModel`] trait that every model implements in
+//! its own file beside its loss, its [`ModelEntry`] in the registry
+//! ([`crate::models::MODELS`]), its typed [`Settings`], the data it is handed, what it reports,
+//! and the [`Sample`] and [`Score`] abilities that evaluations written once use on any model
+//! that has them.
+
+mod settings;
+
+pub use settings::{
+    AnySettings, DataSettings, LrSchedule, ModelSettings, OptimizerSettings, RunConfig, Schema,
+    Settings, by_str, positive, short_f32,
+};
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use autodiff::Matrix;
-use nn::checkpoint::{self, Metadata};
+use nn::checkpoint::{self, Metadata, Trained, TrainedMut};
 use nn::{Adam, AdamConfig, Optimizer, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
-use super::quality::Reference;
-use super::{RunConfig, RunError};
-use crate::data::{Classes, Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
+use crate::data::{Binarize, Classes, Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
+pub use crate::error::RunError;
 use crate::models::one_hot;
 use crate::parallel::{Collective, share};
 use crate::random::Keys;
 use crate::train::{Plan, Stepped};
 
-/// A model as a run trains, tests, pictures and checkpoints it. It owns its parameters and its
-/// optimizers (any number of each), so an epoch may take any steps on any of them.
+/// A model as the registry knows it: its name, its settings, how it is built.
+pub struct ModelEntry {
+    /// Its `--model` name, also in checkpoints and `config.toml`.
+    pub name: &'static str,
+    /// What it is, in a few words.
+    pub about: &'static str,
+    /// Its own settings: flags, defaults, checks, TOML ([`Schema::of`] its [`Settings`]).
+    pub schema: Schema,
+    /// How its targets are binarized when `--binarize` is not given.
+    pub binarize: Binarize,
+    /// Sets its own defaults of the shared settings (a GAN's batch size and learning rate,
+    /// say) in the run's defaults; [`keep`] for none.
+    pub defaults: fn(&mut RunConfig),
+    /// Makes `config`, the model's own, that of the background model of its likelihood ratio
+    /// (`vae-train anomaly --protocol ood`) beyond the perturbed training images
+    /// `--background` already asks for; [`keep`] for the same model.
+    pub background: fn(&mut RunConfig),
+    /// The values of its settings in checkpoints written before the setting existed (as the
+    /// flag spells them; `window = 3,3` for pixel-ar), for checkpoints whose metadata has a
+    /// key per setting.
+    pub legacy: &'static [(&'static str, &'static str)],
+    /// The training data in the form the model trains on ([`all_images`] for every image of
+    /// the split with the run's binarization).
+    pub data: fn(&RunConfig, Split) -> Result<TrainData, RunError>,
+    /// The model `config` describes, as `build` says (the images' shape, the reference
+    /// classifier), initialised from the run's seed.
+    pub build: fn(&RunConfig, &Build) -> Box<dyn RunModel>,
+}
+
+/// What a model is handed when it is built, besides its settings.
+#[derive(Clone)]
+pub struct Build {
+    /// The images' (height, width).
+    pub shape: (usize, usize),
+    /// The sample-quality yardstick's reference classifier, if the model's settings asked for
+    /// it ([`Settings::wants_reference`]).
+    pub reference: Option<Rc<dyn Yardstick>>,
+}
+
+impl Build {
+    /// For images of `shape`, with no reference classifier.
+    pub fn of(shape: (usize, usize)) -> Build {
+        Build {
+            shape,
+            reference: None,
+        }
+    }
+}
+
+/// The sample-quality yardstick's reference classifier as a model sees it: it scores the
+/// model's samples during training.
+pub trait Yardstick {
+    /// The classifier Inception Score of `images` (rows in [0, 1]) and the classes they cover.
+    fn score_and_coverage(&self, images: &Matrix) -> (f64, crate::eval::quality::Coverage);
+}
+
+/// [`ModelEntry::data`] of most models: every image of `train` with the run's binarization.
+pub fn all_images(config: &RunConfig, train: Split) -> Result<TrainData, RunError> {
+    Ok(TrainData::All(TrainSet::new(train, config.data.binarize)))
+}
+
+/// [`ModelEntry::defaults`] and [`ModelEntry::background`] of a model that takes the run's
+/// settings as they are.
+pub fn keep(_: &mut RunConfig) {}
+
+/// Which model a run trains (`--model`): an entry of [`crate::models::MODELS`].
+#[derive(Clone, Copy)]
+pub struct ModelKind(pub(crate) &'static ModelEntry);
+
+/// An unknown `--model` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model `{0}` (expected {names})", names = crate::models::names())]
+pub struct ParseModelKindError(pub String);
+
+impl ModelKind {
+    /// The name on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// Its registry entry.
+    pub fn entry(self) -> &'static ModelEntry {
+        self.0
+    }
+}
+
+impl PartialEq for ModelKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for ModelKind {}
+
+impl std::fmt::Debug for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModelKind({})", self.name())
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Rejects hidden widths that cannot build a network: none, or one of 0.
+pub fn check_hidden(hidden: &[usize]) -> Result<(), String> {
+    if hidden.is_empty() || hidden.contains(&0) {
+        return Err("--hidden needs at least one width, none of them 0".into());
+    }
+    Ok(())
+}
+
+/// A model as a run trains, tests, checkpoints and reports it. It owns its parameters and its
+/// optimizers (any number of each), so an epoch may take any steps on any of them; the run
+/// owns what every model shares: it sets every optimizer's rate each epoch, saves and restores
+/// the [`State`], names the metrics, and writes the files.
 ///
-/// The run calls, in order: [`train_data`](Self::train_data) once, then each epoch
-/// [`train_epoch`](Self::train_epoch), [`test`](Self::test) and [`save`](Self::save); at the end
-/// [`pictures`](Self::pictures) and [`finish`](Self::finish). A resumed run calls
-/// [`restore`](Self::restore) first.
+/// The run calls, in order: [`ModelEntry::data`] once, then each epoch
+/// [`train_epoch`](Self::train_epoch) and [`test`](Self::test), and saves the
+/// [`state`](Self::state); after the last epoch [`after_training`](Self::after_training), then
+/// the [`report`](Self::report)'s pictures and figures. A resumed run restores the state first.
 pub trait RunModel {
     /// Its `metrics.csv` columns between `epoch` and `seconds`.
     fn columns(&self) -> Columns;
 
-    /// The training data in the form it trains on; by default every image of `train` with the
-    /// run's binarization.
-    fn train_data(&self, config: &RunConfig, train: Split) -> Result<TrainData, RunError> {
-        Ok(TrainData::All(TrainSet::new(train, config.binarize)))
-    }
+    /// One epoch of training at the rates the run has set; returns the `train` columns.
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row;
 
-    /// One epoch of training; returns the values of the `train` columns.
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64>;
+    /// The `test` columns on the test set, with the evaluation's fixed draws (`keys` are the
+    /// same every epoch; row `r` of `test` draws as example `test.examples[r]`).
+    fn test(&self, test: &TestData, keys: Keys) -> Row;
 
-    /// The values of the `test` columns on the test set, with the evaluation's fixed draws
-    /// (`keys` are the same every epoch; row `r` of `test` draws as example
-    /// `test.examples[r]`).
-    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64>;
+    /// Its parameters, optimizers and buffers: what the run schedules, saves and restores.
+    fn state(&mut self) -> State<'_>;
 
-    /// The parameters of a model that trains data-parallel, which the processes of a run hold
-    /// alike; `None` (the default) for a model that trains as one process. A data-parallel
-    /// model takes its share of every batch through [`train::epoch`](crate::train::epoch)
-    /// with [`Epoch::plan`], every draw of its epoch is keyed by its example, and every value
-    /// of its [`test`](Self::test) is a mean over the test images of per-image values, so
-    /// that the processes can each take a share of the test set.
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        None
-    }
+    /// What it reports of an epoch and of the end of a run: lines, warnings, pictures, figures.
+    fn report(&self) -> &dyn Report;
 
-    /// One line for the terminal of a row's `values` (train columns, then test columns).
-    fn describe(&self, values: &[f64]) -> String {
-        let columns = self.columns();
-        let names = columns.train.iter().chain(columns.test);
-        let parts: Vec<String> = names
-            .zip(values)
-            .map(|(name, v)| format!("{name} {v:8.3}"))
-            .collect();
-        parts.join("  ")
-    }
-
-    /// One line of the test columns' `values` for the run's summary.
-    fn describe_test(&self, values: &[f64]) -> String {
-        let parts: Vec<String> = (self.columns().test.iter())
-            .zip(values)
-            .map(|(name, v)| format!("{name} {v:.2}"))
-            .collect();
-        parts.join(", ")
-    }
+    /// What the commands may ask of it: sampling, scoring, completing, classifying.
+    fn abilities(&self) -> Abilities<'_>;
 
     /// Fits, once training is over, what the model fits to its trained self on the training
     /// data (the VQ-VAE's priors over its codes); the run calls it after the last epoch, and
@@ -88,12 +183,45 @@ pub trait RunModel {
         ControlFlow::Continue(false)
     }
 
-    /// The figures of the end of a run (and of `vae-train eval`): a log-likelihood estimated with
-    /// importance samples, the active units, an error rate, a baseline fitted to the training
-    /// images, ...
-    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError>;
+    /// Reads the model's own entries of a checkpoint's metadata (those of
+    /// [`State::metadata`]), before its tensors are read. By default it has none.
+    fn read_metadata(&mut self, _meta: &Metadata, _path: &Path) -> Result<(), RunError> {
+        Ok(())
+    }
+}
 
-    /// Writes its pictures into `out` and returns their paths.
+/// What a model reports: the terminal's lines of an epoch, the pictures and the figures of the
+/// end of a run. A model implements it on itself; [`RunModel::report`] returns it.
+pub trait Report {
+    /// One line for the terminal of an epoch's `row` (train columns, then test columns).
+    fn describe(&self, row: &Row) -> String {
+        let parts: Vec<String> = (row.iter())
+            .map(|(name, v)| format!("{name} {v:8.3}"))
+            .collect();
+        parts.join("  ")
+    }
+
+    /// One line of the test columns of `row` for the run's summary.
+    fn describe_test(&self, test: &Row) -> String {
+        let parts: Vec<String> = (test.iter())
+            .map(|(name, v)| format!("{name} {v:.2}"))
+            .collect();
+        parts.join(", ")
+    }
+
+    /// Warnings for the terminal about an epoch's `row`: a failure mode the numbers show, e.g.
+    /// a GAN's discriminator winning. By default none.
+    fn warnings(&self, _row: &Row) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Writes the pictures it redraws after every epoch into `out` (a GAN's samples from fixed
+    /// noise, so that a user sees training unfold) and returns their paths. By default none.
+    fn epoch_pictures(&self, _out: &Path) -> Result<Vec<PathBuf>, RunError> {
+        Ok(Vec::new())
+    }
+
+    /// Writes its pictures of the end of a run into `out` and returns their paths.
     fn pictures(
         &self,
         test: &TestData,
@@ -110,60 +238,222 @@ pub trait RunModel {
         rng: &mut ChaCha8Rng,
     ) -> Result<Picture, String>;
 
-    /// Writes its parameters, optimizer state and `metadata` to the checkpoint `path`, atomically.
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError>;
+    /// The figures of the end of a run (and of `vae-train eval`): a log-likelihood estimated with
+    /// importance samples, the active units, an error rate, a baseline fitted to the training
+    /// images, ...
+    fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError>;
+}
 
-    /// Reads from the checkpoint `path` its parameters and, with [`Restore::Everything`], its
-    /// optimizer state. On error nothing has changed.
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError>;
+/// What a model can do besides training, for the commands to consult: a command takes any
+/// model that has the ability it needs, never a list of names.
+#[derive(Clone, Copy, Default)]
+pub struct Abilities<'a> {
+    /// It draws images unconditionally.
+    pub sample: Option<&'a dyn Sample>,
+    /// It scores an image on its own.
+    pub score: Option<&'a dyn Score>,
+    /// It draws images once a density is fitted to its codes of some images (an autoencoder,
+    /// which has no prior of its own).
+    pub fitted_sample: Option<&'a dyn FittedSample>,
+    /// It draws what it does not see of partly seen images.
+    pub complete: Option<&'a dyn Complete>,
+    /// It is a classifier of images.
+    pub classify: Option<&'a dyn Classify>,
+}
 
-    /// Whether the model follows the quality of its samples every epoch with the sample-quality
-    /// yardstick's reference classifier: the run then trains it (once per dataset, beside the
-    /// run's directory) or loads it, and hands it over with
-    /// [`set_reference`](Self::set_reference) before it asks for the columns.
-    fn wants_reference(&self) -> bool {
-        false
+/// An epoch's figures by name: the `train` columns of [`RunModel::train_epoch`] or the `test`
+/// columns of [`RunModel::test`], in [`Columns`] order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row(Vec<(&'static str, f64)>);
+
+impl Row {
+    /// `values` under the names `columns`, in order; panics if the counts differ.
+    #[track_caller]
+    pub fn new(columns: &[&'static str], values: Vec<f64>) -> Row {
+        assert_eq!(
+            columns.len(),
+            values.len(),
+            "a row of {} values for the columns {columns:?}",
+            values.len()
+        );
+        Row(columns.iter().copied().zip(values).collect())
     }
 
-    /// Takes the reference classifier that [`wants_reference`](Self::wants_reference) asked for.
-    fn set_reference(&mut self, _reference: Rc<Reference>) {}
-
-    /// Writes the pictures it redraws after every epoch into `out` (a GAN's samples from fixed
-    /// noise, so that a user sees training unfold) and returns their paths.
-    fn epoch_pictures(&self, _out: &Path) -> Result<Vec<PathBuf>, RunError> {
-        Ok(Vec::new())
+    /// The value named `name`; panics if there is none (a model reads its own columns).
+    #[track_caller]
+    pub fn get(&self, name: &str) -> f64 {
+        match self.0.iter().find(|(n, _)| *n == name) {
+            Some(&(_, v)) => v,
+            None => panic!("no column `{name}` in {:?}", self.names().collect::<Vec<_>>()),
+        }
     }
 
-    /// Warnings for the terminal about a row's `values` (train columns, then test columns): a
-    /// failure mode the numbers show, e.g. a GAN's discriminator winning.
-    fn warnings(&self, _values: &[f64]) -> Vec<String> {
-        Vec::new()
+    /// The value named `name`, if there is one.
+    pub fn find(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
     }
 
-    /// The model as a sampler of images, if it draws images unconditionally.
-    fn sampler(&self) -> Option<&dyn Sample> {
-        None
+    /// The names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|&(n, _)| n)
     }
 
-    /// The model as a scorer of images, if it scores an image on its own.
-    fn scorer(&self) -> Option<&dyn Score> {
-        None
+    /// The values, in order.
+    pub fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.0.iter().map(|&(_, v)| v)
     }
 
-    /// The model as a sampler once a density is fitted to its codes of some images, if it has
-    /// no prior of its own to sample from (an autoencoder).
-    fn fitted_sampler(&self) -> Option<&dyn FittedSample> {
-        None
+    /// Name and value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.0.iter().copied()
     }
 
-    /// The model as a completer of partly seen images, if it draws what it does not see.
-    fn completer(&self) -> Option<&dyn Complete> {
-        None
+    /// `self`, then `other`.
+    pub fn then(mut self, other: Row) -> Row {
+        self.0.extend(other.0);
+        self
     }
 
-    /// The model as a classifier of images, if it is one.
-    fn classifier(&self) -> Option<&dyn Classify> {
-        None
+    /// The values named `names`, in order (the test part of an epoch's row, say).
+    pub fn only(&self, names: &[&'static str]) -> Row {
+        Row(names.iter().map(|&n| (n, self.get(n))).collect())
+    }
+
+    /// Each value times `weight`.
+    pub fn scaled(mut self, weight: f64) -> Row {
+        self.0.iter_mut().for_each(|(_, v)| *v *= weight);
+        self
+    }
+
+    /// The values as a mutable slice's worth, for a sum over processes.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut f64> + '_ {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+}
+
+/// A model's state as the run schedules, saves and restores it.
+pub struct State<'a> {
+    /// Each optimizer with the parameters it trains, under its key in the checkpoint (`None`
+    /// for a model of one optimizer, whose state is saved as `optim.*`). The run sets each
+    /// one's rate every epoch.
+    pub trained: Vec<(Option<&'static str>, &'a mut ParamStore, &'a mut dyn Optimizer)>,
+    /// Tensors of its state that no optimizer trains (a codebook's moving averages, a fitted
+    /// prior, a generator's batch-norm statistics).
+    pub buffers: Vec<&'a mut ParamStore>,
+    /// The model's own metadata entries (read back by [`RunModel::read_metadata`]).
+    pub metadata: Metadata,
+    /// Whether it trains data-parallel: the processes of a run then hold its parameters
+    /// alike. Such a model takes its share of every batch through
+    /// [`train::epoch`](crate::train::epoch) with [`Epoch::plan`], keys every draw of its epoch
+    /// by its example, and makes every value of its [`test`](RunModel::test) a mean over the
+    /// test images of per-image values, so that the processes can each take a share.
+    pub data_parallel: bool,
+}
+
+impl<'a> State<'a> {
+    /// The state of a model of one store trained by one optimizer.
+    pub fn single(store: &'a mut ParamStore, optimizer: &'a mut dyn Optimizer) -> State<'a> {
+        State {
+            trained: vec![(None, store, optimizer)],
+            buffers: Vec::new(),
+            metadata: Metadata::new(),
+            data_parallel: false,
+        }
+    }
+
+    /// `self`, data-parallel.
+    pub fn data_parallel(self) -> State<'a> {
+        State {
+            data_parallel: true,
+            ..self
+        }
+    }
+
+    /// `self` with the buffers `buffers`.
+    pub fn with_buffers(self, buffers: Vec<&'a mut ParamStore>) -> State<'a> {
+        State { buffers, ..self }
+    }
+
+    /// Sets every optimizer's learning rate.
+    pub fn set_lr(&mut self, lr: f32) {
+        for (_, _, optimizer) in &mut self.trained {
+            optimizer.set_lr(lr);
+        }
+    }
+
+    /// Every optimizer's learning rate, in order.
+    pub fn lrs(&self) -> Vec<f32> {
+        self.trained.iter().map(|(_, _, o)| o.lr()).collect()
+    }
+
+    /// Writes the parameters, optimizer state, buffers, the model's own metadata and
+    /// `metadata` to the checkpoint `path`, atomically.
+    pub fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
+        let mut metadata = metadata.clone();
+        metadata.extend(self.metadata.clone());
+        let buffers: Vec<&ParamStore> = self.buffers.iter().map(|b| &**b).collect();
+        match self.trained.as_slice() {
+            [(None, store, optimizer)] => {
+                checkpoint::save_with_buffers(path, store, *optimizer, &buffers, &metadata)?
+            }
+            trained => {
+                let trained: Vec<Trained<'_>> = (trained.iter())
+                    .map(|(key, store, optimizer)| Trained {
+                        key: key.expect("several optimizers are keyed"),
+                        store,
+                        optimizer: *optimizer,
+                    })
+                    .collect();
+                checkpoint::save_trained(path, &trained, &buffers, &metadata)?
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads from the checkpoint `path` the parameters and buffers and, with
+    /// [`Restore::Everything`], the optimizers' state. On error nothing has changed.
+    pub fn restore(self, path: &Path, what: Restore) -> Result<(), RunError> {
+        let State {
+            trained,
+            mut buffers,
+            ..
+        } = self;
+        let mut trained = trained.into_iter();
+        match what {
+            Restore::Params => {
+                let (_, first, _) = trained.next().expect("a model trains some parameters");
+                let mut rest: Vec<&mut ParamStore> = trained.map(|(_, store, _)| store).collect();
+                rest.extend(buffers);
+                checkpoint::load_params_with_buffers(path, first, &mut rest)?;
+            }
+            Restore::Everything => match trained.as_slice() {
+                [(None, ..)] => {
+                    let (_, store, optimizer) = trained.next().expect("one");
+                    checkpoint::load_with_buffers(path, store, optimizer, &mut buffers)?;
+                }
+                _ => {
+                    let mut keyed: Vec<TrainedMut<'_>> = trained
+                        .map(|(key, store, optimizer)| TrainedMut {
+                            key: key.expect("several optimizers are keyed"),
+                            store,
+                            optimizer,
+                        })
+                        .collect();
+                    checkpoint::load_trained(path, &mut keyed, &mut buffers)?;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// The parameters that the processes of a data-parallel run hold alike, as one checksum.
+    pub fn params_hash(&self) -> u64 {
+        use std::hash::Hasher;
+        let mut h = crate::parallel::Checksum::default();
+        for (_, store, _) in &self.trained {
+            h.write_u64(crate::parallel::params_hash(store));
+        }
+        h.finish()
     }
 }
 
@@ -292,8 +582,6 @@ pub struct Epoch<'a> {
     pub world: &'a dyn Collective,
     /// Examples per step.
     pub batch_size: usize,
-    /// This epoch's learning rate (`--lr` through `--lr-schedule`).
-    pub lr: f32,
     /// Told every step's outcome (the progress bar, the divergence and interruption guard);
     /// `Break` ends the epoch at once. Pass it to [`train::epoch`](crate::train::epoch), which
     /// does both.
@@ -458,7 +746,7 @@ pub struct TestData {
 impl TestData {
     /// The split's images as one matrix.
     pub fn new(split: Split) -> TestData {
-        let x = super::images(&split);
+        let x = crate::run::images(&split);
         let examples = (0..split.len()).collect();
         TestData { split, x, examples }
     }
@@ -496,31 +784,21 @@ impl Params {
         let opt = Adam::new(
             &store,
             AdamConfig {
-                lr: config.lr,
-                weight_decay: config.weight_decay,
+                lr: config.optimizer.lr,
+                weight_decay: config.optimizer.weight_decay,
                 ..AdamConfig::default()
             },
         );
         Params { store, opt }
     }
 
-    /// [`RunModel::save`] for a model of one store and one optimizer.
-    pub fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        Ok(checkpoint::save(path, &self.store, &self.opt, metadata)?)
+    /// The [`State`] of a model of these parameters alone.
+    pub fn state(&mut self) -> State<'_> {
+        State::single(&mut self.store, &mut self.opt)
     }
 
-    /// [`RunModel::restore`] for a model of one store and one optimizer.
-    pub fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        match what {
-            Restore::Params => checkpoint::load_params(path, &mut self.store)?,
-            Restore::Everything => checkpoint::load(path, &mut self.store, &mut self.opt)?,
-        };
-        Ok(())
-    }
-
-    /// Sets the epoch's learning rate; returns the store and the optimizer for its steps.
-    pub fn at_lr(&mut self, lr: f32) -> (&mut ParamStore, &mut Adam) {
-        self.opt.set_lr(lr);
+    /// The store and the optimizer, for a step.
+    pub fn parts(&mut self) -> (&mut ParamStore, &mut Adam) {
         (&mut self.store, &mut self.opt)
     }
 }
@@ -531,11 +809,9 @@ mod tests {
 
     #[test]
     fn the_optimizer_takes_the_runs_rate_and_weight_decay() {
-        let config = RunConfig {
-            lr: 3e-3,
-            weight_decay: 1e-2,
-            ..RunConfig::default()
-        };
+        let mut config = RunConfig::default();
+        config.optimizer.lr = 3e-3;
+        config.optimizer.weight_decay = 1e-2;
         let params = Params::new(ParamStore::new(), &config);
         let adam = params.opt.config();
         assert_eq!((adam.lr, adam.weight_decay), (3e-3, 1e-2));

@@ -33,6 +33,13 @@ pub trait Settings:
     fn check(&self, _config: &RunConfig) -> Result<(), String> {
         Ok(())
     }
+
+    /// Whether the model follows the quality of its samples with the sample-quality
+    /// yardstick's reference classifier: the run then trains it (once per dataset, beside the
+    /// run's directory) or loads it, and hands it to the model's constructor. By default not.
+    fn wants_reference(&self) -> bool {
+        false
+    }
 }
 
 /// Any model's [`Settings`], behind a pointer: what [`ModelSettings`] holds.
@@ -49,6 +56,8 @@ pub trait AnySettings: fmt::Debug {
     fn to_table(&self) -> toml::Table;
     /// [`Settings::check`].
     fn check(&self, config: &RunConfig) -> Result<(), String>;
+    /// [`Settings::wants_reference`].
+    fn wants_reference(&self) -> bool;
 }
 
 impl<S: Settings> AnySettings for S {
@@ -69,6 +78,9 @@ impl<S: Settings> AnySettings for S {
     }
     fn check(&self, config: &RunConfig) -> Result<(), String> {
         Settings::check(self, config)
+    }
+    fn wants_reference(&self) -> bool {
+        Settings::wants_reference(self)
     }
 }
 
@@ -108,6 +120,13 @@ impl Schema {
         (self.from_matches)(&matches).expect("a model's defaults parse")
     }
 
+    /// The keys of its settings (their fields' names, in `config.toml`), e.g. `latent_dim`.
+    pub fn keys(&self) -> Vec<String> {
+        (self.command().get_arguments())
+            .map(|a| a.get_id().to_string())
+            .collect()
+    }
+
     /// The long names of its flags, e.g. `hidden`, `latent-dim`.
     pub fn flags(&self) -> Vec<String> {
         (self.command().get_arguments())
@@ -122,9 +141,23 @@ fn from_matches<S: Settings>(
     Ok(Box::new(S::from_arg_matches(matches)?))
 }
 
+/// The settings of `table`; a key that no setting reads is an error (serde's
+/// `deny_unknown_fields` cannot be used with the flattened groups that several models share).
 fn from_table<S: Settings>(table: toml::Table) -> Result<Box<dyn AnySettings>, String> {
-    let settings: S = table.try_into().map_err(|e: toml::de::Error| e.message().to_string())?;
+    let settings: S = (table.clone().try_into()).map_err(|e: toml::de::Error| e.message().to_string())?;
+    let known = settings.to_table();
+    if let Some(key) = table.keys().find(|k| !known.contains_key(*k)) {
+        return Err(format!("unknown field `{key}`"));
+    }
     Ok(Box::new(settings))
+}
+
+/// A whole number of at least 1 (a flag's value parser).
+pub fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("`{s}` is not a positive whole number")),
+        Ok(n) => Ok(n),
+    }
 }
 
 /// The chosen model and its own settings.
@@ -182,9 +215,14 @@ impl ModelSettings {
         self.own.check(config)
     }
 
+    /// [`Settings::wants_reference`] of the model's settings.
+    pub fn wants_reference(&self) -> bool {
+        self.own.wants_reference()
+    }
+
     /// Whether the model has a setting `key` (its field's name, e.g. `latent_dim`).
     pub fn has(&self, key: &str) -> bool {
-        self.to_table().contains_key(key)
+        self.kind.entry().schema.keys().iter().any(|k| k == key)
     }
 
     /// Sets the setting `key` (its field's name) from `value` as a flag spells it (`400,200`
@@ -193,8 +231,13 @@ impl ModelSettings {
         let mut table = self.to_table();
         let bad = || format!("`{value}` is not a valid value of setting `{key}`");
         let typed = match table.get(key) {
-            None => return Err(format!("model {} has no setting `{key}`", self.kind)),
             Some(old) => typed_like(old, value).ok_or_else(bad)?,
+            // An optional setting that is not set: a number if the value reads as one.
+            None if self.kind.entry().schema.keys().iter().any(|k| k == key) => {
+                (value.parse().map(toml::Value::Float).ok())
+                    .unwrap_or_else(|| toml::Value::String(value.to_string()))
+            }
+            None => return Err(format!("model {} has no setting `{key}`", self.kind)),
         };
         table.insert(key.to_string(), typed);
         self.own = (self.kind.entry().schema.from_table)(table).map_err(|_| bad())?;
@@ -422,6 +465,25 @@ pub mod short_f32 {
     /// Reads an `f64` (or an integer) and rounds it to the nearest `f32`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
         Ok(f64::deserialize(d)? as f32)
+    }
+
+    /// The same for an optional `f32` (with `default` and
+    /// `skip_serializing_if = "Option::is_none"`: absent when `None`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `Some(value)` as [`serialize`](super::serialize) does.
+        pub fn serialize<S: Serializer>(value: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(v) => super::serialize(v, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads a present value as [`deserialize`](super::deserialize) does.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
+            Ok(Option::<f64>::deserialize(d)?.map(|v| v as f32))
+        }
     }
 }
 

@@ -11,22 +11,24 @@ use std::path::{Path, PathBuf};
 
 use autodiff::{Matrix, Var, bce_with_logits, mse};
 use ndarray::{Axis, s};
-use nn::checkpoint::Metadata;
 use nn::{Activation, Bound, Linear, Mlp, MlpConfig, ParamStore};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use super::dae::{Noise, NoiseKind, noise_of};
+use super::dae::{DaeSettings, Noise, NoiseKind};
 use super::report::{Grids, cluster_figures};
-use super::{Likelihood, Loss, ModelEntry};
+use super::{Likelihood, Loss};
 use crate::data::Binarize;
 use crate::dist::standard_normal;
 use crate::eval::pca::{Pca, squared_error, squared_error_rows};
+use crate::model::{
+    Abilities, Columns, Epoch, Figure, Finish, FittedSample, ModelEntry, Params, Picture, Report,
+    Row, RunConfig, RunError, RunModel, Samples, Schema, Score, Settings, State, TestData,
+    TrainData, all_images, by_str, check_hidden, keep, positive,
+};
 use crate::pictures;
 use crate::random::Keys;
-use crate::run::{
-    self, Columns, Epoch, Figure, Finish, FittedSample, Params, Picture, Restore, RunConfig,
-    RunError, RunModel, Samples, Score, TestData, TrainData, files,
-};
+use crate::run::{self, files};
 use crate::train;
 
 /// Rows evaluated at once (bounds the memory of a forward pass over the test set).
@@ -183,28 +185,75 @@ impl Autoencoder {
     }
 }
 
+/// The network of the autoencoders (ae, dae).
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct AeNet {
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive, default_value = "400")]
+    pub hidden: Vec<usize>,
+    /// Dimensions of the code.
+    #[arg(long, value_name = "N", value_parser = positive, default_value_t = 32)]
+    pub latent_dim: usize,
+    /// Between hidden layers: relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
+    #[arg(long, default_value = "relu")]
+    #[serde(with = "by_str")]
+    pub activation: Activation,
+    /// The loss: bernoulli (cross-entropy on logits), or gaussian (the squared error).
+    #[arg(long, default_value = "bernoulli")]
+    #[serde(with = "by_str")]
+    pub likelihood: Likelihood,
+}
+
+impl AeNet {
+    /// The network for images of `(height, width)`.
+    pub fn config(&self, (height, width): (usize, usize)) -> AeConfig {
+        AeConfig {
+            input_dim: height * width,
+            hidden: self.hidden.clone(),
+            latent_dim: self.latent_dim,
+            activation: self.activation,
+            likelihood: self.likelihood,
+        }
+    }
+
+    /// Rejects a network that cannot be built.
+    pub fn check(&self) -> Result<(), String> {
+        check_hidden(&self.hidden)?;
+        if self.latent_dim == 0 {
+            return Err("--latent-dim must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `--model ae`: the autoencoder's network.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model ae")]
+pub struct AeSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: AeNet,
+}
+
+impl Settings for AeSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        self.net.check()
+    }
+}
+
 /// `--model ae` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "ae",
     about: "a deterministic autoencoder, cross-entropy or squared-error loss",
-    settings: &[],
+    schema: Schema::of::<AeSettings>(),
     binarize: Binarize::None,
-    defaults: super::keep,
-    background: super::keep,
-    check,
-    build: |config, shape| Box::new(AeModel::new(config, shape)),
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(AeModel::new(config, build.shape)),
 };
-
-/// The settings the autoencoders cannot train with.
-pub(super) fn check(config: &RunConfig) -> Result<(), String> {
-    if config.beta != 1.0 {
-        return Err(format!(
-            "--beta {} weights a VAE's KL term; model {} has none",
-            config.beta, config.model
-        ));
-    }
-    Ok(())
-}
 
 /// `metrics.csv` of the AE: the reconstruction loss (nats, or squared error) in training and on
 /// the test set, and the test squared error per image.
@@ -232,23 +281,18 @@ pub struct AeModel {
 impl AeModel {
     /// The plain autoencoder of `config` for images of `shape`.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
-        Self::build(config, shape, None)
+        Self::build(config, config.settings::<AeSettings>().net.config(shape), None)
     }
 
     /// The denoising autoencoder of `config` (`noise`, `noise_level`) for images of `shape`.
     pub fn denoising(config: &RunConfig, shape: (usize, usize)) -> Self {
-        Self::build(config, shape, Some(noise_of(config)))
+        let settings: &DaeSettings = config.settings();
+        let noise = settings.noise().expect("the model's check accepted the level");
+        Self::build(config, settings.net.config(shape), Some(noise))
     }
 
-    fn build(config: &RunConfig, (height, width): (usize, usize), noise: Option<Noise>) -> Self {
+    fn build(config: &RunConfig, ae_config: AeConfig, noise: Option<Noise>) -> Self {
         let mut store = ParamStore::new();
-        let ae_config = AeConfig {
-            input_dim: height * width,
-            hidden: config.hidden.clone(),
-            latent_dim: config.latent_dim,
-            activation: config.activation,
-            likelihood: config.likelihood,
-        };
         let ae = Autoencoder::new(&mut store, ae_config, &mut config.init_rng());
         AeModel {
             ae,
@@ -324,9 +368,9 @@ impl RunModel for AeModel {
         }
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let (ae, noise) = (&self.ae, self.noise);
-        let (store, opt) = self.params.at_lr(ctx.lr);
+        let (store, opt) = self.params.parts();
         let mean = train::epoch(
             store,
             opt,
@@ -344,55 +388,71 @@ impl RunModel for AeModel {
             },
             &mut *ctx.on_batch,
         );
-        vec![mean.loss]
+        Row::new(self.columns().train, vec![mean.loss])
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
-    }
-
-    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, _keys: Keys) -> Row {
         let store = &self.params.store;
         let (loss, clean) = self.ae.reconstruct(store, &test.x, &test.x);
         let clean_error = squared_error(&test.x, &clean);
-        match self.noise {
+        let values = match self.noise {
             None => vec![loss, clean_error],
             Some(noise) => {
                 let noisy = noise.corrupt_test(&test.x, &test.examples);
                 let (loss, denoised) = self.ae.reconstruct(store, &noisy, &test.x);
                 vec![loss, squared_error(&test.x, &denoised), clean_error]
             }
-        }
+        };
+        Row::new(self.columns().test, values)
     }
 
-    fn describe(&self, values: &[f64]) -> String {
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            score: Some(self),
+            fitted_sample: Some(self),
+            ..Abilities::default()
+        }
+    }
+}
+
+impl Report for AeModel {
+    fn describe(&self, values: &Row) -> String {
+        let (train, test) = (values.get("train_recon"), values.get("test_recon"));
+        let clean = values.get("test_sq_error");
         match self.noise {
             None => format!(
-                "train recon {:8.3}  test recon {:8.3}, squared error {:7.3}",
-                values[0], values[1], values[2]
+                "train recon {train:8.3}  test recon {test:8.3}, squared error {clean:7.3}"
             ),
             Some(_) => format!(
-                "train recon {:8.3}  test recon {:8.3}, denoised squared error {:7.3} \
-                 (clean input {:7.3})",
-                values[0], values[1], values[2], values[3]
+                "train recon {train:8.3}  test recon {test:8.3}, denoised squared error {:7.3} \
+                 (clean input {clean:7.3})",
+                values.get("test_denoised_sq_error")
             ),
         }
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
+    fn describe_test(&self, values: &Row) -> String {
         let unit = match self.ae.config.likelihood {
             Likelihood::Bernoulli => " nats",
             Likelihood::Gaussian => "",
         };
+        let (loss, clean) = (values.get("test_recon"), values.get("test_sq_error"));
         match self.noise {
             None => format!(
-                "test reconstruction loss {:.2}{unit}, squared error {:.2} per image",
-                values[0], values[1]
+                "test reconstruction loss {loss:.2}{unit}, squared error {clean:.2} per image"
             ),
             Some(noise) => format!(
-                "test ({noise} noise) reconstruction loss {:.2}{unit}, denoised squared error \
-                 {:.2} per image (clean input: {:.2})",
-                values[0], values[1], values[2]
+                "test ({noise} noise) reconstruction loss {loss:.2}{unit}, denoised squared \
+                 error {:.2} per image (clean input: {clean:.2})",
+                values.get("test_denoised_sq_error")
             ),
         }
     }
@@ -468,22 +528,6 @@ impl RunModel for AeModel {
             self.code_samples(&test.x, n, rng),
             format!("{n} decodings of codes drawn from a Gaussian fitted to the test codes"),
         ))
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
-    }
-
-    fn scorer(&self) -> Option<&dyn Score> {
-        Some(self)
-    }
-
-    fn fitted_sampler(&self) -> Option<&dyn FittedSample> {
-        Some(self)
     }
 }
 

@@ -10,20 +10,22 @@ use std::path::{Path, PathBuf};
 
 use autodiff::{Matrix, Tape, Var};
 use ndarray::{Axis, s};
-use nn::checkpoint::Metadata;
-use nn::{Bound, Dropout, Mlp, MlpConfig, Mode, ParamStore};
+use nn::{Activation, Bound, Dropout, Mlp, MlpConfig, Mode, ParamStore};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Loss;
 use super::cvae::{CLASSES, one_hot};
 use super::report::Grids;
-use super::{Loss, ModelEntry};
 use crate::data::{Batch, Binarize};
-use crate::random::{Draws, Keys, Purpose};
-use crate::run::{
-    Classified, Classify, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig,
-    RunError, RunModel, Setting, TestData, TrainData, files,
+use crate::model::{
+    Abilities, Classified, Classify, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture,
+    Report, Row, RunConfig, RunError, RunModel, Schema, Settings, State, TestData, TrainData,
+    all_images, by_str, check_hidden, keep, positive, short_f32,
 };
+use crate::random::{Draws, Keys, Purpose};
+use crate::run::files;
 use crate::train;
 
 /// Rows classified at once (bounds the memory of a forward pass).
@@ -133,24 +135,47 @@ pub fn predictions(probs: &Matrix) -> Vec<u8> {
         .collect()
 }
 
+/// `--model classifier`: its widths, activation and dropout.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model classifier")]
+pub struct ClassifierSettings {
+    /// Hidden widths, comma-separated.
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive, default_value = "400")]
+    pub hidden: Vec<usize>,
+    /// Between hidden layers: relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
+    #[arg(long, default_value = "relu")]
+    #[serde(with = "by_str")]
+    pub activation: Activation,
+    /// The dropout probability after each hidden layer, in [0, 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    #[serde(with = "short_f32")]
+    pub dropout: f32,
+}
+
+impl Settings for ClassifierSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        check_hidden(&self.hidden)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!(
+                "--dropout must be in [0, 1), got {}",
+                self.dropout
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `--model classifier` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "classifier",
     about: "MLP classifier, the reference of `eval --quality`",
-    settings: &[Setting::Dropout],
+    schema: Schema::of::<ClassifierSettings>(),
     binarize: Binarize::None,
-    defaults: super::keep,
-    background: super::keep,
-    check: |config| {
-        if !(0.0..1.0).contains(&config.dropout) {
-            return Err(format!(
-                "--dropout must be in [0, 1), got {}",
-                config.dropout
-            ));
-        }
-        Ok(())
-    },
-    build: |config, shape| Box::new(ClassifierModel::new(config, shape)),
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(ClassifierModel::new(config, build.shape)),
 };
 
 /// `--model classifier`: the [`Classifier`] with its parameters and optimizer, as a run trains
@@ -164,12 +189,13 @@ impl ClassifierModel {
     /// The classifier of `config` (`--hidden`, `--activation`, `--dropout`) for images of
     /// `shape`, initialised from the run's seed.
     pub fn new(config: &RunConfig, (height, width): (usize, usize)) -> Self {
+        let settings: &ClassifierSettings = config.settings();
         let mut store = ParamStore::new();
         let classifier = Classifier::new(
             &mut store,
             height * width,
-            &config.hidden,
-            (config.activation, config.dropout),
+            &settings.hidden,
+            (settings.activation, settings.dropout),
             &mut config.init_rng(),
         );
         ClassifierModel {
@@ -204,9 +230,9 @@ impl RunModel for ClassifierModel {
         }
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let classifier = &self.classifier;
-        let (store, opt) = self.params.at_lr(ctx.lr);
+        let (store, opt) = self.params.parts();
         let mean = train::epoch(
             store,
             opt,
@@ -215,32 +241,45 @@ impl RunModel for ClassifierModel {
             |p, batch, draws| classifier.loss(p, &batch, draws),
             &mut *ctx.on_batch,
         );
-        vec![mean.loss]
+        Row::new(self.columns().train, vec![mean.loss])
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
-    }
-
-    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, _keys: Keys) -> Row {
         let (xent, error) = self.evaluate(test);
-        vec![xent, error]
+        Row::new(self.columns().test, vec![xent, error])
     }
 
-    fn describe(&self, values: &[f64]) -> String {
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            classify: Some(self),
+            ..Abilities::default()
+        }
+    }
+}
+
+impl Report for ClassifierModel {
+    fn describe(&self, values: &Row) -> String {
         format!(
             "train xent {:7.4}  test xent {:7.4}, error {:6.2}%",
-            values[0],
-            values[1],
-            100.0 * values[2]
+            values.get("train_xent"),
+            values.get("test_xent"),
+            100.0 * values.get("test_error")
         )
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
+    fn describe_test(&self, values: &Row) -> String {
         format!(
             "test cross-entropy {:.4} nats, error {:.2}%",
-            values[0],
-            100.0 * values[1]
+            values.get("test_xent"),
+            100.0 * values.get("test_error")
         )
     }
 
@@ -273,18 +312,6 @@ impl RunModel for ClassifierModel {
         _: &mut ChaCha8Rng,
     ) -> Result<Picture, String> {
         Err("model classifier draws no samples".into())
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
-    }
-
-    fn classifier(&self) -> Option<&dyn Classify> {
-        Some(self)
     }
 }
 

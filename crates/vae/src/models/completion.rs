@@ -12,20 +12,22 @@ use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 use autodiff::Tape;
-use nn::checkpoint::Metadata;
+use serde::{Deserialize, Serialize};
 
 use super::report::{
     ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch,
     elbo_values, iw_nll_figure, nll_figure,
 };
-use super::{Likelihood, Loss, ModelEntry, Prior, Vae, VaeConfig};
+use super::{Likelihood, Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::Binarize;
 use crate::dist::standard_normal;
-use crate::random::{Draws, Keys};
-use crate::run::{
-    Columns, Complete, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
-    RunModel, Setting, TestData, TrainData, files,
+use crate::model::{
+    Abilities, Columns, Complete, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report,
+    Row, RunConfig, RunError, RunModel, Schema, Settings, State, TestData, TrainData, all_images,
+    by_str, check_hidden, keep, positive,
 };
+use crate::random::{Draws, Keys};
+use crate::run::files;
 use crate::{eval, pictures};
 
 /// Which part of the image is observed.
@@ -224,33 +226,74 @@ impl Regressor {
     }
 }
 
+/// `--model completion`: the VAE family's network and the part of the image it sees.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model completion")]
+pub struct CompletionSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: VaeNet,
+    /// The part seen: left-half, top-half or quadrant (top-left).
+    #[arg(long, default_value = "quadrant")]
+    #[serde(with = "by_str")]
+    pub observe: Observe,
+}
+
+impl Settings for CompletionSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        self.net.check()
+    }
+}
+
 /// `--model completion` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "completion",
     about: "the completion CVAE: the unobserved pixels given the observed ones",
-    settings: &[Setting::Observe],
+    schema: Schema::of::<CompletionSettings>(),
     binarize: Binarize::Dynamic,
-    defaults: super::keep,
-    background: super::keep,
-    check: |_| Ok(()),
-    build: |config, shape| Box::new(CompletionModel::new(config, shape)),
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(CompletionModel::new(config, build.shape)),
 };
+
+/// `--model regressor`: the generation network's widths and activation, and the part seen
+/// (its pixels are Bernoulli).
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model regressor")]
+pub struct RegressorSettings {
+    /// Hidden widths of the network from the seen pixels to the others, comma-separated.
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive, default_value = "400")]
+    pub hidden: Vec<usize>,
+    /// Between hidden layers: relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
+    #[arg(long, default_value = "relu")]
+    #[serde(with = "by_str")]
+    pub activation: nn::Activation,
+    /// The part seen: left-half, top-half or quadrant (top-left).
+    #[arg(long, default_value = "quadrant")]
+    #[serde(with = "by_str")]
+    pub observe: Observe,
+}
+
+impl Settings for RegressorSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        check_hidden(&self.hidden)
+    }
+}
 
 /// `--model regressor` in the registry.
 pub const REGRESSOR: ModelEntry = ModelEntry {
     name: "regressor",
     about: "the deterministic completion baseline",
-    settings: &[Setting::Observe],
+    schema: Schema::of::<RegressorSettings>(),
     binarize: Binarize::Dynamic,
-    defaults: super::keep,
-    background: super::keep,
-    check: |config| match config.likelihood {
-        Likelihood::Bernoulli => Ok(()),
-        Likelihood::Gaussian => {
-            Err("--model regressor predicts Bernoulli pixels: use --likelihood bernoulli".into())
-        }
-    },
-    build: |config, shape| Box::new(RegressorModel::new(config, shape)),
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(RegressorModel::new(config, build.shape)),
 };
 
 /// Completions sampled per test image in the pictures.
@@ -269,10 +312,11 @@ pub struct CompletionModel {
 impl CompletionModel {
     /// The completion CVAE of `config` for images of `shape`, initialised from the run's seed.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let settings: &CompletionSettings = config.settings();
         let mut store = ParamStore::new();
-        let vae = config.vae_config(shape);
+        let vae = settings.net.config(shape);
         let rng = &mut config.init_rng();
-        let completion = Completion::new(&mut store, vae, config.observe, shape, rng);
+        let completion = Completion::new(&mut store, vae, settings.observe, shape, rng);
         CompletionModel {
             completion,
             params: Params::new(store, config),
@@ -299,29 +343,42 @@ impl RunModel for CompletionModel {
         ELBO_COLUMNS
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let completion = &self.completion;
         elbo_epoch(&mut self.params, data, ctx, |p, batch, draws| {
             completion.loss(p, &batch.images, draws)
         })
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
-    }
-
-    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, keys: Keys) -> Row {
         let (x_o, x_u) = self.completion.mask().split(&test.x);
         let (vae, store) = self.net();
         let draws = &keys.draws(&test.examples);
         elbo_values(eval::elbo(vae, store, &x_u, Some(&x_o), draws))
     }
 
-    fn describe(&self, values: &[f64]) -> String {
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            complete: Some(self),
+            ..Abilities::default()
+        }
+    }
+}
+
+impl Report for CompletionModel {
+    fn describe(&self, values: &Row) -> String {
         describe_elbo("train -ELBO", values)
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
+    fn describe_test(&self, values: &Row) -> String {
         describe_test_elbo(values)
     }
 
@@ -352,18 +409,6 @@ impl RunModel for CompletionModel {
     ) -> Result<Picture, String> {
         Ok(self.completions(test, n, rng))
     }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
-    }
-
-    fn completer(&self) -> Option<&dyn Complete> {
-        Some(self)
-    }
 }
 
 impl Complete for CompletionModel {
@@ -384,12 +429,22 @@ pub struct RegressorModel {
 impl RegressorModel {
     /// The regressor of `config` for images of `shape`, initialised from the run's seed.
     ///
-    /// Panics unless `config.likelihood` is Bernoulli ([`REGRESSOR`]'s check).
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let settings: &RegressorSettings = config.settings();
         let mut store = ParamStore::new();
-        let vae = config.vae_config(shape);
+        let (height, width) = shape;
+        let vae = VaeConfig {
+            input_dim: height * width,
+            hidden: settings.hidden.clone(),
+            latent_dim: 1,
+            activation: settings.activation,
+            likelihood: Likelihood::Bernoulli,
+            beta: 1.0,
+            cond_dim: 0,
+            prior: Prior::Standard,
+        };
         let rng = &mut config.init_rng();
-        let regressor = Regressor::new(&mut store, &vae, config.observe, shape, rng);
+        let regressor = Regressor::new(&mut store, &vae, settings.observe, shape, rng);
         RegressorModel {
             regressor,
             params: Params::new(store, config),
@@ -429,27 +484,37 @@ impl RunModel for RegressorModel {
         ELBO_COLUMNS
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let regressor = &self.regressor;
         elbo_epoch(&mut self.params, data, ctx, |p, batch, _| {
             regressor.loss(p, &batch.images)
         })
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
-    }
-
-    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, _keys: Keys) -> Row {
         let nll = self.nll(&test.x);
-        vec![nll, nll, 0.0]
+        Row::new(ELBO_COLUMNS.test, vec![nll, nll, 0.0])
     }
 
-    fn describe(&self, values: &[f64]) -> String {
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities::default()
+    }
+}
+
+impl Report for RegressorModel {
+    fn describe(&self, values: &Row) -> String {
         describe_elbo("train -ELBO", values)
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
+    fn describe_test(&self, values: &Row) -> String {
         describe_test_elbo(values)
     }
 
@@ -475,14 +540,6 @@ impl RunModel for RegressorModel {
         _: &mut ChaCha8Rng,
     ) -> Result<Picture, String> {
         Ok(self.completions(test, n))
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
     }
 }
 

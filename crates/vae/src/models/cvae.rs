@@ -8,20 +8,21 @@ use rand_chacha::ChaCha8Rng;
 
 use std::path::{Path, PathBuf};
 
-use nn::checkpoint::Metadata;
+use serde::{Deserialize, Serialize};
 
 use super::report::{
     ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch, elbo_values,
     iw_nll_figure, label_pictures, label_sample_picture, label_samples,
 };
-use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
+use super::{Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::Binarize;
 use crate::eval;
-use crate::random::{Draws, Keys};
-use crate::run::{
-    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Sample, Samples, TestData, TrainData,
+use crate::model::{
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
+    RunConfig, RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData,
+    all_images, keep,
 };
+use crate::random::{Draws, Keys};
 
 /// The number of classes of MNIST and Fashion-MNIST.
 pub const CLASSES: usize = 10;
@@ -78,16 +79,33 @@ impl Cvae {
     }
 }
 
+/// `--model cvae`: the VAE family's network.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model cvae")]
+pub struct CvaeSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: VaeNet,
+}
+
+impl Settings for CvaeSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        self.net.check()
+    }
+}
+
 /// `--model cvae` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "cvae",
     about: "the VAE conditioned on the label",
-    settings: &[],
+    schema: Schema::of::<CvaeSettings>(),
     binarize: Binarize::Dynamic,
-    defaults: super::keep,
-    background: super::keep,
-    check: |_| Ok(()),
-    build: |config, shape| Box::new(CvaeModel::new(config, shape)),
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(CvaeModel::new(config, build.shape)),
 };
 
 /// `--model cvae`: the [`Cvae`] with its parameters and optimizer, as a run trains it.
@@ -99,8 +117,9 @@ pub struct CvaeModel {
 impl CvaeModel {
     /// The CVAE of `config` for images of `shape`, initialised from the run's seed.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let net = &config.settings::<CvaeSettings>().net;
         let mut store = ParamStore::new();
-        let cvae = Cvae::new(&mut store, config.vae_config(shape), &mut config.init_rng());
+        let cvae = Cvae::new(&mut store, net.config(shape), &mut config.init_rng());
         CvaeModel {
             cvae,
             params: Params::new(store, config),
@@ -117,18 +136,14 @@ impl RunModel for CvaeModel {
         ELBO_COLUMNS
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let cvae = &self.cvae;
         elbo_epoch(&mut self.params, data, ctx, |p, batch, draws| {
             cvae.loss(p, p.constant(batch.images), &batch.labels, draws)
         })
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
-    }
-
-    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, keys: Keys) -> Row {
         let (vae, store) = self.net();
         let draws = &keys.draws(&test.examples);
         elbo_values(eval::elbo(
@@ -140,11 +155,28 @@ impl RunModel for CvaeModel {
         ))
     }
 
-    fn describe(&self, values: &[f64]) -> String {
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            sample: Some(self),
+            ..Abilities::default()
+        }
+    }
+}
+
+impl Report for CvaeModel {
+    fn describe(&self, values: &Row) -> String {
         describe_elbo("train -ELBO", values)
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
+    fn describe_test(&self, values: &Row) -> String {
         describe_test_elbo(values)
     }
 
@@ -172,18 +204,6 @@ impl RunModel for CvaeModel {
         rng: &mut ChaCha8Rng,
     ) -> Result<Picture, String> {
         Ok(label_sample_picture(self.net(), n, rng))
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
-    }
-
-    fn sampler(&self) -> Option<&dyn Sample> {
-        Some(self)
     }
 }
 

@@ -13,11 +13,12 @@ use rand::Rng;
 use rand::seq::index;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::ModelEntry;
-use super::ae::AeModel;
+use serde::{Deserialize, Serialize};
+
+use super::ae::{AeModel, AeNet};
 use crate::data::Binarize;
+use crate::model::{ModelEntry, RunConfig, Schema, Settings, all_images, by_str, keep};
 use crate::random::{Draws, Keys, Purpose};
-use crate::run::{RunConfig, Setting};
 
 /// How the input is corrupted (`--noise`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -176,28 +177,55 @@ impl fmt::Display for Noise {
     }
 }
 
+/// `--model dae`: the autoencoder's network and the corruption of its input.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model dae")]
+pub struct DaeSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: AeNet,
+    /// How the input is corrupted: mask, salt-pepper or gaussian.
+    #[arg(long, default_value = "mask")]
+    #[serde(with = "by_str")]
+    pub noise: NoiseKind,
+    /// The fraction of pixels masked or salt-and-peppered, in [0, 1], or the Gaussian's σ
+    /// [default: 0.25, 0.25, 0.5].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::model::short_f32::option"
+    )]
+    pub noise_level: Option<f32>,
+}
+
+impl DaeSettings {
+    /// The noise it trains with: `--noise` at `--noise-level` (or the kind's default level).
+    pub fn noise(&self) -> Result<Noise, String> {
+        (self.noise).at(self.noise_level.unwrap_or(self.noise.default_level()))
+    }
+}
+
+impl Settings for DaeSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        self.net.check()?;
+        self.noise().map(|_| ())
+    }
+}
+
 /// `--model dae` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "dae",
     about: "the denoising autoencoder of Vincent et al. (--noise, --noise-level)",
-    settings: &[Setting::Noise, Setting::NoiseLevel],
+    schema: Schema::of::<DaeSettings>(),
     binarize: Binarize::None,
-    defaults: super::keep,
-    background: super::keep,
-    check: |config| {
-        super::ae::check(config)?;
-        config.noise.at(config.noise_level).map(|_| ())
-    },
-    build: |config, shape| Box::new(AeModel::denoising(config, shape)),
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(AeModel::denoising(config, build.shape)),
 };
-
-/// The noise a DAE run trains with.
-pub(super) fn noise_of(config: &RunConfig) -> Noise {
-    config
-        .noise
-        .at(config.noise_level)
-        .expect("the model's check accepted the level")
-}
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use autodiff::{Matrix, Tape, Var, bce_with_logits, concat_cols, minibatch_discrimination};
 use ndarray::s;
-use nn::checkpoint::{self, Metadata, Trained, TrainedMut};
+use nn::checkpoint::Metadata;
 use nn::{
     Adam, AdamConfig, BatchNorm1d, BatchNormConfig, Bound, Init, Linear, Optimizer, ParamId,
     ParamStore, Rmsprop, RmspropConfig, Stats, clip_weights,
@@ -21,16 +21,19 @@ use nn::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Loss, Metrics, MetricsMean, ModelEntry};
+use serde::{Deserialize, Serialize};
+
+use super::{Loss, Metrics, MetricsMean};
 use crate::data::{Binarize, TrainSet};
 use crate::dist::standard_normal;
 use crate::eval::quality::Coverage;
-use crate::random::{Draws, Keys, Purpose, examples};
-use crate::run::quality::Reference;
-use crate::run::{
-    Columns, Epoch, Figure, Finish, Picture, Restore, RunConfig, RunError, RunModel, Sample,
-    Samples, Setting, TestData, TrainData, files,
+use crate::model::{
+    Abilities, Build, Columns, Epoch, Figure, Finish, ModelEntry, Picture, Report, Row,
+    RunConfig, RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData,
+    Yardstick, all_images, by_str, check_hidden, keep, positive,
 };
+use crate::random::{Draws, Keys, Purpose, examples};
+use crate::run::files;
 use crate::train;
 
 /// The discriminator's hidden widths, as in `gan.py` (784 → 512 → 256 → 1).
@@ -294,83 +297,124 @@ pub fn critic_steps(generator_steps: u64) -> usize {
     }
 }
 
+/// The generator of both GANs, and the samples scored every epoch.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct GanNet {
+    /// The generator's hidden widths, comma-separated.
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive, default_value = "128,256,512,1024")]
+    pub hidden: Vec<usize>,
+    /// Dimensions of the noise z.
+    #[arg(long, value_name = "N", value_parser = positive, default_value_t = 100)]
+    pub latent_dim: usize,
+    /// Samples scored every epoch by the sample-quality yardstick's reference classifier
+    /// (trained once into reference-classifier-<dataset> beside the run's directory); 0: none.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub quality_samples: usize,
+}
+
+impl GanNet {
+    /// The checks of both GANs: the generator's widths, and what the shared flags may be.
+    fn check(&self, config: &RunConfig) -> Result<(), String> {
+        check_hidden(&self.hidden)?;
+        if self.latent_dim == 0 {
+            return Err("--latent-dim must be at least 1".into());
+        }
+        if config.optimizer.weight_decay != 0.0 {
+            return Err(format!(
+                "--weight-decay is Adam's L2 penalty of the VAE family; model {} trains \
+                 without one",
+                config.kind()
+            ));
+        }
+        if config.optimizer.batch_size < 2 {
+            return Err(format!(
+                "--batch-size {}: the generator's batch normalization needs at least 2 images a \
+                 batch",
+                config.optimizer.batch_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `--model gan`: the generator, the generator's loss, and minibatch discrimination.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model gan")]
+pub struct GanSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: GanNet,
+    /// The generator's loss: non-saturating (−ln D(G(z))) or minimax (ln(1 − D(G(z)))).
+    #[arg(long, default_value_t = GanLoss::NonSaturating)]
+    #[serde(with = "by_str")]
+    pub gan_loss: GanLoss,
+    /// Minibatch discrimination in the discriminator (100 kernels of 5 dimensions).
+    #[arg(long)]
+    pub minibatch_discrimination: bool,
+}
+
+impl Settings for GanSettings {
+    fn check(&self, config: &RunConfig) -> Result<(), String> {
+        self.net.check(config)
+    }
+
+    fn wants_reference(&self) -> bool {
+        self.net.quality_samples > 0
+    }
+}
+
+/// `--model wgan`: the generator (the critic and its clipping are the paper's).
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model wgan")]
+pub struct WganSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: GanNet,
+}
+
+impl Settings for WganSettings {
+    fn check(&self, config: &RunConfig) -> Result<(), String> {
+        self.net.check(config)
+    }
+
+    fn wants_reference(&self) -> bool {
+        self.net.quality_samples > 0
+    }
+}
+
+/// `--model gan` in the registry.
 pub const GAN: ModelEntry = ModelEntry {
     name: "gan",
     about: "the MLP GAN of PyTorch-GAN's gan.py, non-saturating or minimax loss",
-    settings: &[
-        Setting::GanLoss,
-        Setting::MinibatchDiscrimination,
-        Setting::QualitySamples,
-    ],
+    schema: Schema::of::<GanSettings>(),
     binarize: Binarize::None,
     defaults: |c| {
-        c.latent_dim = 100;
-        c.hidden = vec![128, 256, 512, 1024];
-        c.batch_size = 64;
-        c.lr = 2e-4;
-        c.epochs = 30;
+        c.optimizer.batch_size = 64;
+        c.optimizer.lr = 2e-4;
     },
-    background: super::keep,
-    check,
-    build: |config, shape| Box::new(GanModel::new(config, shape)),
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(GanModel::new(config, build)),
 };
 
+/// `--model wgan` in the registry.
 pub const WGAN: ModelEntry = ModelEntry {
     name: "wgan",
     about: "the Wasserstein GAN: gan's generator, a weight-clipped critic, RMSProp",
-    settings: &[Setting::QualitySamples],
+    schema: Schema::of::<WganSettings>(),
     binarize: Binarize::None,
     defaults: |c| {
-        c.latent_dim = 100;
-        c.hidden = vec![128, 256, 512, 1024];
-        c.batch_size = 64;
-        c.lr = 5e-5;
-        c.epochs = 30;
+        c.optimizer.batch_size = 64;
+        c.optimizer.lr = 5e-5;
     },
-    background: super::keep,
-    check,
-    build: |config, shape| Box::new(GanModel::new(config, shape)),
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(GanModel::new(config, build)),
 };
-
-/// The settings the GANs cannot train with.
-fn check(config: &RunConfig) -> Result<(), String> {
-    let model = config.model;
-    if config.beta != 1.0 {
-        return Err(format!(
-            "--beta {} weights a VAE's KL term; model {model} has none",
-            config.beta
-        ));
-    }
-    if config.weight_decay != 0.0 {
-        return Err(format!(
-            "--weight-decay is Adam's L2 penalty of the VAE family; model {model} trains \
-             without one"
-        ));
-    }
-    if model.name() == WGAN.name {
-        if let Some(loss) = config.gan_loss {
-            return Err(format!(
-                "--gan-loss {loss} sets the GAN's generator loss; the WGAN's losses are the \
-                 critic's Wasserstein estimate"
-            ));
-        }
-        if config.minibatch_discrimination {
-            return Err(
-                "--minibatch-discrimination is for the GAN's discriminator; the WGAN's \
-                        critic (its weights clipped to ±0.01) does not take it"
-                    .to_string(),
-            );
-        }
-    }
-    if config.batch_size < 2 {
-        return Err(format!(
-            "--batch-size {}: the generator's batch normalization needs at least 2 images a \
-             batch",
-            config.batch_size
-        ));
-    }
-    Ok(())
-}
 
 /// `--model gan` and `--model wgan`: both networks, their stores and optimizers, the noise of
 /// the pictures, the rows of `progress.png` so far, and the reference classifier that scores
@@ -387,39 +431,44 @@ pub struct GanModel {
     d_opt: Box<dyn Optimizer>,
     /// The noise of `samples.png` and `progress.png`, the same every epoch.
     fixed_z: Matrix,
-    /// One row of [`PROGRESS_COLS`] images per epoch trained.
-    progress: Vec<Matrix>,
+    /// One row of [`PROGRESS_COLS`] images per epoch trained, as one tensor of a store of its
+    /// own (empty before the first epoch).
+    progress: ParamStore,
     shape: (usize, usize),
     quality_samples: usize,
-    reference: Option<Rc<Reference>>,
+    reference: Option<Rc<dyn Yardstick>>,
 }
 
 impl GanModel {
-    /// The GAN or WGAN of `config` for images of `shape`.
-    pub fn new(config: &RunConfig, (height, width): (usize, usize)) -> Self {
+    /// The GAN or WGAN of `config` for images of `build.shape`, with the reference classifier
+    /// of `build` if its settings asked for one.
+    pub fn new(config: &RunConfig, build: &Build) -> Self {
+        let (height, width) = build.shape;
         let pixels = height * width;
+        let (net, game, minibatch) = if config.kind().name() == WGAN.name {
+            (&config.settings::<WganSettings>().net, Game::Wasserstein, false)
+        } else {
+            let gan: &GanSettings = config.settings();
+            (&gan.net, Game::Gan(gan.gan_loss), gan.minibatch_discrimination)
+        };
         let rng = &mut config.init_rng();
         let (mut g_store, mut g_buffers, mut d_store) =
             (ParamStore::new(), ParamStore::new(), ParamStore::new());
         let g = Generator::new(
             (&mut g_store, &mut g_buffers),
-            config.latent_dim,
-            &config.hidden,
+            net.latent_dim,
+            &net.hidden,
             pixels,
             rng,
         );
-        let d = Discriminator::new(&mut d_store, pixels, config.minibatch_discrimination, rng);
-        let game = if config.model.name() == WGAN.name {
-            Game::Wasserstein
-        } else {
-            Game::Gan(config.gan_loss.unwrap_or_default())
-        };
+        let d = Discriminator::new(&mut d_store, pixels, minibatch, rng);
+        let lr = config.optimizer.lr;
         let optimizer = |store: &ParamStore| -> Box<dyn Optimizer> {
             match game {
                 Game::Gan(_) => Box::new(Adam::new(
                     store,
                     AdamConfig {
-                        lr: config.lr,
+                        lr,
                         beta1: GAN_BETA1,
                         ..AdamConfig::default()
                     },
@@ -427,7 +476,7 @@ impl GanModel {
                 Game::Wasserstein => Box::new(Rmsprop::new(
                     store,
                     RmspropConfig {
-                        lr: config.lr,
+                        lr,
                         ..RmspropConfig::default()
                     },
                 )),
@@ -446,14 +495,16 @@ impl GanModel {
             d,
             g_opt,
             d_opt,
-            fixed_z: standard_normal(&mut picture_rng, (SAMPLES_SHOWN, config.latent_dim)),
+            fixed_z: standard_normal(&mut picture_rng, (SAMPLES_SHOWN, net.latent_dim)),
             g_store,
             g_buffers,
             d_store,
-            progress: Vec::new(),
+            progress: ParamStore::new(),
             shape: (height, width),
-            quality_samples: config.quality_samples,
-            reference: None,
+            quality_samples: net.quality_samples,
+            reference: (net.quality_samples > 0)
+                .then(|| build.reference.clone())
+                .flatten(),
         }
     }
 
@@ -477,7 +528,7 @@ impl GanModel {
         (self.g_opt.t(), self.d_opt.t())
     }
 
-    fn monitored(&self) -> Option<&Reference> {
+    fn monitored(&self) -> Option<&dyn Yardstick> {
         (self.quality_samples > 0)
             .then_some(self.reference.as_deref())
             .flatten()
@@ -676,7 +727,8 @@ impl GanModel {
     /// `progress.png`: a row per epoch (every k-th when there are more than
     /// [`PROGRESS_ROWS_SHOWN`], always with the last), oldest at the top.
     fn progress_picture(&self) -> Option<Matrix> {
-        let n = self.progress.len();
+        let progress = self.progress_rows();
+        let n = progress.len();
         if n == 0 {
             return None;
         }
@@ -685,17 +737,17 @@ impl GanModel {
         if shown.last() != Some(&(n - 1)) {
             shown.push(n - 1);
         }
-        let rows: Vec<&Matrix> = shown.iter().map(|&e| &self.progress[e]).collect();
+        let rows: Vec<&Matrix> = shown.iter().map(|&e| &progress[e]).collect();
         Some(crate::pictures::above(&rows, PROGRESS_COLS))
     }
 
-    /// The progress rows as one checkpoint tensor, in a store of their own.
-    fn progress_store(&self) -> ParamStore {
+    /// `rows` as one checkpoint tensor, in a store of their own.
+    fn progress_store(rows: &[Matrix]) -> ParamStore {
         let mut store = ParamStore::new();
-        if let Some(first) = self.progress.first() {
+        if let Some(first) = rows.first() {
             let width = first.len();
-            let mut all = Matrix::zeros((self.progress.len(), width));
-            for (mut row, m) in all.rows_mut().into_iter().zip(&self.progress) {
+            let mut all = Matrix::zeros((rows.len(), width));
+            for (mut row, m) in all.rows_mut().into_iter().zip(rows) {
                 row.assign(&ndarray::ArrayView1::from(
                     m.as_slice().expect("standard layout"),
                 ));
@@ -724,19 +776,29 @@ impl GanModel {
         Ok(store)
     }
 
-    /// The progress rows of a store of [`progress_store_for`](Self::progress_store_for).
-    fn set_progress(&mut self, store: &ParamStore) {
+    /// The rows of `progress.png` so far, one per epoch trained.
+    fn progress_rows(&self) -> Vec<Matrix> {
         let pixels = self.shape.0 * self.shape.1;
-        self.progress = match store.id(PROGRESS_TENSOR) {
-            Some(id) => (store.value(id).rows().into_iter())
+        match self.progress.id(PROGRESS_TENSOR) {
+            Some(id) => (self.progress.value(id).rows().into_iter())
                 .map(|r| {
                     Matrix::from_shape_vec((PROGRESS_COLS, pixels), r.to_vec())
                         .expect("rows of PROGRESS_COLS images")
                 })
                 .collect(),
             None => Vec::new(),
-        };
+        }
     }
+}
+
+/// The yardstick's figures of an epoch's row, if it has them: the Inception Score, the classes
+/// covered and the class KL to uniform.
+fn quality(row: &Row) -> Option<(f64, f64, f64)> {
+    Some((
+        row.find("inception_score")?,
+        row.find("classes")?,
+        row.find("class_kl")?,
+    ))
 }
 
 /// Images in [0, 1] scaled, in place, to the generator's range, [−1, 1].
@@ -819,16 +881,18 @@ impl RunModel for GanModel {
         }
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let values = match self.game {
             Game::Gan(loss) => self.gan_epoch(loss, data.all(), ctx),
             Game::Wasserstein => self.wgan_epoch(data.all(), ctx),
         };
-        self.progress.push(self.progress_row());
-        values
+        let mut rows = self.progress_rows();
+        rows.push(self.progress_row());
+        self.progress = Self::progress_store(&rows);
+        Row::new(self.columns().train, values)
     }
 
-    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, keys: Keys) -> Row {
         let fakes = examples(TEST_FAKES);
         let z = keys
             .draws(&fakes)
@@ -850,59 +914,91 @@ impl RunModel for GanModel {
             let (score, coverage) = reference.score_and_coverage(&images);
             values.extend([score, coverage.classes as f64, coverage.kl_to_uniform]);
         }
-        values
+        Row::new(self.columns().test, values)
     }
 
-    fn describe(&self, v: &[f64]) -> String {
-        let quality = |q: &[f64]| match q {
-            [score, classes, kl] => {
+    fn state(&mut self) -> State<'_> {
+        let rows = self.progress_rows().len();
+        State {
+            trained: vec![
+                (Some("g"), &mut self.g_store, self.g_opt.as_mut()),
+                (Some("d"), &mut self.d_store, self.d_opt.as_mut()),
+            ],
+            buffers: vec![&mut self.g_buffers, &mut self.progress],
+            metadata: Metadata::from_iter([(PROGRESS_KEY.to_string(), rows.to_string())]),
+            data_parallel: false,
+        }
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            sample: Some(self),
+            ..Abilities::default()
+        }
+    }
+
+    fn read_metadata(&mut self, meta: &Metadata, path: &Path) -> Result<(), RunError> {
+        self.progress = self.progress_store_for(meta, path)?;
+        Ok(())
+    }
+}
+
+impl Report for GanModel {
+    fn describe(&self, v: &Row) -> String {
+        let quality = match quality(v) {
+            Some((score, classes, kl)) => {
                 format!("  IS {score:5.2}  classes {classes:2.0}  class KL {kl:5.3}")
             }
-            _ => String::new(),
+            None => String::new(),
         };
         match self.game {
             Game::Gan(_) => format!(
                 "D loss {:6.3}  G loss {:6.3}  D(x) {:5.3}  D(G(z)) {:5.3}  |∇D| {:6.3}  \
-                 |∇G| {:6.3}  test D(x) {:5.3}  D(G(z)) {:5.3}{}",
-                v[0],
-                v[1],
-                v[2],
-                v[3],
-                v[4],
-                v[5],
-                v[6],
-                v[7],
-                quality(&v[8..])
+                 |∇G| {:6.3}  test D(x) {:5.3}  D(G(z)) {:5.3}{quality}",
+                v.get("train_d_loss"),
+                v.get("train_g_loss"),
+                v.get("train_d_real"),
+                v.get("train_d_fake"),
+                v.get("train_d_grad_norm"),
+                v.get("train_g_grad_norm"),
+                v.get("test_d_real"),
+                v.get("test_d_fake"),
             ),
             Game::Wasserstein => format!(
                 "critic loss {:8.5}  G loss {:8.5}  W {:8.5}  |∇D| {:6.3}  |∇G| {:6.3}  \
-                 test W {:8.5}{}",
-                v[0],
-                v[1],
-                v[2],
-                v[3],
-                v[4],
-                v[5],
-                quality(&v[6..])
+                 test W {:8.5}{quality}",
+                v.get("train_critic_loss"),
+                v.get("train_g_loss"),
+                v.get("train_wasserstein"),
+                v.get("train_d_grad_norm"),
+                v.get("train_g_grad_norm"),
+                v.get("test_wasserstein"),
             ),
         }
     }
 
-    fn describe_test(&self, v: &[f64]) -> String {
-        let (head, quality) = match self.game {
-            Game::Gan(_) => (
-                format!("test D(x) {:.3}, D(G(z)) {:.3}", v[0], v[1]),
-                &v[2..],
+    fn describe_test(&self, v: &Row) -> String {
+        let head = match self.game {
+            Game::Gan(_) => format!(
+                "test D(x) {:.3}, D(G(z)) {:.3}",
+                v.get("test_d_real"),
+                v.get("test_d_fake")
             ),
-            Game::Wasserstein => (format!("test Wasserstein estimate {:.5}", v[0]), &v[1..]),
+            Game::Wasserstein => {
+                format!("test Wasserstein estimate {:.5}", v.get("test_wasserstein"))
+            }
         };
-        match quality {
-            [score, classes, kl] => format!(
+        match quality(v) {
+            Some((score, classes, kl)) => format!(
                 "{head}; {} samples: Inception Score {score:.2}, {classes} of 10 classes, \
                  class KL {kl:.3}",
                 self.quality_samples.min(TEST_FAKES)
             ),
-            _ => head,
+            None => head,
         }
     }
 
@@ -960,26 +1056,24 @@ impl RunModel for GanModel {
         Ok(grids.finish())
     }
 
-    fn warnings(&self, v: &[f64]) -> Vec<String> {
+    fn warnings(&self, v: &Row) -> Vec<String> {
         let mut warnings = Vec::new();
-        let quality = match self.game {
-            Game::Gan(loss) => {
-                if v[0] < D_LOSS_COLLAPSE {
-                    let consequence = match loss {
-                        GanLoss::Minimax => "the minimax loss's gradients vanish",
-                        GanLoss::NonSaturating => "G learns from a near-certain D",
-                    };
-                    warnings.push(format!(
-                        "D's loss fell to {:.4}: D tells real from generated almost surely \
-                         (mean D(x) {:.3}, D(G(z)) {:.3}); {consequence}",
-                        v[0], v[2], v[3]
-                    ));
-                }
-                &v[8..]
-            }
-            Game::Wasserstein => &v[6..],
-        };
-        if let [_, classes, kl] = *quality
+        if let Game::Gan(loss) = self.game
+            && v.get("train_d_loss") < D_LOSS_COLLAPSE
+        {
+            let consequence = match loss {
+                GanLoss::Minimax => "the minimax loss's gradients vanish",
+                GanLoss::NonSaturating => "G learns from a near-certain D",
+            };
+            warnings.push(format!(
+                "D's loss fell to {:.4}: D tells real from generated almost surely \
+                 (mean D(x) {:.3}, D(G(z)) {:.3}); {consequence}",
+                v.get("train_d_loss"),
+                v.get("train_d_real"),
+                v.get("train_d_fake")
+            ));
+        }
+        if let Some((_, classes, kl)) = quality(v)
             && (classes < 10.0 || kl > CLASS_KL_COLLAPSE)
         {
             warnings.push(format!(
@@ -1001,68 +1095,6 @@ impl RunModel for GanModel {
             self.generate(&z),
             format!("{n} samples of the generator"),
         ))
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        let mut metadata = metadata.clone();
-        metadata.insert(PROGRESS_KEY.to_string(), self.progress.len().to_string());
-        let progress = self.progress_store();
-        let trained = [
-            Trained {
-                key: "g",
-                store: &self.g_store,
-                optimizer: self.g_opt.as_ref(),
-            },
-            Trained {
-                key: "d",
-                store: &self.d_store,
-                optimizer: self.d_opt.as_ref(),
-            },
-        ];
-        let buffers = [&self.g_buffers, &progress];
-        Ok(checkpoint::save_trained(
-            path, &trained, &buffers, &metadata,
-        )?)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        let meta = checkpoint::read_metadata(path)?;
-        let mut progress = self.progress_store_for(&meta, path)?;
-        match what {
-            Restore::Params => {
-                let buffers = &mut [&mut self.d_store, &mut self.g_buffers, &mut progress];
-                checkpoint::load_params_with_buffers(path, &mut self.g_store, buffers)?;
-            }
-            Restore::Everything => {
-                let trained = &mut [
-                    TrainedMut {
-                        key: "g",
-                        store: &mut self.g_store,
-                        optimizer: self.g_opt.as_mut(),
-                    },
-                    TrainedMut {
-                        key: "d",
-                        store: &mut self.d_store,
-                        optimizer: self.d_opt.as_mut(),
-                    },
-                ];
-                checkpoint::load_trained(path, trained, &mut [&mut self.g_buffers, &mut progress])?;
-            }
-        }
-        self.set_progress(&progress);
-        Ok(())
-    }
-
-    fn wants_reference(&self) -> bool {
-        self.quality_samples > 0
-    }
-
-    fn set_reference(&mut self, reference: Rc<Reference>) {
-        self.reference = Some(reference);
-    }
-
-    fn sampler(&self) -> Option<&dyn Sample> {
-        Some(self)
     }
 }
 

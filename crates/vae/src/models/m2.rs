@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use autodiff::Tape;
 use ndarray::{Axis, s};
-use nn::checkpoint::Metadata;
 use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 use rand::seq::SliceRandom;
 
 use super::classifier::predictions;
@@ -28,13 +28,14 @@ use super::report::{
     active_units_figure, describe_elbo, describe_test_elbo, label_pictures, label_sample_picture,
     label_samples,
 };
-use super::{Loss, ModelEntry, Prior, Vae, VaeConfig};
+use super::{Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::{Binarize, Split, TrainSet};
-use crate::random::{Draws, Keys, examples};
-use crate::run::{
-    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Sample, Samples, Score, Setting, TestData, TrainData,
+use crate::model::{
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
+    RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData,
+    TrainData, keep, positive, short_f32,
 };
+use crate::random::{Draws, Keys, examples};
 use crate::train;
 
 /// The paper's weight of the classification term.
@@ -187,27 +188,77 @@ impl M2 {
     }
 }
 
-/// `--model m2` in the registry.
-pub const MODEL: ModelEntry = ModelEntry {
-    name: "m2",
-    about: "semi-supervised M2",
-    settings: &[Setting::Labels, Setting::Alpha],
-    binarize: Binarize::Dynamic,
-    defaults: super::keep,
-    background: super::keep,
-    check: |config| {
-        if config.classes != crate::data::Classes::All {
+/// `--model m2`: the VAE family's network, the labels kept, the classification term's weight.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model m2")]
+pub struct M2Settings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: VaeNet,
+    /// Training images that keep their label (a multiple of 10, the same number per class).
+    #[arg(long, value_name = "N", value_parser = positive, default_value_t = 100)]
+    pub labels: usize,
+    /// Weight α of the classification term (0.1 in the paper).
+    #[arg(long, value_name = "α", default_value_t = PAPER_ALPHA)]
+    #[serde(with = "short_f32")]
+    pub alpha: f32,
+}
+
+impl Settings for M2Settings {
+    fn check(&self, config: &RunConfig) -> Result<(), String> {
+        self.net.check()?;
+        if config.data.classes != crate::data::Classes::All {
             return Err("--classes and --exclude-class: m2 trains on all ten classes".into());
         }
-        if config.labels == 0 || config.labels % CLASSES != 0 {
+        if self.labels == 0 || self.labels % CLASSES != 0 {
             return Err(
                 "--labels must be a positive multiple of 10 (the same number per class)".into(),
             );
         }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err("--alpha must be a non-negative number".into());
+        }
         Ok(())
-    },
-    build: |config, shape| Box::new(M2Model::new(config, shape)),
+    }
+}
+
+/// `--model m2` in the registry.
+pub const MODEL: ModelEntry = ModelEntry {
+    name: "m2",
+    about: "semi-supervised M2",
+    schema: Schema::of::<M2Settings>(),
+    binarize: Binarize::Dynamic,
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: semi_supervised,
+    build: |config, build| Box::new(M2Model::new(config, build.shape)),
 };
+
+/// [`ModelEntry::data`] of M2: a class-balanced labeled subset of `--labels` images, drawn with
+/// the run's seed on a stream of its own, and the rest unlabeled.
+fn semi_supervised(config: &RunConfig, train: Split) -> Result<TrainData, RunError> {
+    let settings: &M2Settings = config.settings();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    rng.set_stream(4);
+    let labeled = balanced_subset(train.labels(), settings.labels / CLASSES, &mut rng)?;
+    let mut is_labeled = vec![false; train.len()];
+    for &i in &labeled {
+        is_labeled[i] = true;
+    }
+    let unlabeled: Vec<usize> = (0..train.len()).filter(|&i| !is_labeled[i]).collect();
+    if unlabeled.is_empty() {
+        return Err(RunError::Config(
+            "--labels: every training image is labeled; nothing is left unlabeled".into(),
+        ));
+    }
+    let binarize = config.data.binarize;
+    Ok(TrainData::SemiSupervised {
+        labeled: TrainSet::new(train.subset(&labeled), binarize),
+        unlabeled: TrainSet::new(train.subset(&unlabeled), binarize),
+    })
+}
 
 /// Rows evaluated at once by the test bound (each decoded under ten labels).
 const BOUND_CHUNK: usize = 400;
@@ -244,21 +295,18 @@ pub fn balanced_subset(
 pub struct M2Model {
     m2: M2,
     params: Params,
-    labels: usize,
-    seed: u64,
 }
 
 impl M2Model {
     /// M2 of `config` for images of `shape`, initialised from the run's seed.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let settings: &M2Settings = config.settings();
         let mut store = ParamStore::new();
-        let vae = config.vae_config(shape);
-        let m2 = M2::new(&mut store, vae, config.alpha, &mut config.init_rng());
+        let vae = settings.net.config(shape);
+        let m2 = M2::new(&mut store, vae, settings.alpha, &mut config.init_rng());
         M2Model {
             m2,
             params: Params::new(store, config),
-            labels: config.labels,
-            seed: config.seed,
         }
     }
 
@@ -304,29 +352,7 @@ impl RunModel for M2Model {
         }
     }
 
-    /// A class-balanced labeled subset of `--labels` images, drawn with the run's seed on a
-    /// stream of its own, and the rest unlabeled.
-    fn train_data(&self, config: &RunConfig, train: Split) -> Result<TrainData, RunError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(4);
-        let labeled = balanced_subset(train.labels(), self.labels / CLASSES, &mut rng)?;
-        let mut is_labeled = vec![false; train.len()];
-        for &i in &labeled {
-            is_labeled[i] = true;
-        }
-        let unlabeled: Vec<usize> = (0..train.len()).filter(|&i| !is_labeled[i]).collect();
-        if unlabeled.is_empty() {
-            return Err(RunError::Config(
-                "--labels: every training image is labeled; nothing is left unlabeled".into(),
-            ));
-        }
-        Ok(TrainData::SemiSupervised {
-            labeled: TrainSet::new(train.subset(&labeled), config.binarize),
-            unlabeled: TrainSet::new(train.subset(&unlabeled), config.binarize),
-        })
-    }
-
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let TrainData::SemiSupervised { labeled, unlabeled } = data else {
             panic!("M2 trains on the semi-supervised split of its train_data");
         };
@@ -335,7 +361,7 @@ impl RunModel for M2Model {
             unlabeled: unlabeled.len(),
         };
         let m2 = &self.m2;
-        let (store, opt) = self.params.at_lr(ctx.lr);
+        let (store, opt) = self.params.parts();
         let mean = train::semi_supervised_epoch(
             store,
             opt,
@@ -352,32 +378,47 @@ impl RunModel for M2Model {
             },
             &mut *ctx.on_batch,
         );
-        vec![mean.loss]
+        Row::new(self.columns().train, vec![mean.loss])
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
-    }
-
-    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, keys: Keys) -> Row {
         let (mut recon, mut kl) = (0.0f64, 0.0f64);
         self.bound_chunks(&test.x, &keys.draws(&test.examples), |r, k| {
             recon += f64::from(r.sum());
             kl += f64::from(k.sum());
         });
         let n = test.x.nrows().max(1) as f64;
-        vec![(recon + kl) / n, recon / n, kl / n, self.error(test)]
+        let values = vec![(recon + kl) / n, recon / n, kl / n, self.error(test)];
+        Row::new(self.columns().test, values)
     }
 
-    fn describe(&self, values: &[f64]) -> String {
-        let error = 100.0 * values[4];
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            sample: Some(self),
+            score: Some(self),
+            ..Abilities::default()
+        }
+    }
+}
+
+impl Report for M2Model {
+    fn describe(&self, values: &Row) -> String {
+        let error = 100.0 * values.get("test_error");
         format!(
             "{}  error {error:5.2}%",
             describe_elbo("train loss", values)
         )
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
+    fn describe_test(&self, values: &Row) -> String {
         describe_test_elbo(values)
     }
 
@@ -410,22 +451,6 @@ impl RunModel for M2Model {
         rng: &mut ChaCha8Rng,
     ) -> Result<Picture, String> {
         Ok(label_sample_picture(self.net(), n, rng))
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
-    }
-
-    fn sampler(&self) -> Option<&dyn Sample> {
-        Some(self)
-    }
-
-    fn scorer(&self) -> Option<&dyn Score> {
-        Some(self)
     }
 }
 

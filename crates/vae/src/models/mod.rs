@@ -1,5 +1,6 @@
-//! The models. Each is one file: its config, its constructor, its loss, and the [`RunModel`]
-//! that a run trains, with its [`ModelEntry`]; [`MODELS`] lists the entries.
+//! The models. Each is one file: its settings, its constructor, its loss, and the
+//! [`RunModel`](crate::model::RunModel) that a run trains, with its [`ModelEntry`]; [`MODELS`]
+//! lists the entries.
 
 /// `FromStr` and `Display` of a setting's enum from one table of its variants and their
 /// spellings on the command line (and in checkpoints); an unknown spelling is `$error(s)`.
@@ -38,33 +39,38 @@ pub mod report;
 mod vae;
 mod vqvae;
 
-pub use ae::{AeConfig, AeModel, Autoencoder};
-pub use classifier::{Classifier, ClassifierModel, predictions};
+pub use ae::{AeConfig, AeModel, AeNet, AeSettings, Autoencoder};
+pub use classifier::{Classifier, ClassifierModel, ClassifierSettings, predictions};
 pub use completion::{
-    Completion, CompletionModel, Mask, Observe, ParseObserveError, Regressor, RegressorModel,
+    Completion, CompletionModel, CompletionSettings, Mask, Observe, ParseObserveError, Regressor,
+    RegressorModel, RegressorSettings,
 };
-pub use cvae::{CLASSES, Cvae, CvaeModel, one_hot};
-pub use dae::{Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
+pub use cvae::{CLASSES, Cvae, CvaeModel, CvaeSettings, one_hot};
+pub use dae::{DaeSettings, Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
 pub use gan::{
-    D_HIDDEN, Discriminator, G_BATCH_NORM, GAN_BETA1, Game, GanLoss, GanModel, Generator,
-    MINIBATCH_DIMS, MINIBATCH_KERNELS, N_CRITIC, ParseGanLossError, WGAN_CLIP, critic_steps,
+    D_HIDDEN, Discriminator, G_BATCH_NORM, GAN_BETA1, Game, GanLoss, GanModel, GanNet,
+    GanSettings, Generator, MINIBATCH_DIMS, MINIBATCH_KERNELS, N_CRITIC, ParseGanLossError,
+    WGAN_CLIP, WganSettings, critic_steps,
 };
-pub use m2::{Counts, M2, M2Model, PAPER_ALPHA, Unlabeled, balanced_subset};
-pub use pixel_ar::{LEVELS, MIN_LOG_SCALE, PixelAr, PixelArConfig, PixelArModel, Window};
-pub use vae::{Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, bernoulli_means};
+pub use m2::{Counts, M2, M2Model, M2Settings, PAPER_ALPHA, Unlabeled, balanced_subset};
+pub use pixel_ar::{
+    LEVELS, MIN_LOG_SCALE, PixelAr, PixelArConfig, PixelArModel, PixelArSettings, Window,
+};
+pub use vae::{
+    Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, VaeNet, VaeSettings,
+    bernoulli_means,
+};
 pub use vqvae::{
     Codebook, CodebookUpdate, EMA_DECAY, EMA_EPSILON, Evaluation, PRIOR_FIT,
-    ParseCodebookUpdateError, Quantized, Usage, VqConfig, VqVae, VqVaeModel, nearest,
-    squared_distances,
+    ParseCodebookUpdateError, Quantized, Usage, VqConfig, VqVae, VqVaeModel, VqVaeSettings,
+    nearest, squared_distances,
 };
 
-use std::fmt;
 use std::str::FromStr;
 
 use autodiff::Var;
 
-use crate::data::Binarize;
-use crate::run::{RunConfig, RunModel, Setting};
+use crate::model::{ModelEntry, ModelKind, ParseModelKindError};
 
 /// Every model `--model` can name, in the order the help lists them: one line per model.
 pub static MODELS: &[&ModelEntry] = &[
@@ -82,72 +88,26 @@ pub static MODELS: &[&ModelEntry] = &[
     &classifier::MODEL,
 ];
 
-/// A model as the registry knows it: its name, the settings of its own, how it is built.
-pub struct ModelEntry {
-    /// Its `--model` name, also in checkpoints and `config.toml`.
-    pub name: &'static str,
-    /// What it is, in a few words.
-    pub about: &'static str,
-    /// The settings only this model reads (they define its run, so checkpoints keep them).
-    pub settings: &'static [Setting],
-    /// How its targets are binarized when `--binarize` is not given.
-    pub binarize: Binarize,
-    /// Sets its own defaults of the shared settings (a GAN's batch size and learning rate,
-    /// say) in the run's defaults; [`keep`] for none.
-    pub defaults: fn(&mut RunConfig),
-    /// Makes `config`, the model's own, that of the background model of its likelihood ratio
-    /// (`vae-train anomaly --protocol ood`) beyond the perturbed training images `--background`
-    /// already asks for; [`keep`] for the same model.
-    pub background: fn(&mut RunConfig),
-    /// Rejects settings the model cannot train with, saying which flag is wrong.
-    pub check: fn(&RunConfig) -> Result<(), String>,
-    /// The model `config` describes, for images of `shape` (height, width), initialised from
-    /// the run's seed.
-    pub build: fn(&RunConfig, (usize, usize)) -> Box<dyn RunModel>,
-}
-
 /// The ranges `0..size`, `size..2·size`, … covering `0..n`: the row chunks of an evaluation
 /// that bounds its memory.
 pub(crate) fn row_chunks(n: usize, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     (0..n).step_by(size).map(move |s| s..(s + size).min(n))
 }
 
-/// [`ModelEntry::defaults`] of a model that takes the run's defaults as they are.
-pub fn keep(_: &mut RunConfig) {}
-
-/// Which model a run trains (`--model`): an entry of [`MODELS`].
-#[derive(Clone, Copy)]
-pub struct ModelKind(&'static ModelEntry);
-
-/// An unknown `--model` value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model `{0}` (expected {names})", names = ModelKind::names())]
-pub struct ParseModelKindError(pub String);
-
 impl ModelKind {
-    /// The name on the command line and in checkpoints.
-    pub fn name(self) -> &'static str {
-        self.0.name
-    }
-
-    /// Its registry entry.
-    pub fn entry(self) -> &'static ModelEntry {
-        self.0
-    }
-
     /// Every kind, in the registry's order.
     pub fn all() -> impl Iterator<Item = ModelKind> {
         MODELS.iter().map(|&e| ModelKind(e))
     }
+}
 
-    /// `vae, cvae, ... or m2`.
-    fn names() -> String {
-        let names: Vec<&str> = MODELS.iter().map(|e| e.name).collect();
-        match names.split_last() {
-            Some((last, [])) => (*last).to_string(),
-            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-            None => String::new(),
-        }
+/// `vae, cvae, ... or m2`: every registered name.
+pub(crate) fn names() -> String {
+    let names: Vec<&str> = MODELS.iter().map(|e| e.name).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -158,32 +118,12 @@ impl Default for ModelKind {
     }
 }
 
-impl PartialEq for ModelKind {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
-    }
-}
-
-impl Eq for ModelKind {}
-
-impl fmt::Debug for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ModelKind({})", self.name())
-    }
-}
-
 impl FromStr for ModelKind {
     type Err = ParseModelKindError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ModelKind::all()
             .find(|k| k.name() == s)
             .ok_or_else(|| ParseModelKindError(s.to_string()))
-    }
-}
-
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -309,6 +249,19 @@ pub(crate) fn tiny_vae(
     (store, vae)
 }
 
+/// The defaults of `kind` with tiny networks for tests: hidden width 3, latent dimension 2,
+/// 10 labels (where the model has those settings).
+#[cfg(test)]
+pub(crate) fn tiny_run(kind: ModelKind) -> crate::model::RunConfig {
+    let mut config = crate::model::RunConfig::for_model(kind);
+    for (key, value) in [("hidden", "3"), ("latent_dim", "2"), ("labels", "10")] {
+        if config.model.has(key) {
+            config.model.set(key, value).unwrap();
+        }
+    }
+    config
+}
+
 #[cfg(test)]
 mod registry_tests {
     use super::*;
@@ -348,21 +301,15 @@ mod registry_tests {
     #[test]
     fn each_model_reports_as_many_values_as_it_has_columns() {
         use crate::data::{Binarize, Split};
-        use crate::run::{Epoch, TestData};
+        use crate::model::{Epoch, TestData};
         // 20 random 4×4 images of the ten labels.
         let pixels: Vec<u8> = (0..20 * 16).map(|i| ((i * 37) % 256) as u8).collect();
         let labels: Vec<u8> = (0..20).map(|i| (i % 10) as u8).collect();
         let split = Split::new(pixels, labels, (4, 4));
         for kind in ModelKind::all() {
-            let config = RunConfig {
-                model: kind,
-                hidden: vec![3],
-                latent_dim: 2,
-                labels: 10,
-                batch_size: 8,
-                binarize: Binarize::Static,
-                ..RunConfig::default()
-            };
+            let mut config = tiny_run(kind);
+            config.optimizer.batch_size = 8;
+            config.data.binarize = Binarize::Static;
             let mut model = (kind.entry().build)(&config, (4, 4));
             let columns = model.columns();
             let data = model.train_data(&config, split.clone()).unwrap();

@@ -19,19 +19,21 @@ use std::str::FromStr;
 
 use autodiff::{Matrix, Var, discretized_logistic_nll};
 use ndarray::s;
-use nn::checkpoint::Metadata;
 use nn::{Activation, Bound, Init, Mlp, MlpConfig, ParamId, ParamStore};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use super::ModelEntry;
 use super::report::Grids;
+use super::vae::check_background;
 use crate::data::{Binarize, perturb};
-use crate::random::Keys;
-use crate::run::{
-    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Sample, Samples, Score, Setting, TestData, TrainData, files,
+use crate::model::{
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
+    RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData,
+    TrainData, all_images, by_str, check_hidden, positive, short_f32,
 };
+use crate::random::Keys;
+use crate::run::files;
 use crate::train;
 
 /// Intensity levels of a pixel: 8-bit images.
@@ -324,48 +326,71 @@ impl PixelAr {
     }
 }
 
+/// `--model pixel-ar`: its network, the neighbourhood it reads, and the background noise of a
+/// likelihood ratio's background model.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model pixel-ar")]
+pub struct PixelArSettings {
+    /// Hidden widths of the MLP that reads a pixel's neighbourhood, comma-separated.
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive, default_value = "128,128")]
+    pub hidden: Vec<usize>,
+    /// Between hidden layers: relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
+    #[arg(long, default_value = "relu")]
+    #[serde(with = "by_str")]
+    pub activation: Activation,
+    /// The neighbourhood each pixel is predicted from, ROWS,HALF_WIDTH (the rows above it, the
+    /// columns on each side).
+    #[arg(long, value_name = "ROWS,HALF_WIDTH", default_value_t = Window::WIDE)]
+    #[serde(with = "by_str")]
+    pub window: Window,
+    /// Predict each pixel from its neighbourhood only, without its row and column (what a
+    /// likelihood ratio's background model does).
+    #[arg(long)]
+    pub local: bool,
+    /// Replace each training pixel with a random gray level at this rate, in [0, 1) (a
+    /// likelihood ratio's background model).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    #[serde(with = "short_f32")]
+    pub background: f32,
+}
+
+impl Settings for PixelArSettings {
+    fn check(&self, config: &RunConfig) -> Result<(), String> {
+        check_hidden(&self.hidden)?;
+        check_background(self.background)?;
+        if config.data.binarize != Binarize::None {
+            return Err(format!(
+                "--binarize {}: model pixel-ar gives the probability of each of the {LEVELS} \
+                 gray levels, so it trains on gray images (--binarize none)",
+                config.data.binarize
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `--model pixel-ar` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "pixel-ar",
     about: "a local autoregressive model of gray levels, exact likelihood",
-    settings: &[Setting::Background, Setting::Local, Setting::Window],
+    schema: Schema::of::<PixelArSettings>(),
     binarize: Binarize::None,
-    defaults: |c| {
-        c.hidden = vec![128, 128];
-        c.epochs = 4;
-        c.window = Window::WIDE;
-    },
+    defaults: |c| c.epochs = 4,
     background: background_model,
-    check,
-    build: |config, shape| Box::new(PixelArModel::new(config, shape)),
+    // pixel-ar's only window before it was a setting.
+    legacy: &[("window", "3,3")],
+    data: all_images,
+    build: |config, build| Box::new(PixelArModel::new(config, build.shape)),
 };
 
 /// How the background model of pixel-ar's likelihood ratio differs from the model besides its
 /// perturbed training images: it sees only the [`Window::LOCAL`] neighbourhood, not where a
 /// pixel is, and is half as wide.
 pub fn background_model(config: &mut RunConfig) {
-    config.local = true;
-    config.window = Window::LOCAL;
-    config.hidden = config.hidden.iter().map(|&w| w.div_ceil(2)).collect();
-}
-
-/// The settings pixel-ar cannot train with.
-fn check(config: &RunConfig) -> Result<(), String> {
-    super::vae::check_background(config)?;
-    if config.binarize != Binarize::None {
-        return Err(format!(
-            "--binarize {}: model pixel-ar gives the probability of each of the {LEVELS} gray \
-             levels, so it trains on gray images (--binarize none)",
-            config.binarize
-        ));
-    }
-    if config.beta != 1.0 {
-        return Err(format!(
-            "--beta {} weights a VAE's KL term; model pixel-ar has none",
-            config.beta
-        ));
-    }
-    Ok(())
+    let settings: &mut PixelArSettings = config.model.get_mut();
+    settings.local = true;
+    settings.window = Window::LOCAL;
+    settings.hidden = settings.hidden.iter().map(|&w| w.div_ceil(2)).collect();
 }
 
 /// `metrics.csv` of pixel-ar: `−ln p(x)` per image in training and on the test set, and the
@@ -386,19 +411,20 @@ pub struct PixelArModel {
 impl PixelArModel {
     /// The model of `config` for images of `shape`, initialised from the run's seed.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let settings: &PixelArSettings = config.settings();
         let mut store = ParamStore::new();
         let model_config = PixelArConfig {
             shape,
-            window: config.window,
-            hidden: config.hidden.clone(),
-            activation: config.activation,
-            position: !config.local,
+            window: settings.window,
+            hidden: settings.hidden.clone(),
+            activation: settings.activation,
+            position: !settings.local,
         };
         let model = PixelAr::new(&mut store, model_config, &mut config.init_rng());
         PixelArModel {
             model,
             params: Params::new(store, config),
-            background: config.background,
+            background: settings.background,
         }
     }
 
@@ -423,9 +449,9 @@ impl RunModel for PixelArModel {
         COLUMNS
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let (model, rate) = (&self.model, self.background);
-        let (store, opt) = self.params.at_lr(ctx.lr);
+        let (store, opt) = self.params.parts();
         let mean = train::epoch(
             store,
             opt,
@@ -438,27 +464,47 @@ impl RunModel for PixelArModel {
             },
             &mut *ctx.on_batch,
         );
-        vec![mean.loss]
+        Row::new(COLUMNS.train, vec![mean.loss])
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
-    }
-
-    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, _keys: Keys) -> Row {
         let nll = self.test_nll(test);
-        vec![nll, self.bits_per_dim(nll)]
+        Row::new(COLUMNS.test, vec![nll, self.bits_per_dim(nll)])
     }
 
-    fn describe(&self, values: &[f64]) -> String {
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
+    }
+
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            sample: Some(self),
+            score: Some(self),
+            ..Abilities::default()
+        }
+    }
+}
+
+impl Report for PixelArModel {
+    fn describe(&self, values: &Row) -> String {
         format!(
             "train -log p(x) {:8.3}  test -log p(x) {:8.3} ({:.4} bits/dim)",
-            values[0], values[1], values[2]
+            values.get("train_neg_log_px"),
+            values.get("test_neg_log_px"),
+            values.get("test_bits_per_dim")
         )
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
-        format!("-log p(x) {:.2} ({:.4} bits/dim)", values[0], values[1])
+    fn describe_test(&self, values: &Row) -> String {
+        format!(
+            "-log p(x) {:.2} ({:.4} bits/dim)",
+            values.get("test_neg_log_px"),
+            values.get("test_bits_per_dim")
+        )
     }
 
     fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
@@ -492,22 +538,6 @@ impl RunModel for PixelArModel {
             self.sample(n, rng).images,
             format!("{n} samples"),
         ))
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
-    }
-
-    fn sampler(&self) -> Option<&dyn Sample> {
-        Some(self)
-    }
-
-    fn scorer(&self) -> Option<&dyn Score> {
-        Some(self)
     }
 }
 

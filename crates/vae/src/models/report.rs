@@ -20,9 +20,10 @@ use crate::random::Draws;
 use crate::train;
 use nn::Bound;
 
-use crate::run::{
-    Columns, Epoch, Figure, Finish, Params, Picture, RunError, Samples, TestData, TrainData, files,
+use crate::model::{
+    Columns, Epoch, Figure, Finish, Params, Picture, Row, RunError, Samples, TestData, TrainData,
 };
+use crate::run::files;
 
 /// The columns of every model with an ELBO: the training −ELBO, the test −ELBO and its parts.
 pub const ELBO_COLUMNS: Columns = Columns {
@@ -36,39 +37,44 @@ pub fn train_neg_elbo(mean: &Metrics) -> f64 {
 }
 
 /// An epoch of [`train::epoch`] over all the training images with the loss `loss` builds for a
-/// batch, at the epoch's rate; returns the train column of [`ELBO_COLUMNS`].
+/// batch, at the rate the run set; returns the train column of [`ELBO_COLUMNS`].
 pub fn elbo_epoch(
     params: &mut Params,
     data: &TrainData,
     ctx: &mut Epoch<'_>,
     loss: impl for<'t> Fn(&Bound<'t>, Batch, &Draws<'_>) -> Loss<'t>,
-) -> Vec<f64> {
-    let (store, opt) = params.at_lr(ctx.lr);
+) -> Row {
+    let (store, opt) = params.parts();
     let set = data.all();
     let plan = ctx.plan();
     let mean = train::epoch(store, opt, set, plan, loss, &mut *ctx.on_batch);
-    vec![train_neg_elbo(&mean)]
+    Row::new(ELBO_COLUMNS.train, vec![train_neg_elbo(&mean)])
 }
 
 /// The test columns of [`ELBO_COLUMNS`].
-pub fn elbo_values(elbo: Elbo) -> Vec<f64> {
-    vec![elbo.neg_elbo, elbo.recon, elbo.kl]
+pub fn elbo_values(elbo: Elbo) -> Row {
+    Row::new(ELBO_COLUMNS.test, vec![elbo.neg_elbo, elbo.recon, elbo.kl])
 }
 
-/// `{train} 165.092  test -ELBO 128.338 (recon 105.308, KL 23.030)` of `[train, −ELBO, recon,
-/// KL, ...]`, the train figure named `train`.
-pub fn describe_elbo(train: &str, values: &[f64]) -> String {
+/// `{train} 165.092  test -ELBO 128.338 (recon 105.308, KL 23.030)` of an epoch's row, its
+/// first value the train figure named `train`.
+pub fn describe_elbo(train: &str, row: &Row) -> String {
+    let first = row.values().next().unwrap_or(f64::NAN);
     format!(
-        "{train} {:8.3}  test -ELBO {:8.3} (recon {:8.3}, KL {:7.3})",
-        values[0], values[1], values[2], values[3]
+        "{train} {first:8.3}  test -ELBO {:8.3} (recon {:8.3}, KL {:7.3})",
+        row.get("test_neg_elbo"),
+        row.get("test_recon"),
+        row.get("test_kl")
     )
 }
 
-/// `test -ELBO 98.67 nats (recon 68.78, KL 29.89)` of `[−ELBO, recon, KL, ...]`.
-pub fn describe_test_elbo(values: &[f64]) -> String {
+/// `test -ELBO 98.67 nats (recon 68.78, KL 29.89)` of the test columns of [`ELBO_COLUMNS`].
+pub fn describe_test_elbo(test: &Row) -> String {
     format!(
         "test -ELBO {:.2} nats (recon {:.2}, KL {:.2})",
-        values[0], values[1], values[2]
+        test.get("test_neg_elbo"),
+        test.get("test_recon"),
+        test.get("test_kl")
     )
 }
 

@@ -17,19 +17,22 @@ use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayView2, s};
-use nn::checkpoint::Metadata;
 
+use serde::{Deserialize, Serialize};
+
+use super::Loss;
 use super::report::{
     ELBO_COLUMNS, Grids, active_units_figure, cluster_figures, describe_elbo, describe_test_elbo,
     elbo_epoch, elbo_values, iw_nll_figure,
 };
-use super::{Loss, ModelEntry};
 use crate::data::{Binarize, perturb};
-use crate::random::{Draws, Keys, Purpose, examples};
-use crate::run::{
-    Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError, RunModel,
-    Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
+use crate::model::{
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
+    RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, ScoreSettings, Scores,
+    Settings, State, TestData, TrainData, all_images, by_str, check_hidden, positive, short_f32,
 };
+use crate::random::{Draws, Keys, Purpose, examples};
+use crate::run::files;
 use crate::{eval, pictures};
 
 /// The decoder's distribution over pixels.
@@ -361,25 +364,98 @@ pub fn bernoulli_means(logits: &Matrix) -> Matrix {
     logits.mapv(|l| 1.0 / (1.0 + (-l).exp()))
 }
 
+/// The network of the VAE family (vae, cvae, completion, m2): the flags every one of them takes.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct VaeNet {
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive, default_value = "400")]
+    pub hidden: Vec<usize>,
+    /// Dimensions of z.
+    #[arg(long, value_name = "N", value_parser = positive, default_value_t = 32)]
+    pub latent_dim: usize,
+    /// Between hidden layers: relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
+    #[arg(long, default_value = "relu")]
+    #[serde(with = "by_str")]
+    pub activation: Activation,
+    /// The decoder's distribution: bernoulli, or gaussian (unit variance: a squared error).
+    #[arg(long, default_value = "bernoulli")]
+    #[serde(with = "by_str")]
+    pub likelihood: Likelihood,
+    /// Weight of the KL term (1: the ELBO).
+    #[arg(long, value_name = "β", default_value_t = 1.0)]
+    #[serde(with = "short_f32")]
+    pub beta: f32,
+}
+
+impl VaeNet {
+    /// The unconditional network with prior N(0, I) for images of `shape` (a model sets its
+    /// own condition and prior).
+    pub fn config(&self, (height, width): (usize, usize)) -> VaeConfig {
+        VaeConfig {
+            input_dim: height * width,
+            hidden: self.hidden.clone(),
+            latent_dim: self.latent_dim,
+            activation: self.activation,
+            likelihood: self.likelihood,
+            beta: self.beta,
+            cond_dim: 0,
+            prior: Prior::Standard,
+        }
+    }
+
+    /// Rejects a network that cannot be built or a β that is not a weight.
+    pub fn check(&self) -> Result<(), String> {
+        check_hidden(&self.hidden)?;
+        if self.latent_dim == 0 {
+            return Err("--latent-dim must be at least 1".into());
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return Err("--beta must be a non-negative number".into());
+        }
+        Ok(())
+    }
+}
+
+/// `--model vae`: its network, and the background noise of a likelihood ratio's background
+/// model.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model vae")]
+pub struct VaeSettings {
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub net: VaeNet,
+    /// Replace each training pixel with noise at this rate, in [0, 1) (Ren et al.'s background
+    /// model for likelihood-ratio OOD detection).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    #[serde(with = "short_f32")]
+    pub background: f32,
+}
+
+impl Settings for VaeSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        self.net.check()?;
+        check_background(self.background)
+    }
+}
+
 /// `--model vae` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "vae",
     about: "the VAE of Kingma & Welling, M1",
-    settings: &[Setting::Background],
+    schema: Schema::of::<VaeSettings>(),
     binarize: Binarize::Dynamic,
-    defaults: super::keep,
-    background: super::keep,
-    check: check_background,
-    build: |config, shape| Box::new(VaeModel::new(config, shape)),
+    defaults: crate::model::keep,
+    background: crate::model::keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(VaeModel::new(config, build.shape)),
 };
 
 /// Refuses a `--background` rate outside [0, 1).
-pub(super) fn check_background(config: &RunConfig) -> Result<(), String> {
-    if !(0.0..1.0).contains(&config.background) {
-        return Err(format!(
-            "--background must be a rate in [0, 1), got {}",
-            config.background
-        ));
+pub(super) fn check_background(rate: f32) -> Result<(), String> {
+    if !(0.0..1.0).contains(&rate) {
+        return Err(format!("--background must be a rate in [0, 1), got {rate}"));
     }
     Ok(())
 }
@@ -396,12 +472,13 @@ pub struct VaeModel {
 impl VaeModel {
     /// The VAE of `config` for images of `shape`, initialised from the run's seed.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
+        let settings: &VaeSettings = config.settings();
         let mut store = ParamStore::new();
-        let vae = Vae::new(&mut store, config.vae_config(shape), &mut config.init_rng());
+        let vae = Vae::new(&mut store, settings.net.config(shape), &mut config.init_rng());
         VaeModel {
             vae,
             params: Params::new(store, config),
-            background: (config.background, config.binarize != Binarize::None),
+            background: (settings.background, config.data.binarize != Binarize::None),
         }
     }
 }
@@ -411,7 +488,7 @@ impl RunModel for VaeModel {
         ELBO_COLUMNS
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let (vae, (rate, binary)) = (&self.vae, self.background);
         elbo_epoch(&mut self.params, data, ctx, |p, batch, draws| {
             let x = perturb(batch.images, rate, binary, draws);
@@ -419,7 +496,7 @@ impl RunModel for VaeModel {
         })
     }
 
-    fn test(&self, test: &TestData, keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, keys: Keys) -> Row {
         elbo_values(eval::elbo(
             &self.vae,
             &self.params.store,
@@ -429,16 +506,30 @@ impl RunModel for VaeModel {
         ))
     }
 
-    fn shared_parameters(&self) -> Option<&ParamStore> {
-        Some(&self.params.store)
+    fn state(&mut self) -> State<'_> {
+        self.params.state().data_parallel()
     }
 
-    fn describe(&self, values: &[f64]) -> String {
-        describe_elbo("train -ELBO", values)
+    fn report(&self) -> &dyn Report {
+        self
     }
 
-    fn describe_test(&self, values: &[f64]) -> String {
-        describe_test_elbo(values)
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            sample: Some(self),
+            score: Some(self),
+            ..Abilities::default()
+        }
+    }
+}
+
+impl Report for VaeModel {
+    fn describe(&self, row: &Row) -> String {
+        describe_elbo("train -ELBO", row)
+    }
+
+    fn describe_test(&self, test: &Row) -> String {
+        describe_test_elbo(test)
     }
 
     fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
@@ -484,21 +575,6 @@ impl RunModel for VaeModel {
         ))
     }
 
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        self.params.save(path, metadata)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        self.params.restore(path, what)
-    }
-
-    fn sampler(&self) -> Option<&dyn Sample> {
-        Some(self)
-    }
-
-    fn scorer(&self) -> Option<&dyn Score> {
-        Some(self)
-    }
 }
 
 impl Sample for VaeModel {

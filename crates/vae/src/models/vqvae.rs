@@ -23,24 +23,29 @@ use std::rc::Rc;
 use autodiff::gemm::gemm;
 use autodiff::{Matrix, Tape, Var, bce_with_logits, mse, straight_through};
 use ndarray::{Axis, s};
-use nn::checkpoint::{self, Metadata};
+use nn::checkpoint::Metadata;
 use nn::{Activation, Bound, Linear, Mlp, MlpConfig, Optimizer, ParamId, ParamStore};
 use rand::seq::index;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::code_prior::{FitConfig, Made, categorical_log_prob, categorical_log_probs};
+use serde::{Deserialize, Serialize};
+
 use super::report::Grids;
 use super::vae::check_background;
-use super::{Likelihood, Loss, MetricsMean, ModelEntry};
+use super::{Likelihood, Loss, MetricsMean};
 use crate::chart::codebook::save_usage;
 use crate::data::{Binarize, eval_targets, perturb};
 use crate::eval::pca::squared_error_rows;
-use crate::random::{Keys, Purpose};
-use crate::run::{
-    AfterTraining, Columns, Epoch, Figure, Finish, Params, Picture, Restore, RunConfig, RunError,
-    RunModel, Sample, Samples, Score, ScoreSettings, Scores, Setting, TestData, TrainData, files,
+use crate::model::{
+    Abilities, AfterTraining, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report,
+    Row, RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, ScoreSettings, Scores,
+    Settings, State, TestData, TrainData, all_images, by_str, check_hidden, keep, positive,
+    short_f32,
 };
+use crate::random::{Keys, Purpose};
+use crate::run::files;
 use crate::train;
 
 /// The decay γ of the codebook's moving averages (the paper's appendix A.1).
@@ -470,51 +475,84 @@ pub struct Evaluation {
     pub pictures: Matrix,
 }
 
+/// `--model vqvae`: its networks, its code and codebook, how the codebook learns, and the
+/// background noise of a likelihood ratio's background model.
+#[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Model vqvae")]
+pub struct VqVaeSettings {
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
+    #[arg(long, value_name = "W[,W...]", value_delimiter = ',', value_parser = positive, default_value = "400")]
+    pub hidden: Vec<usize>,
+    /// Between hidden layers: relu, tanh, softplus (also leaky_relu:SLOPE, sigmoid).
+    #[arg(long, default_value = "relu")]
+    #[serde(with = "by_str")]
+    pub activation: Activation,
+    /// The decoder's distribution: bernoulli, or gaussian (unit variance: a squared error).
+    #[arg(long, default_value = "bernoulli")]
+    #[serde(with = "by_str")]
+    pub likelihood: Likelihood,
+    /// Code vectors per image, N.
+    #[arg(long, value_name = "N", value_parser = positive, default_value_t = 8)]
+    pub codes: usize,
+    /// Dimensions of each code vector, D.
+    #[arg(long, value_name = "D", value_parser = positive, default_value_t = 8)]
+    pub code_dim: usize,
+    /// Embeddings in the codebook, K (at least 2).
+    #[arg(long, value_name = "K", default_value_t = 64)]
+    pub codebook: usize,
+    /// The weight β of the commitment term (0.25 in the paper).
+    #[arg(long, value_name = "β", default_value_t = 0.25)]
+    #[serde(with = "short_f32")]
+    pub commitment: f32,
+    /// How the codebook learns: ema (moving averages of the encoder outputs assigned to each
+    /// code, decay 0.99) or loss (its term of the loss).
+    #[arg(long, default_value_t = CodebookUpdate::Ema)]
+    #[serde(with = "by_str")]
+    pub codebook_update: CodebookUpdate,
+    /// Re-seed every code unused over an epoch from an encoder output of the epoch's last batch.
+    #[arg(long)]
+    pub restart_dead: bool,
+    /// Replace each training pixel with noise at this rate, in [0, 1) (a likelihood ratio's
+    /// background model).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    #[serde(with = "short_f32")]
+    pub background: f32,
+}
+
+impl Settings for VqVaeSettings {
+    fn check(&self, _config: &RunConfig) -> Result<(), String> {
+        check_hidden(&self.hidden)?;
+        if self.codebook < 2 {
+            return Err(format!(
+                "--codebook {}: a codebook needs at least 2 embeddings",
+                self.codebook
+            ));
+        }
+        if self.codes == 0 {
+            return Err("--codes must be at least 1".into());
+        }
+        if self.code_dim == 0 {
+            return Err("--code-dim must be at least 1".into());
+        }
+        if !(self.commitment.is_finite() && self.commitment >= 0.0) {
+            return Err("--commitment must be a non-negative number".into());
+        }
+        check_background(self.background)
+    }
+}
+
 /// `--model vqvae` in the registry.
 pub const MODEL: ModelEntry = ModelEntry {
     name: "vqvae",
     about: "a VQ-VAE: a discrete code from a learned codebook, with priors fitted to its codes",
-    settings: &[
-        Setting::Codes,
-        Setting::CodeDim,
-        Setting::Codebook,
-        Setting::Commitment,
-        Setting::CodebookUpdate,
-        Setting::RestartDead,
-        Setting::Background,
-    ],
+    schema: Schema::of::<VqVaeSettings>(),
     binarize: Binarize::Dynamic,
-    defaults: super::keep,
-    background: super::keep,
-    check,
-    build: |config, shape| Box::new(VqVaeModel::new(config, shape)),
+    defaults: keep,
+    background: keep,
+    legacy: &[],
+    data: all_images,
+    build: |config, build| Box::new(VqVaeModel::new(config, build.shape)),
 };
-
-/// The settings a VQ-VAE cannot train with.
-fn check(config: &RunConfig) -> Result<(), String> {
-    if config.codebook < 2 {
-        return Err(format!(
-            "--codebook {}: a codebook needs at least 2 embeddings",
-            config.codebook
-        ));
-    }
-    if config.codes == 0 {
-        return Err("--codes must be at least 1".into());
-    }
-    if config.code_dim == 0 {
-        return Err("--code-dim must be at least 1".into());
-    }
-    if !(config.commitment.is_finite() && config.commitment >= 0.0) {
-        return Err("--commitment must be a non-negative number".into());
-    }
-    if config.beta != 1.0 {
-        return Err(format!(
-            "--beta {} weights a VAE's KL term; the VQ-VAE has none (its β is --commitment)",
-            config.beta
-        ));
-    }
-    check_background(config)
-}
 
 /// `metrics.csv` of the VQ-VAE: the loss's three terms, the perplexity of the epoch's code
 /// usage and the codes it used, in training (before restarts) and on the test set.
@@ -556,7 +594,8 @@ pub struct VqVaeModel {
 
 impl VqVaeModel {
     /// The VQ-VAE of `config` for images of `shape`.
-    pub fn new(config: &RunConfig, (height, width): (usize, usize)) -> Self {
+    pub fn new(run: &RunConfig, (height, width): (usize, usize)) -> Self {
+        let config: &VqVaeSettings = run.settings();
         let vq_config = VqConfig {
             input_dim: height * width,
             hidden: config.hidden.clone(),
@@ -568,7 +607,7 @@ impl VqVaeModel {
             commitment: config.commitment,
             update: config.codebook_update,
         };
-        let mut rng = config.init_rng();
+        let mut rng = run.init_rng();
         let mut store = ParamStore::new();
         let mut buffers = ParamStore::new();
         let vq = VqVae::new(&mut store, vq_config, &mut rng);
@@ -588,19 +627,19 @@ impl VqVaeModel {
             config.codes,
             config.codebook,
             &PRIOR_HIDDEN,
-            &mut prior_rng(config.seed),
+            &mut prior_rng(run.seed),
         );
         VqVaeModel {
             vq,
             codebook,
-            params: Params::new(store, config),
+            params: Params::new(store, run),
             buffers,
             categorical,
             made,
             prior_fitted: false,
             restart_dead: config.restart_dead,
-            background: (config.background, config.binarize != Binarize::None),
-            seed: config.seed,
+            background: (config.background, run.data.binarize != Binarize::None),
+            seed: run.seed,
         }
     }
 
@@ -719,10 +758,10 @@ impl RunModel for VqVaeModel {
         COLUMNS
     }
 
-    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Vec<f64> {
+    fn train_epoch(&mut self, data: &TrainData, ctx: &mut Epoch<'_>) -> Row {
         let (vq, codebook, buffers) = (&self.vq, &self.codebook, &mut self.buffers);
         let (rate, binary) = self.background;
-        let (store, opt) = self.params.at_lr(ctx.lr);
+        let (store, opt) = self.params.parts();
         let train = data.all();
         let mut usage = Usage::new(vq.config.codebook);
         let mut mean = MetricsMean::default();
@@ -761,41 +800,48 @@ impl RunModel for VqVaeModel {
         self.prior_fitted = false;
         let m = mean.mean();
         let part = |name| m.part(name).unwrap_or(f64::NAN);
-        vec![
+        let values = vec![
             part("recon"),
             part("codebook"),
             part("commitment"),
             perplexity,
             used as f64,
-        ]
+        ];
+        Row::new(COLUMNS.train, values)
     }
 
-    fn test(&self, test: &TestData, _keys: Keys) -> Vec<f64> {
+    fn test(&self, test: &TestData, _keys: Keys) -> Row {
         let eval = self.evaluate(&test.x);
         let mut usage = Usage::new(self.vq.config.codebook);
         usage.add(&eval.codes);
-        vec![
+        let values = vec![
             mean(&eval.recon),
             mean(&eval.codebook),
             usage.perplexity(),
             usage.used() as f64,
-        ]
+        ];
+        Row::new(COLUMNS.test, values)
     }
 
-    fn describe(&self, v: &[f64]) -> String {
-        let k = self.vq.config.codebook;
-        format!(
-            "train recon {:8.3}  codebook {:6.3}  perplexity {:6.2}  codes {:>3}/{k}  \
-             test recon {:8.3}  perplexity {:6.2}  codes {:>3}/{k}",
-            v[0], v[1], v[3], v[4], v[5], v[7], v[8]
-        )
+    fn state(&mut self) -> State<'_> {
+        let prior = if self.prior_fitted { "fitted" } else { "none" };
+        State {
+            metadata: Metadata::from_iter([(PRIOR_KEY.to_string(), prior.to_string())]),
+            ..State::single(&mut self.params.store, &mut self.params.opt)
+                .with_buffers(vec![&mut self.buffers, self.made.store_mut()])
+        }
     }
 
-    fn describe_test(&self, v: &[f64]) -> String {
-        format!(
-            "test reconstruction term {:.2}, codebook term {:.3}, perplexity {:.2}, {} of {} codes used",
-            v[0], v[1], v[2], v[3], self.vq.config.codebook
-        )
+    fn report(&self) -> &dyn Report {
+        self
+    }
+
+    fn abilities(&self) -> Abilities<'_> {
+        Abilities {
+            sample: self.prior_fitted.then_some(self as &dyn Sample),
+            score: self.prior_fitted.then_some(self as &dyn Score),
+            ..Abilities::default()
+        }
     }
 
     fn after_training(
@@ -838,6 +884,39 @@ impl RunModel for VqVaeModel {
         }
         self.prior_fitted = true;
         ControlFlow::Continue(true)
+    }
+
+    fn read_metadata(&mut self, meta: &Metadata, _path: &Path) -> Result<(), RunError> {
+        self.prior_fitted = meta.get(PRIOR_KEY).map(String::as_str) == Some("fitted");
+        Ok(())
+    }
+}
+
+impl Report for VqVaeModel {
+    fn describe(&self, v: &Row) -> String {
+        let k = self.vq.config.codebook;
+        format!(
+            "train recon {:8.3}  codebook {:6.3}  perplexity {:6.2}  codes {:>3}/{k}  \
+             test recon {:8.3}  perplexity {:6.2}  codes {:>3}/{k}",
+            v.get("train_recon"),
+            v.get("train_codebook"),
+            v.get("train_perplexity"),
+            v.get("train_codes_used"),
+            v.get("test_recon"),
+            v.get("test_perplexity"),
+            v.get("test_codes_used")
+        )
+    }
+
+    fn describe_test(&self, v: &Row) -> String {
+        format!(
+            "test reconstruction term {:.2}, codebook term {:.3}, perplexity {:.2}, {} of {} codes used",
+            v.get("test_recon"),
+            v.get("test_codebook"),
+            v.get("test_perplexity"),
+            v.get("test_codes_used"),
+            self.vq.config.codebook
+        )
     }
 
     fn finish(&self, test: &TestData, _ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError> {
@@ -922,44 +1001,6 @@ impl RunModel for VqVaeModel {
             self.prior_samples(n, rng),
             format!("{n} decodings of codes drawn from the autoregressive prior"),
         ))
-    }
-
-    fn save(&self, path: &Path, metadata: &Metadata) -> Result<(), RunError> {
-        let mut metadata = metadata.clone();
-        let prior = if self.prior_fitted { "fitted" } else { "none" };
-        metadata.insert(PRIOR_KEY.into(), prior.into());
-        let buffers = [&self.buffers, self.made.store()];
-        let (store, opt) = (&self.params.store, &self.params.opt);
-        Ok(checkpoint::save_with_buffers(
-            path, store, opt, &buffers, &metadata,
-        )?)
-    }
-
-    fn restore(&mut self, path: &Path, what: Restore) -> Result<(), RunError> {
-        let (mut buffers, mut made) = (self.buffers.clone(), self.made.clone());
-        let stores = &mut [&mut buffers, made.store_mut()];
-        let metadata = match what {
-            Restore::Params => {
-                checkpoint::load_params_with_buffers(path, &mut self.params.store, stores)?
-            }
-            Restore::Everything => checkpoint::load_with_buffers(
-                path,
-                &mut self.params.store,
-                &mut self.params.opt,
-                stores,
-            )?,
-        };
-        (self.buffers, self.made) = (buffers, made);
-        self.prior_fitted = metadata.get(PRIOR_KEY).map(String::as_str) == Some("fitted");
-        Ok(())
-    }
-
-    fn sampler(&self) -> Option<&dyn Sample> {
-        self.prior_fitted.then_some(self as &dyn Sample)
-    }
-
-    fn scorer(&self) -> Option<&dyn Score> {
-        self.prior_fitted.then_some(self as &dyn Score)
     }
 }
 

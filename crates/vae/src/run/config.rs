@@ -208,11 +208,13 @@ fn legacy(meta: &Metadata, path: &Path, base: &RunConfig) -> Result<RunConfig, R
     for &(key, value) in kind.entry().legacy {
         config.model.set(key, value).map_err(|_| bad(key, value))?;
     }
-    let keys: Vec<String> = config.model.to_table().keys().cloned().collect();
-    for key in keys {
+    let set = config.model.to_table();
+    for key in kind.entry().schema.keys() {
         let value = match meta.get(&key) {
             Some(value) => value.as_str(),
+            // A setting that came later, or an optional one that was not set.
             None if kind.entry().legacy.iter().any(|(k, _)| *k == key) => continue,
+            None if !set.contains_key(&key) => continue,
             None => get(&key)?,
         };
         config.model.set(&key, value).map_err(|_| bad(&key, value))?;

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 
 use crate::data::{Binarize, Classes, Dataset, parse_class_list};
-use crate::model::{DataSettings, LrSchedule, ModelKind, ModelSettings, OptimizerSettings};
-use crate::model::RunConfig;
+use crate::model::{
+    DataSettings, LrSchedule, ModelKind, ModelSettings, OptimizerSettings, RunConfig, positive,
+};
 
 /// The data flags.
 #[derive(Args, Debug, Clone)]
@@ -73,13 +74,6 @@ fn excluded(s: &str) -> Result<Classes, String> {
     Classes::excluding(&labels).map_err(|e| e.to_string())
 }
 
-/// A whole number of at least 1.
-pub fn positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) | Err(_) => Err(format!("`{s}` is not a positive whole number")),
-        Ok(n) => Ok(n),
-    }
-}
 
 /// `cmd` with the flags of a run of `kind`: `--model`, the shared groups with the model's own
 /// defaults (shown by `--help`), and the model's flags under their heading.
