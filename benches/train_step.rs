@@ -7,9 +7,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use henbun::autodiff::sparse::{DEFAULT_MAX_DENSITY, set_max_density};
 use henbun::nn::{Adam, AdamConfig, ParamStore};
 use henbun::vae::data::{Binarize, Classes, Dataset, TrainSet};
+use henbun::vae::model::RunConfig;
+use henbun::vae::models::VaeSettings;
 use henbun::vae::models::{Prior, Vae, VaeConfig};
 use henbun::vae::random::Keys;
-use henbun::vae::run::RunConfig;
 use henbun::vae::train;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,13 +24,14 @@ fn bench(c: &mut Criterion) {
         .load(None, &Classes::All, Some(2048))
         .expect("committed MNIST");
     let defaults = RunConfig::default();
+    let net = &defaults.settings::<VaeSettings>().net;
     let setups = [
         ("pytorch_example_784_400_20", vec![400], 20, Binarize::None),
         (
             "defaults",
-            defaults.hidden.clone(),
-            defaults.latent_dim,
-            defaults.binarize,
+            net.hidden.clone(),
+            net.latent_dim,
+            defaults.data.binarize,
         ),
     ];
     let mut group = c.benchmark_group("train_step_batch128");
@@ -42,8 +44,8 @@ fn bench(c: &mut Criterion) {
             input_dim: 784,
             hidden,
             latent_dim,
-            activation: defaults.activation,
-            likelihood: defaults.likelihood,
+            activation: net.activation,
+            likelihood: net.likelihood,
             beta: 1.0,
             cond_dim: 0,
             prior: Prior::Standard,

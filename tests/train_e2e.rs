@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use henbun::autodiff::Matrix;
 use henbun::vae::chart;
-use henbun::vae::data::Binarize;
-use henbun::vae::models::ModelKind;
+use henbun::vae::model::{ModelKind, RunConfig};
 use henbun::vae::parallel::Collective;
 use henbun::vae::random::Keys;
-use henbun::vae::run::{self, RunConfig, RunError, Silent, files};
+use henbun::vae::run::{self, RunError, Silent, files, flags};
 
 /// A fresh, empty directory under the system's temp dir.
 fn scratch(name: &str) -> PathBuf {
@@ -20,17 +19,48 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The settings of `vae-train` with `args`; a flag given twice takes its last value.
+fn with(args: &[&str]) -> RunConfig {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut rest = args;
+    while let [flag, tail @ ..] = rest {
+        let takes_value = tail.first().is_some_and(|v| !v.starts_with("--"));
+        let word = if takes_value { 2 } else { 1 };
+        let later = args[args.len() - rest.len() + word..].contains(flag);
+        if !later {
+            kept.extend(&rest[..word]);
+        }
+        rest = &rest[word..];
+    }
+    flags::parse(kept).unwrap()
+}
+
+/// A small, quick configuration with `more` flags.
+fn small_with(epochs: usize, more: &[&str]) -> RunConfig {
+    let epochs = epochs.to_string();
+    let mut args = vec![
+        "--train-limit",
+        "1024",
+        "--hidden",
+        "64",
+        "--latent-dim",
+        "4",
+    ];
+    args.extend([
+        "--batch-size",
+        "32",
+        "--epochs",
+        &epochs,
+        "--iw-samples",
+        "0",
+    ]);
+    args.extend(more);
+    with(&args)
+}
+
 /// A small, quick configuration.
 fn small(epochs: usize) -> RunConfig {
-    RunConfig {
-        train_limit: Some(1024),
-        hidden: vec![64],
-        latent_dim: 4,
-        batch_size: 32,
-        epochs,
-        iw_samples: 0,
-        ..RunConfig::default()
-    }
+    small_with(epochs, &[])
 }
 
 /// `curves.png` of the run in `dir` is a PNG of the size its `metrics.csv` columns call for.
@@ -48,7 +78,7 @@ fn assert_curves(dir: &Path) {
 /// `a` holds a run of 3 epochs of `config(3)`: 2 epochs of `config(2)` in `b`, a resume and 1
 /// more give the same checkpoint bytes and metrics; then both directories go.
 fn resumes_exactly(a: &Path, b: &Path, config: impl Fn(usize) -> RunConfig) {
-    let model = config(3).model;
+    let model = config(3).kind();
     run::train(config(2), b, None, &mut Silent).unwrap();
     let checkpoint = b.join(files::CHECKPOINT);
     run::train(config(3), b, Some(&checkpoint), &mut Silent).unwrap();
@@ -88,7 +118,8 @@ fn a_few_hundred_steps_lower_the_test_neg_elbo() {
     // better, and the test −ELBO fell by at least 20% over the run.
     assert!(last < 0.8 * first, "test -ELBO {first} → {last}");
     assert!(last < 250.0, "test -ELBO {last}");
-    assert_eq!(summary.last.unwrap().values[1].round(), last.round());
+    let row = summary.last.unwrap().row;
+    assert_eq!(row.get("test_neg_elbo").round(), last.round());
     for name in [
         files::CONFIG,
         files::CHECKPOINT,
@@ -108,8 +139,8 @@ fn a_few_hundred_steps_lower_the_test_neg_elbo() {
 #[test]
 fn same_seed_same_bytes_and_a_resume_continues_exactly() {
     let (a, b, c) = (scratch("straight"), scratch("resumed"), scratch("again"));
-    let mut config = small(4);
-    config.binarize = Binarize::Dynamic; // the RNG drives batches, binarization and noise
+    // The RNG drives batches, binarization and noise.
+    let config = small_with(4, &["--binarize", "dynamic"]);
     run::train(config.clone(), &a, None, &mut Silent).unwrap();
     run::train(config.clone(), &c, None, &mut Silent).unwrap();
     run::train(small(2), &b, None, &mut Silent).unwrap();
@@ -128,37 +159,53 @@ fn same_seed_same_bytes_and_a_resume_continues_exactly() {
 
     // A different seed gives a different model.
     let d = scratch("other-seed");
-    run::train(
-        RunConfig {
-            seed: 1,
-            ..small(1)
-        },
-        &d,
-        None,
-        &mut Silent,
-    )
-    .unwrap();
+    run::train(small_with(1, &["--seed", "1"]), &d, None, &mut Silent).unwrap();
     assert!(bytes(&d) != bytes(&a));
     for dir in [a, b, c, d] {
         fs::remove_dir_all(dir).unwrap();
     }
 }
 
-/// `small` for the model `name`, with 600 training and 2000 test images and, for M2, 50 labels.
-fn small_model(name: &str, epochs: usize) -> RunConfig {
-    let model: ModelKind = name.parse().unwrap();
-    RunConfig {
-        model,
-        // Its own targets: pixel-ar takes gray images only.
-        binarize: model.entry().binarize,
-        labels: 50,
-        train_limit: Some(600),
-        test_limit: Some(2000),
-        iw_samples: 20,
-        // The GANs' per-epoch yardstick would train the reference classifier on all of MNIST.
-        quality_samples: 0,
-        ..small(epochs)
+/// `small` for the model `name`, with 600 training and 2000 test images and `more` flags (for
+/// M2, 50 labels; for the GANs, no per-epoch yardstick, which would train the reference
+/// classifier on all of MNIST). A setting the model does not have is left out.
+fn small_model_with(name: &str, epochs: usize, more: &[&str]) -> RunConfig {
+    let kind: ModelKind = name.parse().unwrap();
+    let has = |key: &str| RunConfig::for_model(kind).model.has(key);
+    let epochs = epochs.to_string();
+    let mut args = vec![
+        "--model",
+        name,
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "2000",
+    ];
+    args.extend([
+        "--batch-size",
+        "32",
+        "--epochs",
+        &epochs,
+        "--iw-samples",
+        "20",
+    ]);
+    for (key, flag, value) in [
+        ("hidden", "--hidden", "64"),
+        ("latent_dim", "--latent-dim", "4"),
+        ("labels", "--labels", "50"),
+        ("quality_samples", "--quality-samples", "0"),
+    ] {
+        if has(key) {
+            args.extend([flag, value]);
+        }
     }
+    args.extend(more);
+    with(&args)
+}
+
+/// [`small_model_with`] and no more flags.
+fn small_model(name: &str, epochs: usize) -> RunConfig {
+    small_model_with(name, epochs, &[])
 }
 
 #[test]
@@ -209,10 +256,12 @@ fn the_autoencoders_train_write_their_pictures_and_resume_exactly() {
         ("dae", &[files::RECONSTRUCTIONS, files::DENOISING]),
     ] {
         // 500 test images: the end-of-run figures cluster the pixels too, 5 × 10 k-means fits.
-        let config = |epochs| RunConfig {
-            binarize: Binarize::None,
-            test_limit: Some(500),
-            ..small_model(model, epochs)
+        let config = |epochs| {
+            small_model_with(
+                model,
+                epochs,
+                &["--binarize", "none", "--test-limit", "500"],
+            )
         };
         let (a, b) = (
             scratch(&format!("{model}-a")),
@@ -261,14 +310,17 @@ fn the_autoencoders_train_write_their_pictures_and_resume_exactly() {
 #[test]
 fn the_vqvae_trains_fits_its_priors_and_resumes_exactly() {
     for update in ["loss", "ema"] {
-        let config = |epochs| RunConfig {
-            codes: 4,
-            code_dim: 4,
-            codebook: 16,
-            codebook_update: update.parse().unwrap(),
-            restart_dead: true,
-            test_limit: Some(500),
-            ..small_model("vqvae", epochs)
+        let config = |epochs| {
+            let flags = ["--codes", "4", "--code-dim", "4", "--codebook", "16"];
+            let mut flags = flags.to_vec();
+            flags.extend([
+                "--codebook-update",
+                update,
+                "--restart-dead",
+                "--test-limit",
+                "500",
+            ]);
+            small_model_with("vqvae", epochs, &flags)
         };
         let (a, b) = (
             scratch(&format!("vqvae-{update}-a")),
@@ -310,10 +362,10 @@ fn a_diverging_resume_names_the_op_and_keeps_the_last_good_checkpoint() {
     let dir = scratch("diverge");
     run::train(small(2), &dir, None, &mut Silent).unwrap();
     let checkpoint = dir.join(files::CHECKPOINT);
-    // A resume takes the learning rate from the checkpoint's metadata: raised there from 1e-3
+    // A resume takes the learning rate from the checkpoint's settings: raised there from 1e-3
     // to 100 (a string of the same length, so the safetensors header's offsets still hold).
     let good = fs::read(&checkpoint).unwrap();
-    let (from, to) = (br#""lr":"0.001""#, br#""lr":"100.0""#);
+    let (from, to) = (b"lr = 0.001", b"lr = 100.0");
     let at = good.windows(from.len()).position(|w| w == from).unwrap();
     let mut doctored = good.clone();
     doctored[at..at + from.len()].copy_from_slice(to);
@@ -357,13 +409,8 @@ fn m2_learns_to_classify_from_a_few_labels() {
     // little data learns from the labels mostly through the classification term, so it is
     // weighted up here (α = 1) to test that the labels train q(y|x) at all.
     let dir = scratch("m2-learns");
-    let config = RunConfig {
-        labels: 100,
-        alpha: 1.0,
-        train_limit: Some(2000),
-        epochs: 6,
-        ..small_model("m2", 6)
-    };
+    let more = ["--labels", "100", "--alpha", "1", "--train-limit", "2000"];
+    let config = small_model_with("m2", 6, &more);
     let summary = run::train(config, &dir, None, &mut Silent).unwrap();
     let error = summary.figure("classification error").unwrap().value;
     assert!(error < 0.4, "test error {error}");
@@ -378,9 +425,9 @@ fn every_model_that_samples_or_scores_does_so_sensibly() {
         let dir = scratch(&format!("abilities-{kind}"));
         run::train(small_model(kind.name(), 3), &dir, None, &mut Silent).unwrap();
         let loaded = run::load(&dir.join(files::CHECKPOINT), RunConfig::default()).unwrap();
-        let (model, test) = (&loaded.model, &loaded.test);
+        let (abilities, test) = (loaded.model.abilities(), &loaded.test);
         let mut rng = run::evaluation_rng(0);
-        if let Some(sampler) = model.sampler() {
+        if let Some(sampler) = abilities.sample {
             let samples = sampler.sample(25, &mut rng);
             assert_eq!(samples.images.dim(), (25, 784), "{kind}");
             assert!(
@@ -393,7 +440,7 @@ fn every_model_that_samples_or_scores_does_so_sensibly() {
             }
             sampled.push(kind.name());
         }
-        if let Some(scorer) = model.scorer() {
+        if let Some(scorer) = abilities.score {
             // 200 test images against 200 images of uniform noise: the model has seen digits,
             // so it scores the noise as far less likely (higher) on average.
             let n = 200;
@@ -441,14 +488,18 @@ impl run::Observer for EpochCounter {
 #[test]
 fn the_classifier_learns_deterministically_and_the_reference_is_trained_once() {
     let dir = scratch("classifier");
-    let config = |epochs| RunConfig {
-        train_limit: Some(2000),
-        test_limit: Some(500),
-        hidden: vec![64],
-        batch_size: 32,
-        epochs,
-        iw_samples: 0,
-        ..RunConfig::for_model("classifier".parse().unwrap())
+    let config = |epochs: usize| {
+        let epochs = epochs.to_string();
+        let mut args = vec!["--model", "classifier", "--train-limit", "2000"];
+        args.extend([
+            "--test-limit",
+            "500",
+            "--hidden",
+            "64",
+            "--batch-size",
+            "32",
+        ]);
+        with(&[&args[..], &["--epochs", &epochs, "--iw-samples", "0"]].concat())
     };
     // Two epochs on 2 000 images classify most of the test images; the same seed gives the
     // same bytes.
@@ -468,22 +519,20 @@ fn the_classifier_learns_deterministically_and_the_reference_is_trained_once() {
     // and used as it is where it is complete.
     let reference = dir.join("reference");
     let mut counter = EpochCounter::default();
-    let path = run::quality::ensure_reference(&reference, config(2), &mut counter).unwrap();
+    let path = run::reference::ensure_reference(&reference, config(2), &mut counter).unwrap();
     assert_eq!((counter.0, bytes(&reference)), (2, bytes(&a)));
     let mut counter = EpochCounter::default();
-    run::quality::ensure_reference(&reference, config(2), &mut counter).unwrap();
+    run::reference::ensure_reference(&reference, config(2), &mut counter).unwrap();
     assert_eq!(counter.0, 0);
     let short = dir.join("short");
     run::train(config(1), &short, None, &mut Silent).unwrap();
     let mut counter = EpochCounter::default();
-    run::quality::ensure_reference(&short, config(2), &mut counter).unwrap();
+    run::reference::ensure_reference(&short, config(2), &mut counter).unwrap();
     assert_eq!((counter.0, bytes(&short)), (1, bytes(&a)));
     // A checkpoint of other settings in its place is refused, not overwritten.
-    let other = RunConfig {
-        hidden: vec![32],
-        ..config(2)
-    };
-    let err = run::quality::ensure_reference(&reference, other, &mut Silent).unwrap_err();
+    let mut other = config(2);
+    other.model.set("hidden", "32").unwrap();
+    let err = run::reference::ensure_reference(&reference, other, &mut Silent).unwrap_err();
     assert!(
         err.to_string()
             .contains("not the run of the reference classifier"),
@@ -496,13 +545,13 @@ fn the_classifier_learns_deterministically_and_the_reference_is_trained_once() {
 
 #[test]
 fn pixel_ar_learns_writes_its_samples_and_resumes_exactly_with_and_without_a_background() {
-    for (background, local) in [(0.0, false), (0.05, true)] {
-        let config = |epochs| RunConfig {
-            background,
-            local,
-            hidden: vec![16, 16],
-            test_limit: Some(200),
-            ..small_model("pixel-ar", epochs)
+    for (background, local) in [("0", "false"), ("0.05", "true")] {
+        let config = |epochs| {
+            let mut config = small_model_with("pixel-ar", epochs, &["--test-limit", "200"]);
+            config.model.set("hidden", "16,16").unwrap();
+            config.model.set("background", background).unwrap();
+            config.model.set("local", local).unwrap();
+            config
         };
         let (a, b) = (scratch("pixel-ar-a"), scratch("pixel-ar-b"));
         let summary = run::train(config(3), &a, None, &mut Silent).unwrap();
@@ -585,10 +634,7 @@ fn processes_that_disagree_on_the_data_or_the_parameters_stop_the_run_unsaved() 
     assert_eq!(summary.unwrap().epochs, 2);
     assert!(dir.join(files::CHECKPOINT).exists());
     // A model that trains as one process is refused by name.
-    let gan = RunConfig {
-        model: "gan".parse().unwrap(),
-        ..small(1)
-    };
+    let gan = with(&["--model", "gan", "--epochs", "1", "--quality-samples", "0"]);
     let e = run::train_shared(gan, &dir, None, &mut Silent, &twin(false, false)).unwrap_err();
     assert!(
         e.to_string().contains("does not train data-parallel"),
@@ -604,13 +650,9 @@ fn the_default_runs_first_epoch_prints_the_readmes_figures() {
     // draw is keyed by (seed, purpose, epoch, image), so these figures are those of any
     // machine, thread count or number of processes, up to float rounding.
     let dir = scratch("default-epoch-1");
-    let config = RunConfig {
-        epochs: 1,
-        iw_samples: 0,
-        ..RunConfig::default()
-    };
+    let config = with(&["--epochs", "1", "--iw-samples", "0"]);
     let summary = run::train(config, &dir, None, &mut Silent).unwrap();
-    let values = summary.last.unwrap().values;
+    let values: Vec<f64> = summary.last.unwrap().row.values().collect();
     let readme = [164.935, 128.721, 105.187, 23.533];
     for (got, want) in values.iter().zip(readme) {
         assert!((got - want).abs() < 2e-3, "{values:?} against {readme:?}");

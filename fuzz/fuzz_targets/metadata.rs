@@ -6,7 +6,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use nn::checkpoint::Metadata;
-use vae::run::RunConfig;
+use vae::model::RunConfig;
 
 fuzz_target!(|bytes: &[u8]| {
     let text = String::from_utf8_lossy(bytes);
@@ -15,8 +15,7 @@ fuzz_target!(|bytes: &[u8]| {
         .filter_map(|line| line.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let mut config = RunConfig::default();
-    if config.apply_checkpoint(&meta, Path::new("fuzz.safetensors")).is_ok() {
+    if let Ok(config) = RunConfig::default().from_checkpoint(&meta, Path::new("fuzz.safetensors")) {
         assert!(config.validate().is_ok());
     }
 });

@@ -1,5 +1,5 @@
 //! `vae-train`: the command-line trainer. Parses flags into a `RunConfig`, hands it to
-//! `vae::run`, and reports progress, files and figures.
+//! `vae::run` (or a model to `vae::commands`), and reports progress, files and figures.
 
 mod cli;
 #[cfg(feature = "mpi")]
@@ -13,12 +13,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use vae::commands::{self, quality};
 use vae::image;
+use vae::model::{RunConfig, ScoreSettings};
 use vae::parallel::{Alone, Collective};
 use vae::random::Keys;
-use vae::run::{self, RunConfig, RunError, quality};
+use vae::run::{self, RunError, reference};
 
-use cli::{AnomalyArgs, Cli, Command, EvalArgs, SampleArgs, ScoreArgs, TrainArgs};
+use cli::{AnomalyArgs, EvalArgs, Invocation, Other, SampleArgs, ScoreArgs, TrainArgs};
 
 /// mimalloc instead of the system allocator: glibc's malloc hands the step's large buffers
 /// (activations, gradients, GEMM packing) back to the OS when they are freed and takes them
@@ -42,14 +44,13 @@ fn keep_freed_memory() {
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = Cli::parse_with_models();
-    let threads = match &cli.command {
-        Some(Command::Train(a)) => a.threads,
-        Some(Command::Eval(a)) => a.threads,
-        Some(Command::Score(a)) => a.threads,
-        Some(Command::Anomaly(a)) => a.threads,
-        Some(Command::Sample(_)) => None,
-        None => cli.train.threads,
+    let invocation = cli::parse_or_exit();
+    let threads = match &invocation {
+        Invocation::Train(a) => a.process.threads,
+        Invocation::Other(Other::Eval(a)) => a.threads,
+        Invocation::Other(Other::Score(a)) => a.threads,
+        Invocation::Other(Other::Anomaly(a)) => a.threads,
+        Invocation::Other(Other::Sample(_)) => None,
     };
     if let Some(n) = threads
         && let Err(e) = rayon::ThreadPoolBuilder::new()
@@ -66,13 +67,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Some(Command::Train(args)) => train(args, processes.collective()),
-        Some(Command::Eval(args)) => evaluate(args),
-        Some(Command::Score(args)) => score(args),
-        Some(Command::Anomaly(args)) => anomaly(args),
-        Some(Command::Sample(args)) => sample(args),
-        None => train(cli.train, processes.collective()),
+    let result = match invocation {
+        Invocation::Train(args) => train(args, processes.collective()),
+        Invocation::Other(Other::Eval(args)) => evaluate(args),
+        Invocation::Other(Other::Score(args)) => score(args),
+        Invocation::Other(Other::Anomaly(args)) => anomaly(args),
+        Invocation::Other(Other::Sample(args)) => sample(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,9 +93,24 @@ struct Processes {
 const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Processes {
+    /// One process. Refused if `mpirun` started several: without MPI they would not know
+    /// each other, and each would train the whole model into the same `--out`.
     #[cfg(not(feature = "mpi"))]
     fn start() -> Result<Processes, String> {
-        Ok(Processes {})
+        let started = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+            .into_iter()
+            .find_map(|name| {
+                let size: usize = std::env::var(name).ok()?.parse().ok()?;
+                (size > 1).then_some(size)
+            });
+        match started {
+            Some(n) => Err(format!(
+                "started by mpirun as one of {n} processes, but this vae-train was built without \
+                 the mpi feature; build it with `cargo build --release -p vae-train --features \
+                 mpi`"
+            )),
+            None => Ok(Processes {}),
+        }
     }
 
     /// Initialises MPI. A panic in one process of several ends that process at once
@@ -185,8 +200,8 @@ fn default_out(config: &RunConfig) -> PathBuf {
     let year = yoe + era * 400 + i64::from(month <= 2);
     PathBuf::from("runs").join(format!(
         "{}-{}-{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        config.dataset.name(),
-        config.model,
+        config.data.dataset.name(),
+        config.kind(),
         rest / 3600,
         rest / 60 % 60,
         rest % 60
@@ -195,27 +210,20 @@ fn default_out(config: &RunConfig) -> PathBuf {
 
 fn train(args: TrainArgs, world: &dyn Collective) -> Result<(), RunError> {
     // Process 0 alone shows progress and writes.
-    let (quiet, first) = (args.quiet || world.rank() != 0, world.rank() == 0);
-    let resume = args.resume.clone();
-    let explicit_out = args.out.clone();
-    if let (Some(checkpoint), Some(model)) = (&resume, args.model) {
-        check_resumed_model(checkpoint, model)?;
+    let process = args.process;
+    let (quiet, first) = (process.quiet || world.rank() != 0, world.rank() == 0);
+    if let Some(checkpoint) = &process.resume {
+        check_resumed(checkpoint, &args.given, &args.config)?;
     }
-    let config = args.into_config();
-    let out = match (&explicit_out, &resume) {
+    let out = match (&process.out, &process.resume) {
         (Some(out), _) => out.clone(),
         // A resumed run continues in its own directory.
         (None, Some(ckpt)) => ckpt
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-        (None, None) => default_out(&config),
+        (None, None) => default_out(&args.config),
     };
-    if resume.is_some() && !quiet {
-        eprintln!(
-            "note: --resume takes the model, data, optimiser and seed settings from the checkpoint"
-        );
-    }
     let signals = signals::Signals::install().map_err(|e| RunError::Io {
         path: "signal handlers".into(),
         source: e,
@@ -225,7 +233,8 @@ fn train(args: TrainArgs, world: &dyn Collective) -> Result<(), RunError> {
         watch_for_a_stop(signals.clone(), world.rank(), &out);
     }
     let mut observer = progress::Terminal::new(quiet, Some(signals));
-    let summary = run::train_shared(config, &out, resume.as_deref(), &mut observer, world)?;
+    let resume = process.resume.as_deref();
+    let summary = run::train_shared(args.config, &out, resume, &mut observer, world)?;
     drop(observer);
     if !first {
         return Ok(());
@@ -233,7 +242,9 @@ fn train(args: TrainArgs, world: &dyn Collective) -> Result<(), RunError> {
     if world.ranks() > 1 {
         println!("trained on {} processes", world.ranks());
     }
-    println!("wrote {}:", out.display());
+    if !summary.files.is_empty() {
+        println!("wrote {}:", out.display());
+    }
     for file in &summary.files {
         let name = file.file_name().map_or_else(
             || file.display().to_string(),
@@ -284,22 +295,49 @@ fn watch_for_a_stop(signals: signals::Signals, rank: usize, out: &Path) {
     });
 }
 
-/// Refuses `--resume` of a checkpoint of another model than an explicit `--model`: the run
-/// would otherwise continue the checkpoint's model, not the one asked for.
-fn check_resumed_model(checkpoint: &Path, model: vae::models::ModelKind) -> Result<(), RunError> {
+/// Refuses, with `--resume`, a flag that would change the checkpoint's run (one of
+/// [`cli::RESUME_TAKES`] may take any value, any other only the checkpoint's), and a `--model`
+/// naming another model than the checkpoint's.
+fn check_resumed(checkpoint: &Path, given: &[String], config: &RunConfig) -> Result<(), RunError> {
     let meta = vae::nn::checkpoint::read_metadata(checkpoint)?;
-    match meta.get("model") {
-        Some(found) if found != model.name() => Err(RunError::Config(format!(
-            "{}: a checkpoint of model {found}, not {model} (--model); --resume continues the \
+    let found = config.from_checkpoint(&meta, checkpoint)?;
+    if found.kind() != config.kind() {
+        return Err(RunError::Config(format!(
+            "{}: a checkpoint of model {}, not {} (--model); --resume continues the \
              checkpoint's own model",
-            checkpoint.display()
-        ))),
-        _ => Ok(()),
+            checkpoint.display(),
+            found.kind(),
+            config.kind()
+        )));
     }
+    let refused: Vec<String> = (given.iter())
+        .filter(|id| !cli::RESUME_TAKES.contains(&id.as_str()))
+        .filter(|id| !matches!(id.as_str(), "resume" | "model"))
+        .filter(|id| vae::run::flags::changes(config, &found, id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let takes: Vec<String> = (cli::RESUME_TAKES.iter())
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    Err(RunError::Config(format!(
+        "{}: --resume continues the checkpoint's run with its settings, and {} another value \
+         than the checkpoint's (it takes {} with any value, any other flag with the \
+         checkpoint's)",
+        refused.join(", "),
+        if refused.len() == 1 {
+            "this gives it"
+        } else {
+            "these give it"
+        },
+        takes.join(", ")
+    )))
 }
 
 /// The end-of-run figures, one per line.
-fn print_figures(figures: &[run::Figure]) {
+fn print_figures(figures: &[vae::model::Figure]) {
     for figure in figures {
         println!("{}", figure.line);
     }
@@ -309,26 +347,23 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
     if args.quality {
         return quality(args);
     }
-    let config = RunConfig {
-        data_dir: args.data_dir,
-        test_limit: args.test_limit,
-        iw_samples: args.iw_samples,
-        ..RunConfig::default()
-    };
+    let mut config = RunConfig::default();
+    (config.data.dir, config.data.test_limit) = (args.data_dir, args.test_limit);
+    config.iw_samples = args.iw_samples;
     let loaded = run::load(&args.checkpoint, config)?;
     let (model, test) = (&loaded.model, &loaded.test);
     let keys = Keys::evaluation(loaded.config.seed);
     let tested = model.test(test, keys);
     println!(
         "{} test set, {} images, model {}",
-        loaded.config.dataset,
+        loaded.config.data.dataset,
         test.split.len(),
-        loaded.config.model
+        loaded.config.kind()
     );
-    println!("{}", model.describe_test(&tested));
-    let figures = model.finish(
+    println!("{}", model.report().describe_test(&tested));
+    let figures = model.report().finish(
         test,
-        &mut run::Finish {
+        &mut vae::model::Finish {
             iw_samples: args.iw_samples,
             keys,
             world: &Alone,
@@ -346,28 +381,26 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
 /// `eval --quality`: the sample-quality rows of the checkpoint's model, printed and written to
 /// `quality.csv` beside it.
 fn quality(args: EvalArgs) -> Result<(), RunError> {
-    let config = RunConfig {
-        data_dir: args.data_dir.clone(),
-        test_limit: args.test_limit,
-        ..RunConfig::default()
-    };
+    let mut config = RunConfig::default();
+    (config.data.dir, config.data.test_limit) = (args.data_dir.clone(), args.test_limit);
     let loaded = run::load(&args.checkpoint, config)?;
     let source = quality::source(&loaded, &args.checkpoint)?;
     let classifier = match args.classifier {
         Some(path) => path,
         None => {
-            let dataset = loaded.config.dataset;
-            let dir = quality::reference_dir(&args.checkpoint, dataset);
-            let reference = quality::reference_config(dataset, args.data_dir.clone());
+            let dataset = loaded.config.data.dataset;
+            let dir = reference::reference_dir(&args.checkpoint, dataset);
+            let reference = reference::reference_config(dataset, args.data_dir.clone());
             let signals = signals::Signals::install().map_err(|e| RunError::Io {
                 path: "signal handlers".into(),
                 source: e,
             })?;
             let mut observer = progress::Terminal::new(false, Some(signals));
-            quality::ensure_reference(&dir, reference, &mut observer)?
+            reference::ensure_reference(&dir, reference, &mut observer)?
         }
     };
-    let reference = quality::Reference::load(&classifier, &loaded, args.data_dir, args.test_limit)?;
+    let reference =
+        reference::Reference::load(&classifier, &loaded, args.data_dir, args.test_limit)?;
     println!(
         "reference classifier {}: test accuracy {:.2}%, weights sha256 {}",
         reference.path.display(),
@@ -398,29 +431,30 @@ fn quality(args: EvalArgs) -> Result<(), RunError> {
 /// `score`: every score of every image of a split, written to `--out`.
 fn score(args: ScoreArgs) -> Result<(), RunError> {
     let meta = vae::nn::checkpoint::read_metadata(&args.checkpoint)?;
-    let own: Option<vae::data::Dataset> = meta.get("dataset").and_then(|d| d.parse().ok());
-    let dataset = args.dataset.or(own).unwrap_or(vae::data::Dataset::Mnist);
+    let own = RunConfig::default()
+        .from_checkpoint(&meta, &args.checkpoint)?
+        .data
+        .dataset;
+    let dataset = args.dataset.unwrap_or(own);
     // --data-dir is the scored dataset's; the model's own is found there only if it is the same.
-    let config = RunConfig {
-        data_dir: args.data_dir.clone().filter(|_| own == Some(dataset)),
-        test_limit: Some(1),
-        ..RunConfig::default()
-    };
+    let mut config = RunConfig::default();
+    config.data.dir = args.data_dir.clone().filter(|_| own == dataset);
+    config.data.test_limit = Some(1);
     let loaded = run::load(&args.checkpoint, config)?;
     let (split, file) =
-        run::score::load_scored(dataset, args.data_dir.as_deref(), args.split, args.limit)?;
-    let settings = run::ScoreSettings {
+        commands::score::load_scored(dataset, args.data_dir.as_deref(), args.split, args.limit)?;
+    let settings = ScoreSettings {
         iw_samples: args.iw_samples,
         recon_samples: args.recon_samples,
     };
-    let table = run::score::score_split(
+    let table = commands::score::score_split(
         &loaded,
         &args.checkpoint,
         (&split, &file),
         &settings,
         Keys::evaluation(loaded.config.seed),
     )?;
-    run::score::write_csv(&args.out, &table)?;
+    commands::score::write_csv(&args.out, &table)?;
     let columns: Vec<&str> = table.scores.iter().map(|s| s.column).collect();
     println!(
         "wrote {}: {} images of {} ({}), columns {}",
@@ -435,38 +469,58 @@ fn score(args: ScoreArgs) -> Result<(), RunError> {
 
 /// `anomaly`: a protocol end to end, its table printed and its files written.
 fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
-    let defaults = RunConfig::for_model(args.model);
-    let base = RunConfig {
-        dataset: args.dataset,
-        data_dir: args.data_dir,
-        epochs: args.epochs.unwrap_or(defaults.epochs),
-        hidden: args.hidden.unwrap_or(defaults.hidden),
-        latent_dim: args.latent_dim,
-        binarize: (args.binarize).unwrap_or(args.model.entry().binarize),
-        likelihood: args.likelihood,
-        seed: args.seed,
-        train_limit: args.train_limit,
-        test_limit: args.test_limit,
-        ..defaults
-    };
-    if !matches!(
-        args.model.name(),
-        "vae" | "ae" | "dae" | "vqvae" | "pixel-ar"
-    ) {
+    if !args.model.entry().scores {
+        let scorers: Vec<&str> = (vae::model::ModelKind::all())
+            .filter(|k| k.entry().scores)
+            .map(|k| k.name())
+            .collect();
         return Err(RunError::Config(format!(
-            "--model {}: the anomaly protocols train vae, ae, dae, vqvae or pixel-ar (a model \
-             with a score of an image on its own that trains on a class subset)",
-            args.model
+            "--model {}: the anomaly protocols need a model that scores an image on its own \
+             ({})",
+            args.model,
+            scorers.join(", ")
         )));
     }
+    let mut base = RunConfig::for_model(args.model);
+    base.data.dataset = args.dataset;
+    base.data.dir = args.data_dir.clone();
+    base.data.train_limit = args.train_limit;
+    base.data.test_limit = args.test_limit;
+    if let Some(binarize) = args.binarize {
+        base.data.binarize = binarize;
+    }
+    base.epochs = args.epochs.unwrap_or(base.epochs);
+    base.seed = args.seed;
+    let hidden = args.hidden.as_ref().map(|h| {
+        let widths: Vec<String> = h.iter().map(usize::to_string).collect();
+        widths.join(",")
+    });
+    let network = [
+        ("hidden", hidden),
+        ("latent_dim", args.latent_dim.map(|n| n.to_string())),
+        ("likelihood", args.likelihood.map(|l| l.to_string())),
+    ];
+    for (key, value) in network {
+        if let Some(value) = value {
+            if !base.model.has(key) {
+                return Err(RunError::Config(format!(
+                    "--{}: model {} has no such setting",
+                    key.replace('_', "-"),
+                    args.model
+                )));
+            }
+            base.model.set(key, &value).map_err(RunError::Config)?;
+        }
+    }
+    base.validate()?;
     let protocol = match args.protocol {
-        run::anomaly::Protocol::OneClass => "one-class",
-        run::anomaly::Protocol::Ood => "ood",
+        commands::anomaly::Protocol::OneClass => "one-class",
+        commands::anomaly::Protocol::Ood => "ood",
     };
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("anomaly-{protocol}-{}", args.dataset.name()))
     });
-    let settings = run::ScoreSettings {
+    let settings = ScoreSettings {
         iw_samples: args.iw_samples,
         recon_samples: args.recon_samples,
     };
@@ -475,7 +529,7 @@ fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
         source: e,
     })?;
     let mut observer = progress::Terminal::new(args.quiet, Some(signals));
-    let rows = run::anomaly::run(
+    let rows = commands::anomaly::run(
         args.protocol,
         (&base, (args.background, args.background_weight_decay)),
         &settings,
@@ -483,13 +537,13 @@ fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
         &mut observer,
     )?;
     drop(observer);
-    print!("{}", run::anomaly::table(&rows));
+    print!("{}", commands::anomaly::table(&rows));
     println!(
         "wrote {}: {}, {}, {}",
         out.display(),
-        run::anomaly::ANOMALY_CSV,
-        run::anomaly::ROC_PNG,
-        run::anomaly::SCORES_PNG
+        commands::anomaly::ANOMALY_CSV,
+        commands::anomaly::ROC_PNG,
+        commands::anomaly::SCORES_PNG
     );
     Ok(())
 }
@@ -498,7 +552,7 @@ fn sample(args: SampleArgs) -> Result<(), RunError> {
     let loaded = run::load(&args.checkpoint, RunConfig::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let test = &loaded.test;
-    let picture = (loaded.model.sample_picture(test, args.n, &mut rng))
+    let picture = (loaded.model.report().sample_picture(test, args.n, &mut rng))
         .map_err(|why| RunError::Config(format!("{}: {why}", args.checkpoint.display())))?;
     image::save_grid(
         &args.out,
@@ -510,7 +564,7 @@ fn sample(args: SampleArgs) -> Result<(), RunError> {
         "wrote {} ({} of model {})",
         args.out.display(),
         picture.what,
-        loaded.config.model
+        loaded.config.kind()
     );
     Ok(())
 }

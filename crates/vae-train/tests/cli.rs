@@ -126,24 +126,22 @@ fn each_conditional_model_trains_evaluates_and_samples_through_the_cli() {
         ("m2", "analogies.png", "classification error"),
     ] {
         let out = dir.join(model);
-        let o = vae_train(&[
-            "--model",
-            model,
-            "--labels",
-            "20",
-            "--train-limit",
-            "200",
-            "--epochs",
-            "1",
+        let mut args = vec!["--model", model, "--train-limit", "200", "--epochs", "1"];
+        args.extend([
             "--hidden",
             "16",
-            "--latent-dim",
-            "3",
             "--iw-samples",
             "5",
             "--out",
             out.to_str().unwrap(),
         ]);
+        // Each model's own flags: M2's labels, the CVAEs' latent space.
+        match model {
+            "m2" => args.extend(["--labels", "20", "--latent-dim", "3"]),
+            "regressor" => {}
+            _ => args.extend(["--latent-dim", "3"]),
+        }
+        let o = vae_train(&args);
         assert!(o.status.success(), "{model}: {}", stderr(&o));
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(out.join(picture).is_file(), "{model}: {picture} missing");
@@ -173,24 +171,14 @@ fn the_autoencoders_train_evaluate_and_sample_through_the_cli() {
         ),
     ] {
         let out = dir.join(model);
-        let o = vae_train(&[
-            "--model",
-            model,
-            "--noise",
-            noise,
-            "--train-limit",
-            "200",
-            "--epochs",
-            "1",
-            "--hidden",
-            "16",
-            "--latent-dim",
-            "2",
-            "--test-limit",
-            "500",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let mut args = vec!["--model", model, "--train-limit", "200", "--epochs", "1"];
+        args.extend(["--hidden", "16", "--latent-dim", "2", "--test-limit", "500"]);
+        args.extend(["--out", out.to_str().unwrap()]);
+        // Only the DAE has a noise.
+        if model == "dae" {
+            args.extend(["--noise", noise]);
+        }
+        let o = vae_train(&args);
         assert!(o.status.success(), "{model}: {}", stderr(&o));
         let stdout = String::from_utf8_lossy(&o.stdout);
         for picture in pictures {
@@ -579,7 +567,7 @@ fn bad_model_settings_are_refused_by_name() {
         "--epochs",
         "1",
     ]);
-    assert_clean_failure(&o, "bernoulli");
+    assert_clean_failure(&o, "model regressor does not read it");
     let o = vae_train(&["--model", "dae", "--noise-level", "1.5", "--epochs", "1"]);
     assert_clean_failure(&o, "--noise-level 1.5 is out of range for --noise mask");
     let o = vae_train(&[
@@ -596,13 +584,16 @@ fn bad_model_settings_are_refused_by_name() {
     let o = vae_train(&["--model", "dae", "--noise", "speckle"]);
     assert_clean_failure(&o, "speckle");
     let o = vae_train(&["--model", "ae", "--beta", "4", "--epochs", "1"]);
-    assert_clean_failure(&o, "--beta 4");
+    assert_clean_failure(
+        &o,
+        "--beta is a setting of models vae, cvae, completion and m2; model ae does not read it",
+    );
     for (flags, needle) in [
         (&["--codebook", "1"][..], "--codebook 1"),
         (&["--codes", "0"], "--codes"),
         (&["--code-dim", "0"], "--code-dim"),
         (&["--codebook-update", "kmeans"], "kmeans"),
-        (&["--beta", "2"], "--commitment"),
+        (&["--beta", "2"], "model vqvae does not read it"),
         (&["--background", "1.5"], "--background"),
     ] {
         let mut args = vec!["--model", "vqvae", "--epochs", "1"];
@@ -611,7 +602,11 @@ fn bad_model_settings_are_refused_by_name() {
     }
     for (model, flags, needle) in [
         ("gan", &["--gan-loss", "wasserstein"][..], "wasserstein"),
-        ("wgan", &["--gan-loss", "minimax"], "--gan-loss minimax"),
+        (
+            "wgan",
+            &["--gan-loss", "minimax"],
+            "--gan-loss is a setting of model gan; model wgan does not read it",
+        ),
         (
             "wgan",
             &["--minibatch-discrimination"],
@@ -747,26 +742,12 @@ fn an_output_that_cannot_be_written_fails_before_training() {
 /// out the last 1 000), 300 test images, `extra` flags, into `out`; asserts success.
 fn quality_run(out: &Path, model: &str, extra: &[&str]) -> PathBuf {
     let out_str = out.to_str().unwrap();
-    let mut args = vec![
-        "train",
-        "--model",
-        model,
-        "--train-limit",
-        "1200",
-        "--test-limit",
-        "300",
-        "--hidden",
-        "32",
-        "--latent-dim",
-        "4",
-        "--epochs",
-        "2",
-        "--iw-samples",
-        "0",
-        "--quiet",
-        "--out",
-        out_str,
-    ];
+    let mut args = vec!["train", "--model", model, "--train-limit", "1200"];
+    args.extend(["--test-limit", "300", "--hidden", "32", "--epochs", "2"]);
+    args.extend(["--iw-samples", "0", "--quiet", "--out", out_str]);
+    if !matches!(model, "classifier" | "regressor") {
+        args.extend(["--latent-dim", "4"]);
+    }
     args.extend(extra);
     let o = vae_train(&args);
     assert!(o.status.success(), "{model}: {}", stderr(&o));
@@ -1053,7 +1034,10 @@ fn anomaly_runs_the_one_class_protocol_end_to_end() {
     assert_eq!(String::from_utf8_lossy(&again.stdout), printed);
     // A model the protocol cannot train is one error line.
     let o = vae_train(&["anomaly", "--protocol", "one-class", "--model", "cvae"]);
-    assert_clean_failure(&o, "--model cvae");
+    assert_clean_failure(
+        &o,
+        "--model cvae: the anomaly protocols need a model that scores an image on its own",
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1122,5 +1106,128 @@ fn pixel_ar_runs_the_ood_protocol_with_its_local_background_and_is_evaluated_and
     assert_clean_failure(&o, "--binarize dynamic");
     let o = vae_train(&["--model", "pixel-ar", "--background", "1"]);
     assert_clean_failure(&o, "--background");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_flag_of_another_model_is_one_error_line_naming_the_models_that_take_it() {
+    for (args, line) in [
+        (
+            &["--model", "vae", "--codes", "16"][..],
+            "error: --codes is a setting of model vqvae; model vae does not read it",
+        ),
+        (
+            &["--model", "ae", "--gan-loss", "minimax"],
+            "error: --gan-loss is a setting of model gan; model ae does not read it",
+        ),
+        (
+            &["--model", "gan", "--labels", "100"],
+            "error: --labels is a setting of model m2; model gan does not read it",
+        ),
+        (
+            &["--window", "3,3"],
+            "error: --window is a setting of model pixel-ar; model vae does not read it",
+        ),
+        (
+            &["train", "--model", "cvae", "--background", "0.1"],
+            "error: --background is a setting of models vae, vqvae and pixel-ar; model cvae \
+             does not read it",
+        ),
+    ] {
+        let o = vae_train(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), format!("{line}\n"), "{args:?}");
+    }
+}
+
+#[test]
+fn help_shows_the_chosen_models_flags_with_its_own_defaults() {
+    let help = |args: &[&str]| {
+        let o = vae_train(args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let vae = help(&["--help"]);
+    assert!(
+        vae.contains("Model vae:") && vae.contains("--background"),
+        "{vae}"
+    );
+    assert!(!vae.contains("--codes"), "{vae}");
+    let pixel_ar = help(&["train", "--model", "pixel-ar", "--help"]);
+    assert!(pixel_ar.contains("Model pixel-ar:"), "{pixel_ar}");
+    // pixel-ar's own defaults: 4 epochs, gray targets, a 7,7 window.
+    for default in [
+        "[default: 4]",
+        "[default: none]",
+        "[default: 7,7]",
+        "[default: 128,128]",
+    ] {
+        assert!(pixel_ar.contains(default), "no {default} in {pixel_ar}");
+    }
+}
+
+#[test]
+fn a_run_with_nothing_to_train_says_so_and_lists_no_file() {
+    let dir = scratch("nothing");
+    let out = dir.join("run");
+    let o = vae_train(&["--epochs", "0", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nothing to train: --epochs 0"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    assert!(!out.exists());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn started_by_mpirun_without_the_mpi_feature_it_refuses_before_touching_out() {
+    if cfg!(feature = "mpi") {
+        return;
+    }
+    let dir = scratch("mpirun");
+    let out = dir.join("run");
+    for variable in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_vae-train"))
+            .args(["--epochs", "1", "--out", out.to_str().unwrap()])
+            .env(variable, "2")
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, "built without the mpi feature");
+        assert!(stderr(&o).contains("--features mpi"), "{}", stderr(&o));
+        assert!(!out.exists());
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resume_takes_the_checkpoints_settings_and_refuses_to_change_them() {
+    let dir = scratch("resume-flags");
+    let out = dir.join("run");
+    let o = vae_train(
+        &small_run(&out, "1")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let checkpoint = out.join("checkpoint.safetensors");
+    let checkpoint = checkpoint.to_str().unwrap();
+    for (flags, refused) in [
+        (&["--seed", "5"][..], "--seed"),
+        (&["--lr", "0.5"], "--lr"),
+        (&["--hidden", "100"], "--hidden"),
+        (&["--test-limit", "100"], "--test-limit"),
+    ] {
+        let mut args = vec!["--resume", checkpoint, "--epochs", "2"];
+        args.extend(flags);
+        let o = vae_train(&args);
+        assert_clean_failure(
+            &o,
+            &format!("{refused}: --resume continues the checkpoint's run"),
+        );
+    }
     fs::remove_dir_all(&dir).unwrap();
 }

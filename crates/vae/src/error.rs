@@ -40,7 +40,7 @@ pub enum RunError {
             true => format!("after epoch {epoch}, in the fit that follows training"),
             false => format!("in epoch {epoch}"),
         },
-        continue_with(checkpoint.as_deref(), *epochs)
+        continue_with(checkpoint.as_deref(), *epochs, data_dir.as_deref())
     )]
     Interrupted {
         /// Which signal.
@@ -53,6 +53,8 @@ pub enum RunError {
         epochs: usize,
         /// The checkpoint of the last finished epoch, if any.
         checkpoint: Option<PathBuf>,
+        /// The run's `--data-dir`, if it gave one (the checkpoint keeps every other setting).
+        data_dir: Option<PathBuf>,
     },
     /// A step's loss or gradient was not finite: training stopped, that step's update was not
     /// applied and nothing of the epoch was written.
@@ -80,10 +82,11 @@ pub enum RunError {
 }
 
 /// `continue with: vae-train --resume … --epochs N`, or that there is nothing to resume.
-fn continue_with(checkpoint: Option<&Path>, epochs: usize) -> String {
+fn continue_with(checkpoint: Option<&Path>, epochs: usize, data_dir: Option<&Path>) -> String {
+    let data_dir = data_dir.map_or(String::new(), |d| format!(" --data-dir {}", d.display()));
     match checkpoint {
         Some(path) => format!(
-            "Continue with: vae-train --resume {} --epochs {epochs}",
+            "Continue with: vae-train --resume {} --epochs {epochs}{data_dir}",
             path.display()
         ),
         None => "No epoch had finished, so there is nothing to resume.".into(),

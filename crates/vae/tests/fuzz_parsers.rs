@@ -11,7 +11,7 @@ use flate2::write::GzEncoder;
 use nn::checkpoint::Metadata;
 use proptest::prelude::*;
 use vae::data::{parse_images, parse_labels};
-use vae::run::RunConfig;
+use vae::model::RunConfig;
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
@@ -126,7 +126,27 @@ proptest! {
 
     #[test]
     fn checkpoint_metadata_of_any_values_is_accepted_or_refused(meta in metadata()) {
-        let mut config = RunConfig::default();
-        let _ = config.apply_checkpoint(&meta, Path::new("fuzz.safetensors"));
+        let found = RunConfig::default().from_checkpoint(&meta, Path::new("fuzz.safetensors"));
+        if let Ok(config) = found {
+            prop_assert!(config.validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn settings_of_any_toml_are_accepted_or_refused(
+        text in "(model = \"(vae|gan|dae|pixel-ar)\"\n)?(epochs = [0-9]{1,3}\n)?(seed = -?[0-9]{1,3}\n)?\
+                 (iw_samples = [0-9]\n)?(\\[data\\]\n(dataset = \"(mnist|x)\"\n)?\
+                 (classes = \"[0-9a-z,]{0,5}\"\n)?(binarize = \"(none|static)\"\n)?)?\
+                 (\\[optimizer\\]\nbatch_size = [0-9]{1,2}\nlr = [0-9.e-]{1,5}\n\
+                 weight_decay = 0.0\nlr_schedule = \"cosine\"\n)?\
+                 (\\[(vae|gan|dae)\\]\n(hidden = \\[[0-9, ]{0,6}\\]\n)?\
+                 (latent_dim = [0-9]{1,2}\n)?(noise_level = -?[0-9.]{1,4}\n)?)?"
+    ) {
+        let mut meta = Metadata::new();
+        meta.insert("settings".into(), text);
+        let found = RunConfig::default().from_checkpoint(&meta, Path::new("fuzz.safetensors"));
+        if let Ok(config) = found {
+            prop_assert!(config.validate().is_ok());
+        }
     }
 }

@@ -15,12 +15,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::score::{ScoreTable, SplitName, load_scored, score_split};
-use crate::model::{RunConfig, RunError, ScoreSettings, Scores};
-use crate::run::{Observer, load, train_once, write_atomic};
 use crate::chart::anomaly::{HistogramPanel, RocPanel, save_histograms, save_roc};
 use crate::data::{Classes, Dataset, NUM_CLASSES};
 use crate::eval::roc::{auprc, auroc, roc_curve};
+use crate::model::{RunConfig, RunError, ScoreSettings, Scores};
 use crate::random::Keys;
+use crate::run::{Observer, load, train_once, write_atomic};
 
 /// `anomaly.csv`: one row per (experiment, score).
 pub const ANOMALY_CSV: &str = "anomaly.csv";
@@ -249,8 +249,7 @@ fn ood(
         let likelihood_ratio = trains_background && background > 0.0;
         if let (true, Some(nll)) = (likelihood_ratio, likelihood(&scores)) {
             let mut config = config;
-            (config.model.set("background", &background.to_string()))
-                .map_err(RunError::Config)?;
+            (config.model.set("background", &background.to_string())).map_err(RunError::Config)?;
             config.optimizer.weight_decay = weight_decay;
             (config.kind().entry().background)(&mut config);
             let dir = out.join(format!("background-on-{}", inside.name()));

@@ -39,7 +39,11 @@ pub enum Source<'a> {
 /// What the model of a run draws, or the error `--quality` gives for one that draws nothing.
 pub fn source<'a>(run: &'a Loaded, checkpoint: &Path) -> Result<Source<'a>, RunError> {
     let abilities = run.model.abilities();
-    match (abilities.sample, abilities.complete, abilities.fitted_sample) {
+    match (
+        abilities.sample,
+        abilities.complete,
+        abilities.fitted_sample,
+    ) {
         (Some(sampler), _, _) => Ok(Source::Samples(sampler)),
         (None, Some(completer), _) => Ok(Source::Completions(completer)),
         (None, None, Some(fitted)) => Ok(Source::Fitted(fitted)),
@@ -88,11 +92,7 @@ pub fn measure(
     let dataset = run.config.data.dataset;
     let mut rows = vec![reference.test_row(dataset)];
     note("measuring training images");
-    rows.push(measure(
-        format!("{dataset} training images"),
-        &data,
-        None,
-    )?);
+    rows.push(measure(format!("{dataset} training images"), &data, None)?);
     let (samples, what, means) = match source {
         Source::Samples(sampler) => {
             note(&format!("drawing and measuring {n} samples"));
@@ -193,4 +193,3 @@ pub fn write_csv(path: &Path, rows: &[Quality]) -> Result<(), RunError> {
     }
     write_atomic(path, &s)
 }
-

@@ -48,6 +48,10 @@ pub struct ModelEntry {
     /// flag spells them; `window = 3,3` for pixel-ar), for checkpoints whose metadata has a
     /// key per setting.
     pub legacy: &'static [(&'static str, &'static str)],
+    /// Whether the trained model scores an image on its own ([`Abilities::score`]; a VQ-VAE
+    /// once its priors are fitted after training): the anomaly protocols take the models that
+    /// do. The registry's tests hold it to the trained model's abilities.
+    pub scores: bool,
     /// The training data in the form the model trains on ([`all_images`] for every image of
     /// the split with the run's binarization).
     pub data: fn(&RunConfig, Split) -> Result<TrainData, RunError>,
@@ -284,7 +288,10 @@ impl Row {
     pub fn get(&self, name: &str) -> f64 {
         match self.0.iter().find(|(n, _)| *n == name) {
             Some(&(_, v)) => v,
-            None => panic!("no column `{name}` in {:?}", self.names().collect::<Vec<_>>()),
+            None => panic!(
+                "no column `{name}` in {:?}",
+                self.names().collect::<Vec<_>>()
+            ),
         }
     }
 
@@ -336,7 +343,11 @@ pub struct State<'a> {
     /// Each optimizer with the parameters it trains, under its key in the checkpoint (`None`
     /// for a model of one optimizer, whose state is saved as `optim.*`). The run sets each
     /// one's rate every epoch.
-    pub trained: Vec<(Option<&'static str>, &'a mut ParamStore, &'a mut dyn Optimizer)>,
+    pub trained: Vec<(
+        Option<&'static str>,
+        &'a mut ParamStore,
+        &'a mut dyn Optimizer,
+    )>,
     /// Tensors of its state that no optimizer trains (a codebook's moving averages, a fitted
     /// prior, a generator's batch-norm statistics).
     pub buffers: Vec<&'a mut ParamStore>,

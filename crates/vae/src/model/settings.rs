@@ -144,7 +144,8 @@ fn from_matches<S: Settings>(
 /// The settings of `table`; a key that no setting reads is an error (serde's
 /// `deny_unknown_fields` cannot be used with the flattened groups that several models share).
 fn from_table<S: Settings>(table: toml::Table) -> Result<Box<dyn AnySettings>, String> {
-    let settings: S = (table.clone().try_into()).map_err(|e: toml::de::Error| e.message().to_string())?;
+    let settings: S =
+        (table.clone().try_into()).map_err(|e: toml::de::Error| e.message().to_string())?;
     let known = settings.to_table();
     if let Some(key) = table.keys().find(|k| !known.contains_key(*k)) {
         return Err(format!("unknown field `{key}`"));
@@ -191,7 +192,10 @@ impl ModelSettings {
     pub fn get<S: Settings>(&self) -> &S {
         match self.own.as_any().downcast_ref() {
             Some(s) => s,
-            None => panic!("model {} has other settings than the ones asked for", self.kind),
+            None => panic!(
+                "model {} has other settings than the ones asked for",
+                self.kind
+            ),
         }
     }
 
@@ -500,7 +504,11 @@ mod tests {
         }
         for lr in [1e-3, 2e-4, 5e-5, 0.1, 1.0, 0.0, 3.4e38, 1e-45] {
             let text = toml::to_string(&Rate { lr }).unwrap();
-            assert_eq!(toml::from_str::<Rate>(&text).unwrap(), Rate { lr }, "{text}");
+            assert_eq!(
+                toml::from_str::<Rate>(&text).unwrap(),
+                Rate { lr },
+                "{text}"
+            );
         }
         assert_eq!(toml::to_string(&Rate { lr: 1e-3 }).unwrap(), "lr = 0.001\n");
     }
@@ -513,11 +521,30 @@ mod tests {
             typed_like(&list, "512, 256"),
             Some(Value::Array(vec![Value::Integer(512), Value::Integer(256)]))
         );
-        assert_eq!(typed_like(&Value::Float(1.0), "0.5"), Some(Value::Float(0.5)));
+        assert_eq!(
+            typed_like(&Value::Float(1.0), "0.5"),
+            Some(Value::Float(0.5))
+        );
         assert_eq!(typed_like(&Value::Integer(1), "x"), None);
         assert_eq!(
             typed_like(&Value::Boolean(false), "true"),
             Some(Value::Boolean(true))
         );
+    }
+
+    #[test]
+    fn cosine_schedule_runs_from_lr_to_a_hundredth() {
+        let s = LrSchedule::Cosine;
+        // Epoch 1 of 5 at the full rate, epoch 3 halfway down the cosine:
+        // 0.01 + 0.99·½(1 + cos(π/2)) = 0.505; epoch 5 at 1%.
+        assert!((s.lr(1e-3, 1, 5) - 1e-3).abs() < 1e-9);
+        assert!((s.lr(1e-3, 3, 5) - 0.505e-3).abs() < 1e-9);
+        assert!((s.lr(1e-3, 5, 5) - 1e-5).abs() < 1e-9);
+        // A one-epoch run trains at the full rate.
+        assert!((s.lr(1e-3, 1, 1) - 1e-3).abs() < 1e-9);
+        assert_eq!(LrSchedule::Constant.lr(1e-3, 4, 5), 1e-3);
+        for s in [LrSchedule::Constant, LrSchedule::Cosine] {
+            assert_eq!(s.to_string().parse::<LrSchedule>(), Ok(s));
+        }
     }
 }

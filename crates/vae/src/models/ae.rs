@@ -251,6 +251,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: true,
     data: all_images,
     build: |config, build| Box::new(AeModel::new(config, build.shape)),
 };
@@ -281,13 +282,19 @@ pub struct AeModel {
 impl AeModel {
     /// The plain autoencoder of `config` for images of `shape`.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
-        Self::build(config, config.settings::<AeSettings>().net.config(shape), None)
+        Self::build(
+            config,
+            config.settings::<AeSettings>().net.config(shape),
+            None,
+        )
     }
 
     /// The denoising autoencoder of `config` (`noise`, `noise_level`) for images of `shape`.
     pub fn denoising(config: &RunConfig, shape: (usize, usize)) -> Self {
         let settings: &DaeSettings = config.settings();
-        let noise = settings.noise().expect("the model's check accepted the level");
+        let noise = settings
+            .noise()
+            .expect("the model's check accepted the level");
         Self::build(config, settings.net.config(shape), Some(noise))
     }
 
@@ -428,9 +435,9 @@ impl Report for AeModel {
         let (train, test) = (values.get("train_recon"), values.get("test_recon"));
         let clean = values.get("test_sq_error");
         match self.noise {
-            None => format!(
-                "train recon {train:8.3}  test recon {test:8.3}, squared error {clean:7.3}"
-            ),
+            None => {
+                format!("train recon {train:8.3}  test recon {test:8.3}, squared error {clean:7.3}")
+            }
             Some(_) => format!(
                 "train recon {train:8.3}  test recon {test:8.3}, denoised squared error {:7.3} \
                  (clean input {clean:7.3})",

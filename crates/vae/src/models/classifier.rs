@@ -156,10 +156,7 @@ impl Settings for ClassifierSettings {
     fn check(&self, _config: &RunConfig) -> Result<(), String> {
         check_hidden(&self.hidden)?;
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!(
-                "--dropout must be in [0, 1), got {}",
-                self.dropout
-            ));
+            return Err(format!("--dropout must be in [0, 1), got {}", self.dropout));
         }
         Ok(())
     }
@@ -174,6 +171,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: false,
     data: all_images,
     build: |config, build| Box::new(ClassifierModel::new(config, build.shape)),
 };

@@ -22,8 +22,8 @@ use super::{Likelihood, Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::Binarize;
 use crate::dist::standard_normal;
 use crate::model::{
-    Abilities, Columns, Complete, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report,
-    Row, RunConfig, RunError, RunModel, Schema, Settings, State, TestData, TrainData, all_images,
+    Abilities, Columns, Complete, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
+    RunConfig, RunError, RunModel, Schema, Settings, State, TestData, TrainData, all_images,
     by_str, check_hidden, keep, positive,
 };
 use crate::random::{Draws, Keys};
@@ -255,6 +255,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: false,
     data: all_images,
     build: |config, build| Box::new(CompletionModel::new(config, build.shape)),
 };
@@ -292,6 +293,7 @@ pub const REGRESSOR: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: false,
     data: all_images,
     build: |config, build| Box::new(RegressorModel::new(config, build.shape)),
 };

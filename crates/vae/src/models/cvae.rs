@@ -18,9 +18,9 @@ use super::{Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::Binarize;
 use crate::eval;
 use crate::model::{
-    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
-    RunConfig, RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData,
-    all_images, keep,
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row, RunConfig,
+    RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData, all_images,
+    keep,
 };
 use crate::random::{Draws, Keys};
 
@@ -104,6 +104,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: false,
     data: all_images,
     build: |config, build| Box::new(CvaeModel::new(config, build.shape)),
 };

@@ -223,6 +223,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: true,
     data: all_images,
     build: |config, build| Box::new(AeModel::denoising(config, build.shape)),
 };

@@ -28,9 +28,9 @@ use crate::data::{Binarize, TrainSet};
 use crate::dist::standard_normal;
 use crate::eval::quality::Coverage;
 use crate::model::{
-    Abilities, Build, Columns, Epoch, Figure, Finish, ModelEntry, Picture, Report, Row,
-    RunConfig, RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData,
-    Yardstick, all_images, by_str, check_hidden, keep, positive,
+    Abilities, Build, Columns, Epoch, Figure, Finish, ModelEntry, Picture, Report, Row, RunConfig,
+    RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData, Yardstick,
+    all_images, by_str, check_hidden, keep, positive,
 };
 use crate::random::{Draws, Keys, Purpose, examples};
 use crate::run::files;
@@ -396,6 +396,7 @@ pub const GAN: ModelEntry = ModelEntry {
     },
     background: keep,
     legacy: &[],
+    scores: false,
     data: all_images,
     build: |config, build| Box::new(GanModel::new(config, build)),
 };
@@ -412,6 +413,7 @@ pub const WGAN: ModelEntry = ModelEntry {
     },
     background: keep,
     legacy: &[],
+    scores: false,
     data: all_images,
     build: |config, build| Box::new(GanModel::new(config, build)),
 };
@@ -446,10 +448,18 @@ impl GanModel {
         let (height, width) = build.shape;
         let pixels = height * width;
         let (net, game, minibatch) = if config.kind().name() == WGAN.name {
-            (&config.settings::<WganSettings>().net, Game::Wasserstein, false)
+            (
+                &config.settings::<WganSettings>().net,
+                Game::Wasserstein,
+                false,
+            )
         } else {
             let gan: &GanSettings = config.settings();
-            (&gan.net, Game::Gan(gan.gan_loss), gan.minibatch_discrimination)
+            (
+                &gan.net,
+                Game::Gan(gan.gan_loss),
+                gan.minibatch_discrimination,
+            )
         };
         let rng = &mut config.init_rng();
         let (mut g_store, mut g_buffers, mut d_store) =
@@ -1119,20 +1129,26 @@ mod tests {
 
     use super::*;
     use crate::data::Split;
+    use crate::model::Restore;
 
     /// 40 images of 4×4 and a tiny generator; `model` is `gan` or `wgan`.
     fn tiny_run(model: &str, minibatch: bool) -> (RunConfig, Split) {
         let pixels: Vec<u8> = (0..40 * 16).map(|i| ((i * 37) % 256) as u8).collect();
         let labels: Vec<u8> = (0..40).map(|i| (i % 10) as u8).collect();
         let mut config = RunConfig::for_model(model.parse().unwrap());
-        config.hidden = vec![6, 5];
-        config.latent_dim = 3;
-        config.batch_size = 8;
-        config.minibatch_discrimination = minibatch;
+        config.model.set("hidden", "6,5").unwrap();
+        config.model.set("latent_dim", "3").unwrap();
+        if minibatch {
+            config
+                .model
+                .set("minibatch_discrimination", "true")
+                .unwrap();
+        }
+        config.optimizer.batch_size = 8;
         (config, Split::new(pixels, labels, (4, 4)))
     }
 
-    fn epoch(model: &mut GanModel, data: &TrainData, keys: Keys) -> (Vec<f64>, usize) {
+    fn epoch(model: &mut GanModel, data: &TrainData, keys: Keys) -> (Row, usize) {
         let mut batches = 0;
         let values = model.train_epoch(
             data,
@@ -1140,7 +1156,6 @@ mod tests {
                 keys,
                 world: &crate::parallel::Alone,
                 batch_size: 8,
-                lr: 1e-3,
                 on_batch: &mut |_| {
                     batches += 1;
                     ControlFlow::Continue(())
@@ -1153,8 +1168,16 @@ mod tests {
     fn state(model: &GanModel) -> Vec<Matrix> {
         (model.stores().into_iter())
             .flat_map(|s| s.iter().map(|(_, _, v)| v.clone()).collect::<Vec<_>>())
-            .chain(model.progress.iter().cloned())
+            .chain(model.progress_rows())
             .collect()
+    }
+
+    fn build(config: &RunConfig) -> GanModel {
+        GanModel::new(config, &Build::of((4, 4)))
+    }
+
+    fn data(config: &RunConfig, split: Split) -> TrainData {
+        all_images(config, split).unwrap()
     }
 
     #[test]
@@ -1163,28 +1186,28 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for (name, minibatch) in [("gan", false), ("gan", true), ("wgan", false)] {
             let (config, split) = tiny_run(name, minibatch);
-            let mut straight = GanModel::new(&config, (4, 4));
-            let data = straight.train_data(&config, split.clone()).unwrap();
+            let mut straight = build(&config);
+            let data = data(&config, split.clone());
             epoch(&mut straight, &data, Keys::epoch(9, 1));
             let path = dir.join(format!("{name}-{minibatch}.safetensors"));
-            straight.save(&path, &Metadata::new()).unwrap();
+            straight.state().save(&path, &Metadata::new()).unwrap();
             epoch(&mut straight, &data, Keys::epoch(9, 2));
 
-            let mut resumed = GanModel::new(&config, (4, 4));
+            let mut resumed = build(&config);
             assert_ne!(state(&resumed), state(&straight));
-            resumed.restore(&path, Restore::Everything).unwrap();
-            assert_eq!(resumed.progress.len(), 1);
+            crate::run::restore(&mut resumed, &path, Restore::Everything).unwrap();
+            assert_eq!(resumed.progress_rows().len(), 1);
             epoch(&mut resumed, &data, Keys::epoch(9, 2));
             assert_eq!(state(&resumed), state(&straight), "{name} {minibatch}");
             assert_eq!(resumed.g_opt.state(), straight.g_opt.state());
             assert_eq!(resumed.d_opt.state(), straight.d_opt.state());
-            assert_eq!(resumed.progress.len(), 2);
+            assert_eq!(resumed.progress_rows().len(), 2);
 
             // The parameters alone, for sampling: the same images.
-            let mut sampler = GanModel::new(&config, (4, 4));
+            let mut sampler = build(&config);
             let later = dir.join(format!("{name}-{minibatch}-2.safetensors"));
-            straight.save(&later, &Metadata::new()).unwrap();
-            sampler.restore(&later, Restore::Params).unwrap();
+            straight.state().save(&later, &Metadata::new()).unwrap();
+            crate::run::restore(&mut sampler, &later, Restore::Params).unwrap();
             let z = standard_normal(&mut ChaCha8Rng::seed_from_u64(1), (5, 3));
             assert_eq!(sampler.generate(&z), straight.generate(&z));
         }
@@ -1194,18 +1217,19 @@ mod tests {
     #[test]
     fn the_gan_steps_both_networks_once_a_batch() {
         let (config, split) = tiny_run("gan", false);
-        let mut model = GanModel::new(&config, (4, 4));
-        let data = model.train_data(&config, split).unwrap();
+        let mut model = build(&config);
+        let data = data(&config, split);
         let (values, batches) = epoch(&mut model, &data, Keys::epoch(0, 1));
         assert_eq!(batches, 5);
         assert_eq!(model.steps(), (5, 5));
-        assert_eq!(values.len(), GAN_TRAIN.len());
+        assert!(values.names().eq(GAN_TRAIN));
         // D's loss is the mean of two cross-entropies, D(x) and D(G(z)) probabilities.
         assert!(
-            values[0] > 0.0 && values.iter().all(|v| v.is_finite()),
+            values.get("train_d_loss") > 0.0 && values.values().all(|v| v.is_finite()),
             "{values:?}"
         );
-        assert!((0.0..=1.0).contains(&values[2]) && (0.0..=1.0).contains(&values[3]));
+        let (real, fake) = (values.get("train_d_real"), values.get("train_d_fake"));
+        assert!((0.0..=1.0).contains(&real) && (0.0..=1.0).contains(&fake));
     }
 
     #[test]
@@ -1216,8 +1240,8 @@ mod tests {
         );
         assert_eq!((critic_steps(500), critic_steps(501)), (100, 5));
         let (config, split) = tiny_run("wgan", false);
-        let mut model = GanModel::new(&config, (4, 4));
-        let data = model.train_data(&config, split).unwrap();
+        let mut model = build(&config);
+        let data = data(&config, split);
         let in_box = |m: &GanModel| {
             m.d_store
                 .iter()
@@ -1230,29 +1254,23 @@ mod tests {
         assert_eq!(batches, 5);
         assert_eq!(model.steps(), (1, 5));
         assert!(in_box(&model));
-        assert_eq!(values.len(), WGAN_TRAIN.len());
+        assert!(values.names().eq(WGAN_TRAIN));
         // The Wasserstein estimate is the critic loss's negative.
-        assert_eq!(values[2], -values[0]);
+        assert_eq!(
+            values.get("train_wasserstein"),
+            -values.get("train_critic_loss")
+        );
     }
 
     #[test]
     fn bad_settings_name_the_flag() {
         let (mut config, _) = tiny_run("wgan", false);
-        config.gan_loss = Some(GanLoss::Minimax);
-        assert!(
-            check(&config)
-                .unwrap_err()
-                .starts_with("--gan-loss minimax")
-        );
-        let (mut config, _) = tiny_run("wgan", true);
-        assert!(
-            check(&config)
-                .unwrap_err()
-                .starts_with("--minibatch-discrimination")
-        );
-        config.minibatch_discrimination = false;
-        config.batch_size = 1;
+        config.optimizer.batch_size = 1;
+        let check = |c: &RunConfig| c.model.check(c);
         assert!(check(&config).unwrap_err().starts_with("--batch-size 1"));
+        config.optimizer.batch_size = 8;
+        config.optimizer.weight_decay = 0.1;
+        assert!(check(&config).unwrap_err().starts_with("--weight-decay"));
         let (config, _) = tiny_run("gan", true);
         assert_eq!(check(&config), Ok(()));
         assert_eq!(
@@ -1262,16 +1280,32 @@ mod tests {
     }
 
     #[test]
+    fn the_run_sets_both_optimizers_rates() {
+        for name in ["gan", "wgan"] {
+            let (config, _) = tiny_run(name, false);
+            let mut model = build(&config);
+            model.state().set_lr(1e-5);
+            assert_eq!(model.state().lrs(), [1e-5, 1e-5], "{name}");
+            assert_eq!((model.g_opt.lr(), model.d_opt.lr()), (1e-5, 1e-5));
+        }
+    }
+
+    #[test]
     fn warnings_name_a_winning_discriminator_and_collapsed_classes() {
         let (config, _) = tiny_run("gan", false);
-        let model = GanModel::new(&config, (4, 4));
+        let model = build(&config);
         // train: D loss, G loss, D(x), D(G(z)), norms; test: D(x), D(G(z)), IS, classes, KL.
-        let row = [0.01, 6.0, 0.99, 0.01, 0.1, 0.1, 0.99, 0.01, 2.1, 3.0, 1.2];
+        let columns = GAN_COLUMNS[1];
+        let names: Vec<&'static str> = columns.names().collect();
+        let row = Row::new(
+            &names,
+            vec![0.01, 6.0, 0.99, 0.01, 0.1, 0.1, 0.99, 0.01, 2.1, 3.0, 1.2],
+        );
         let warnings = model.warnings(&row);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].starts_with("D's loss fell to 0.0100"));
         assert!(warnings[1].contains("3 of 10 classes"));
-        let healthy = [0.6, 0.9, 0.6, 0.4, 1.0, 1.0, 0.6, 0.4, 8.9, 10.0, 0.02];
-        assert!(model.warnings(&healthy).is_empty());
+        let healthy = vec![0.6, 0.9, 0.6, 0.4, 1.0, 1.0, 0.6, 0.4, 8.9, 10.0, 0.02];
+        assert!(model.warnings(&Row::new(&names, healthy)).is_empty());
     }
 }

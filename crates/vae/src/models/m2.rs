@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use autodiff::Tape;
 use ndarray::{Axis, s};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
 
 use super::classifier::predictions;
 use super::cvae::{CLASSES, one_hot};
@@ -31,9 +31,9 @@ use super::report::{
 use super::{Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::{Binarize, Split, TrainSet};
 use crate::model::{
-    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
-    RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData,
-    TrainData, keep, positive, short_f32,
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row, RunConfig,
+    RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData, TrainData, keep,
+    positive, short_f32,
 };
 use crate::random::{Draws, Keys, examples};
 use crate::train;
@@ -211,7 +211,7 @@ impl Settings for M2Settings {
         if config.data.classes != crate::data::Classes::All {
             return Err("--classes and --exclude-class: m2 trains on all ten classes".into());
         }
-        if self.labels == 0 || self.labels % CLASSES != 0 {
+        if self.labels == 0 || !self.labels.is_multiple_of(CLASSES) {
             return Err(
                 "--labels must be a positive multiple of 10 (the same number per class)".into(),
             );
@@ -232,6 +232,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: true,
     data: semi_supervised,
     build: |config, build| Box::new(M2Model::new(config, build.shape)),
 };

@@ -48,9 +48,9 @@ pub use completion::{
 pub use cvae::{CLASSES, Cvae, CvaeModel, CvaeSettings, one_hot};
 pub use dae::{DaeSettings, Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
 pub use gan::{
-    D_HIDDEN, Discriminator, G_BATCH_NORM, GAN_BETA1, Game, GanLoss, GanModel, GanNet,
-    GanSettings, Generator, MINIBATCH_DIMS, MINIBATCH_KERNELS, N_CRITIC, ParseGanLossError,
-    WGAN_CLIP, WganSettings, critic_steps,
+    D_HIDDEN, Discriminator, G_BATCH_NORM, GAN_BETA1, Game, GanLoss, GanModel, GanNet, GanSettings,
+    Generator, MINIBATCH_DIMS, MINIBATCH_KERNELS, N_CRITIC, ParseGanLossError, WGAN_CLIP,
+    WganSettings, critic_steps,
 };
 pub use m2::{Counts, M2, M2Model, M2Settings, PAPER_ALPHA, Unlabeled, balanced_subset};
 pub use pixel_ar::{
@@ -310,9 +310,9 @@ mod registry_tests {
             let mut config = tiny_run(kind);
             config.optimizer.batch_size = 8;
             config.data.binarize = Binarize::Static;
-            let mut model = (kind.entry().build)(&config, (4, 4));
+            let mut model = (kind.entry().build)(&config, &crate::model::Build::of((4, 4)));
             let columns = model.columns();
-            let data = model.train_data(&config, split.clone()).unwrap();
+            let data = (kind.entry().data)(&config, split.clone()).unwrap();
             let mut steps = 0;
             let train = model.train_epoch(
                 &data,
@@ -320,19 +320,31 @@ mod registry_tests {
                     keys: crate::random::Keys::epoch(0, 1),
                     world: &crate::parallel::Alone,
                     batch_size: 8,
-                    lr: 1e-3,
                     on_batch: &mut |_| {
                         steps += 1;
                         std::ops::ControlFlow::Continue(())
                     },
                 },
             );
-            assert_eq!(train.len(), columns.train.len(), "{kind}");
+            assert!(train.names().eq(columns.train.iter().copied()), "{kind}");
             assert_eq!(steps, data.batches(8), "{kind}");
             let keys = crate::random::Keys::evaluation(0);
             let test = model.test(&TestData::new(split.clone()), keys);
-            assert_eq!(test.len(), columns.test.len(), "{kind}");
-            assert!(train.iter().chain(&test).all(|v| v.is_finite()), "{kind}");
+            assert!(test.names().eq(columns.test.iter().copied()), "{kind}");
+            assert!(
+                train.values().chain(test.values()).all(f64::is_finite),
+                "{kind}"
+            );
+            let fitted = model.after_training(
+                &data,
+                &mut crate::model::AfterTraining {
+                    note: &mut |_| {},
+                    on_step: &mut || std::ops::ControlFlow::Continue(()),
+                },
+            );
+            assert!(fitted.is_continue(), "{kind}");
+            let scores = model.abilities().score.is_some();
+            assert_eq!(scores, kind.entry().scores, "{kind}: ModelEntry::scores");
         }
     }
 }

@@ -28,9 +28,9 @@ use super::report::Grids;
 use super::vae::check_background;
 use crate::data::{Binarize, perturb};
 use crate::model::{
-    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
-    RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData,
-    TrainData, all_images, by_str, check_hidden, positive, short_f32,
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row, RunConfig,
+    RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData, TrainData,
+    all_images, by_str, check_hidden, positive, short_f32,
 };
 use crate::random::Keys;
 use crate::run::files;
@@ -379,6 +379,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     background: background_model,
     // pixel-ar's only window before it was a setting.
     legacy: &[("window", "3,3")],
+    scores: true,
     data: all_images,
     build: |config, build| Box::new(PixelArModel::new(config, build.shape)),
 };
@@ -695,14 +696,16 @@ mod tests {
     #[test]
     fn the_background_model_is_local_and_narrower() {
         let mut config = RunConfig::for_model("pixel-ar".parse().unwrap());
+        let settings: &PixelArSettings = config.settings();
         assert_eq!(
-            (config.hidden.as_slice(), config.local),
+            (settings.hidden.as_slice(), settings.local),
             (&[128, 128][..], false)
         );
-        assert_eq!(config.window, Window::WIDE);
+        assert_eq!(settings.window, Window::WIDE);
         background_model(&mut config);
+        let settings: &PixelArSettings = config.settings();
         assert_eq!(
-            (config.hidden.as_slice(), config.local, config.window),
+            (settings.hidden.as_slice(), settings.local, settings.window),
             (&[64, 64][..], true, Window::LOCAL)
         );
         let names = |config: &RunConfig| {
@@ -714,7 +717,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert!(names(&config).iter().all(|n| n.starts_with("net.fc")));
-        config.local = false;
+        config.model.get_mut::<PixelArSettings>().local = false;
         assert!(names(&config).contains(&"position.w".to_string()));
     }
 

@@ -27,9 +27,9 @@ use super::report::{
 };
 use crate::data::{Binarize, perturb};
 use crate::model::{
-    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
-    RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, ScoreSettings, Scores,
-    Settings, State, TestData, TrainData, all_images, by_str, check_hidden, positive, short_f32,
+    Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row, RunConfig,
+    RunError, RunModel, Sample, Samples, Schema, Score, ScoreSettings, Scores, Settings, State,
+    TestData, TrainData, all_images, by_str, check_hidden, positive, short_f32,
 };
 use crate::random::{Draws, Keys, Purpose, examples};
 use crate::run::files;
@@ -448,6 +448,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: crate::model::keep,
     background: crate::model::keep,
     legacy: &[],
+    scores: true,
     data: all_images,
     build: |config, build| Box::new(VaeModel::new(config, build.shape)),
 };
@@ -474,7 +475,11 @@ impl VaeModel {
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
         let settings: &VaeSettings = config.settings();
         let mut store = ParamStore::new();
-        let vae = Vae::new(&mut store, settings.net.config(shape), &mut config.init_rng());
+        let vae = Vae::new(
+            &mut store,
+            settings.net.config(shape),
+            &mut config.init_rng(),
+        );
         VaeModel {
             vae,
             params: Params::new(store, config),
@@ -574,7 +579,6 @@ impl Report for VaeModel {
             format!("{n} samples"),
         ))
     }
-
 }
 
 impl Sample for VaeModel {

@@ -550,6 +550,7 @@ pub const MODEL: ModelEntry = ModelEntry {
     defaults: keep,
     background: keep,
     legacy: &[],
+    scores: true,
     data: all_images,
     build: |config, build| Box::new(VqVaeModel::new(config, build.shape)),
 };
@@ -1062,7 +1063,7 @@ impl Score for VqVaeModel {
 mod tests {
     use super::*;
     use crate::data::Split;
-    use crate::run::TestData;
+    use crate::model::{Build, Restore, TestData};
     use autodiff::{GradcheckConfig, gradcheck_against};
 
     /// A 6-pixel VQ-VAE, one tanh hidden layer of 5, 2 codes of 3 dims, 4 embeddings.
@@ -1297,31 +1298,30 @@ mod tests {
     fn tiny_run(update: CodebookUpdate) -> (RunConfig, Split) {
         let pixels: Vec<u8> = (0..40 * 16).map(|i| ((i * 37) % 256) as u8).collect();
         let labels: Vec<u8> = (0..40).map(|i| (i % 10) as u8).collect();
-        let config = RunConfig {
-            model: "vqvae".parse().unwrap(),
-            hidden: vec![8],
-            codes: 2,
-            code_dim: 3,
-            codebook: 5,
-            codebook_update: update,
-            restart_dead: true,
-            batch_size: 16,
-            ..RunConfig::default()
-        };
+        let mut config = RunConfig::for_model("vqvae".parse().unwrap());
+        let settings: &mut VqVaeSettings = config.model.get_mut();
+        settings.hidden = vec![8];
+        (settings.codes, settings.code_dim, settings.codebook) = (2, 3, 5);
+        (settings.codebook_update, settings.restart_dead) = (update, true);
+        config.optimizer.batch_size = 16;
         (config, Split::new(pixels, labels, (4, 4)))
     }
 
-    fn epoch(model: &mut dyn RunModel, data: &TrainData, keys: Keys) -> Vec<f64> {
+    fn epoch(model: &mut dyn RunModel, data: &TrainData, keys: Keys) -> Row {
+        model.state().set_lr(1e-2);
         model.train_epoch(
             data,
             &mut Epoch {
                 keys,
                 world: &crate::parallel::Alone,
                 batch_size: 16,
-                lr: 1e-2,
                 on_batch: &mut |_| ControlFlow::Continue(()),
             },
         )
+    }
+
+    fn build(config: &RunConfig) -> VqVaeModel {
+        VqVaeModel::new(config, Build::of((4, 4)).shape)
     }
 
     fn state(model: &VqVaeModel) -> Vec<Matrix> {
@@ -1338,16 +1338,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for update in [CodebookUpdate::Loss, CodebookUpdate::Ema] {
             let (config, split) = tiny_run(update);
-            let mut straight = VqVaeModel::new(&config, (4, 4));
-            let data = straight.train_data(&config, split.clone()).unwrap();
+            let mut straight = build(&config);
+            let data = all_images(&config, split.clone()).unwrap();
             epoch(&mut straight, &data, Keys::epoch(9, 1));
             let path = dir.join(format!("{update}.safetensors"));
-            straight.save(&path, &Metadata::new()).unwrap();
+            straight.state().save(&path, &Metadata::new()).unwrap();
             epoch(&mut straight, &data, Keys::epoch(9, 2));
 
-            let mut resumed = VqVaeModel::new(&config, (4, 4));
+            let mut resumed = build(&config);
             assert_ne!(state(&resumed), state(&straight));
-            resumed.restore(&path, Restore::Everything).unwrap();
+            crate::run::restore(&mut resumed, &path, Restore::Everything).unwrap();
             epoch(&mut resumed, &data, Keys::epoch(9, 2));
             assert_eq!(state(&resumed), state(&straight), "{update}");
             assert_eq!(resumed.params.opt.state(), straight.params.opt.state());
@@ -1359,12 +1359,10 @@ mod tests {
     fn a_background_model_trains_on_perturbed_images_and_rate_0_changes_nothing() {
         let (config, split) = tiny_run(CodebookUpdate::Ema);
         let trained = |background: f32| {
-            let config = RunConfig {
-                background,
-                ..config.clone()
-            };
-            let mut model = VqVaeModel::new(&config, (4, 4));
-            let data = model.train_data(&config, split.clone()).unwrap();
+            let mut config = config.clone();
+            config.model.get_mut::<VqVaeSettings>().background = background;
+            let mut model = build(&config);
+            let data = all_images(&config, split.clone()).unwrap();
             epoch(&mut model, &data, Keys::epoch(4, 1));
             state(&model)
         };
@@ -1377,12 +1375,13 @@ mod tests {
     #[test]
     fn after_training_the_priors_make_samples_scores_and_a_bound() {
         let (config, split) = tiny_run(CodebookUpdate::Ema);
-        let mut model = VqVaeModel::new(&config, (4, 4));
-        let data = model.train_data(&config, split.clone()).unwrap();
+        let mut model = build(&config);
+        let data = all_images(&config, split.clone()).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let train = epoch(&mut model, &data, Keys::epoch(2, 1));
-        assert_eq!(train.len(), COLUMNS.train.len());
-        assert!(model.sampler().is_none() && model.scorer().is_none());
+        assert!(train.names().eq(COLUMNS.train.iter().copied()));
+        let abilities = model.abilities();
+        assert!(abilities.sample.is_none() && abilities.score.is_none());
         let test = TestData::new(split);
         let why = model.sample_picture(&test, 4, &mut rng).unwrap_err();
         assert!(why.contains("--resume"), "{why}");
@@ -1410,9 +1409,9 @@ mod tests {
             },
         );
         assert_eq!(again, ControlFlow::Continue(false));
-        let samples = model.sampler().unwrap().sample(6, &mut rng).images;
+        let samples = model.abilities().sample.unwrap().sample(6, &mut rng).images;
         assert_eq!(samples.dim(), (6, 16));
-        let scores = model.scorer().unwrap().score(&test.x, Keys::evaluation(2));
+        let scores = (model.abilities().score.unwrap()).score(&test.x, Keys::evaluation(2));
         let eval = model.evaluate(&test.x);
         let (_, rates) = model.rates(&eval.codes);
         for i in 0..40 {

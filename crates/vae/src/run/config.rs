@@ -148,7 +148,10 @@ impl RunConfig {
     pub fn from_checkpoint(&self, meta: &Metadata, path: &Path) -> Result<RunConfig, RunError> {
         let mut found = match meta.get(SETTINGS) {
             Some(text) => RunConfig::from_toml(text).map_err(|e| {
-                RunError::Config(format!("{}: its settings are not valid: {e}", path.display()))
+                RunError::Config(format!(
+                    "{}: its settings are not valid: {e}",
+                    path.display()
+                ))
             })?,
             None => {
                 let mut legacy = legacy(meta, path, self)?;
@@ -217,7 +220,10 @@ fn legacy(meta: &Metadata, path: &Path, base: &RunConfig) -> Result<RunConfig, R
             None if !set.contains_key(&key) => continue,
             None => get(&key)?,
         };
-        config.model.set(&key, value).map_err(|_| bad(&key, value))?;
+        config
+            .model
+            .set(&key, value)
+            .map_err(|_| bad(&key, value))?;
     }
     config.data.dataset = parse(get("dataset")?, "dataset", &bad)?;
     // Checkpoints from before class subsets trained on every class.

@@ -74,7 +74,6 @@ fn excluded(s: &str) -> Result<Classes, String> {
     Classes::excluding(&labels).map_err(|e| e.to_string())
 }
 
-
 /// `cmd` with the flags of a run of `kind`: `--model`, the shared groups with the model's own
 /// defaults (shown by `--help`), and the model's flags under their heading.
 pub fn add_flags(cmd: Command, kind: ModelKind) -> Command {
@@ -155,7 +154,9 @@ where
 
 /// The model that `--model NAME` (or `--model=NAME`) in `args` names, if any: the flags a
 /// command takes depend on it, so it is read before the rest.
-pub fn model_named(args: &[String]) -> Result<Option<ModelKind>, crate::model::ParseModelKindError> {
+pub fn model_named(
+    args: &[String],
+) -> Result<Option<ModelKind>, crate::model::ParseModelKindError> {
     let mut named = None;
     let mut words = args.iter();
     while let Some(word) = words.next() {
@@ -169,6 +170,29 @@ pub fn model_named(args: &[String]) -> Result<Option<ModelKind>, crate::model::P
         }
     }
     named.map(|name| name.parse()).transpose()
+}
+
+/// Whether the flag `id` (clap's id: the setting's key, e.g. `latent_dim`) has another value in
+/// `given` than in `found` (a checkpoint's settings): what `--resume` refuses.
+pub fn changes(given: &RunConfig, found: &RunConfig, id: &str) -> bool {
+    let tables = |c: &RunConfig| -> toml::Table {
+        let mut c = c.clone();
+        c.data.dir = None;
+        toml::from_str(&c.to_toml()).expect("a run's settings read back")
+    };
+    let key = match id {
+        "exclude_class" => "classes",
+        other => other,
+    };
+    let value = |t: &toml::Table| -> Option<toml::Value> {
+        let groups = ["data", "optimizer", given.kind().name()];
+        (t.get(key).cloned()).or_else(|| {
+            groups
+                .iter()
+                .find_map(|g| t.get(*g)?.as_table()?.get(key).cloned())
+        })
+    };
+    value(&tables(given)) != value(&tables(found))
 }
 
 /// For clap's error about an unknown flag that is another model's: one line naming the flag,

@@ -23,9 +23,9 @@ pub mod reference;
 mod training;
 mod world;
 
-pub use dir::{EpochRow, files};
-pub(crate) use dir::write_atomic;
 pub use crate::error::{Interrupt, RunError};
+pub(crate) use dir::write_atomic;
+pub use dir::{EpochRow, files};
 
 /// What a run reports as it goes. Every method has an empty default.
 pub trait Observer {
@@ -84,7 +84,11 @@ pub struct Loaded {
 
 /// Reads the checkpoint `path` into `model`: its own metadata first
 /// ([`RunModel::read_metadata`]), then its state.
-pub(crate) fn restore(model: &mut dyn RunModel, path: &Path, what: Restore) -> Result<(), RunError> {
+pub(crate) fn restore(
+    model: &mut dyn RunModel,
+    path: &Path,
+    what: Restore,
+) -> Result<(), RunError> {
     let meta = checkpoint::read_metadata(path)?;
     model.read_metadata(&meta, path)?;
     model.state().restore(path, what)
@@ -98,7 +102,9 @@ fn save(
     epoch: usize,
     shape: (usize, usize),
 ) -> Result<(), RunError> {
-    model.state().save(path, &config.checkpoint_metadata(epoch, shape))
+    model
+        .state()
+        .save(path, &config.checkpoint_metadata(epoch, shape))
 }
 
 /// The RNG of every evaluation: the same draws each epoch, so epochs compare like for like.
@@ -176,7 +182,10 @@ pub fn train_once(
             dir.display()
         )));
     }
-    let trained: usize = meta.get(config::EPOCH).and_then(|e| e.parse().ok()).unwrap_or(0);
+    let trained: usize = meta
+        .get(config::EPOCH)
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
     if trained < config.epochs {
         observer.note(&format!("finishing {what} in {}", dir.display()));
         train(config, dir, Some(&path), observer)?;
@@ -218,8 +227,35 @@ pub fn train_shared(
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::data::testutil::{TempDir, write_split};
+    use crate::model::LrSchedule;
+    use crate::run::config::IMAGE_SIZE;
+
+    /// A tiny VAE of `epochs` on the images in `data`.
+    fn tiny(data: &Path, epochs: usize) -> RunConfig {
+        let mut config = RunConfig::default();
+        config.model.set("hidden", "3").unwrap();
+        config.model.set("latent_dim", "2").unwrap();
+        config.data.dir = Some(data.to_path_buf());
+        (
+            config.optimizer.batch_size,
+            config.epochs,
+            config.iw_samples,
+        ) = (8, epochs, 0);
+        config
+    }
+
+    /// A folder of 40 training and 20 test images of 4×4.
+    fn images_in(tmp: &TempDir) -> PathBuf {
+        let data = tmp.path().join("4x4");
+        fs::create_dir_all(&data).unwrap();
+        write_split(&data, "train", 40, (4, 4));
+        write_split(&data, "t10k", 20, (4, 4));
+        data
+    }
 
     #[test]
     fn a_checkpoint_of_other_sized_images_is_refused_by_eval_and_resume() {
@@ -234,15 +270,7 @@ mod tests {
             write_split(dir, "train", 40, (side, side));
             write_split(dir, "t10k", 20, (side, side));
         }
-        let config = |data: &Path, epochs| RunConfig {
-            data_dir: Some(data.to_path_buf()),
-            hidden: vec![3],
-            latent_dim: 2,
-            batch_size: 8,
-            epochs,
-            iw_samples: 0,
-            ..RunConfig::default()
-        };
+        let config = tiny;
         train(config(&small, 1), &out, None, &mut Silent).unwrap();
         let checkpoint = out.join(files::CHECKPOINT);
         let meta = checkpoint::read_metadata(&checkpoint).unwrap();
@@ -265,10 +293,8 @@ mod tests {
         let tmp = TempDir::new("out");
         let file = tmp.write("a-file", b"");
         // No data directory is needed: the output is checked first.
-        let nowhere = RunConfig {
-            data_dir: Some(tmp.path().join("no-data")),
-            ..RunConfig::default()
-        };
+        let mut nowhere = RunConfig::default();
+        nowhere.data.dir = Some(tmp.path().join("no-data"));
         let error = train(nowhere.clone(), &file, None, &mut Silent)
             .err()
             .unwrap();
@@ -290,6 +316,7 @@ mod tests {
             after_training,
             epochs: 30,
             checkpoint: Some(PathBuf::from("runs/x/checkpoint.safetensors")),
+            data_dir: None,
         };
         assert_eq!(
             interrupted(false).to_string(),
@@ -305,18 +332,92 @@ mod tests {
     }
 
     #[test]
-    fn cosine_schedule_runs_from_lr_to_a_hundredth() {
-        let s = LrSchedule::Cosine;
-        // Epoch 1 of 5 at the full rate, epoch 3 halfway down the cosine:
-        // 0.01 + 0.99·½(1 + cos(π/2)) = 0.505; epoch 5 at 1%.
-        assert!((s.lr(1e-3, 1, 5) - 1e-3).abs() < 1e-9);
-        assert!((s.lr(1e-3, 3, 5) - 0.505e-3).abs() < 1e-9);
-        assert!((s.lr(1e-3, 5, 5) - 1e-5).abs() < 1e-9);
-        // A one-epoch run trains at the full rate.
-        assert!((s.lr(1e-3, 1, 1) - 1e-3).abs() < 1e-9);
-        assert_eq!(LrSchedule::Constant.lr(1e-3, 4, 5), 1e-3);
-        for s in [LrSchedule::Constant, LrSchedule::Cosine] {
-            assert_eq!(s.to_string().parse::<LrSchedule>(), Ok(s));
+    fn a_run_with_nothing_to_train_says_so_and_writes_nothing() {
+        struct Notes(Vec<String>);
+        impl Observer for Notes {
+            fn note(&mut self, message: &str) {
+                self.0.push(message.to_string());
+            }
+        }
+        let tmp = TempDir::new("nothing");
+        let data = images_in(&tmp);
+        let out = tmp.path().join("run");
+        let mut notes = Notes(Vec::new());
+        let summary = train(tiny(&data, 0), &out, None, &mut notes).unwrap();
+        assert!(summary.files.is_empty() && summary.last.is_none());
+        assert_eq!(notes.0, ["nothing to train: --epochs 0"]);
+        assert!(!out.exists());
+
+        let summary = train(tiny(&data, 2), &out, None, &mut Silent).unwrap();
+        // config.toml, the checkpoint, metrics.csv, curves.png and the pictures.
+        assert!(summary.files.len() >= 6, "{:?}", summary.files);
+        assert!(
+            summary.files.iter().all(|f| f.is_file()),
+            "{:?}",
+            summary.files
+        );
+        let checkpoint = out.join(files::CHECKPOINT);
+        let before = fs::read_to_string(out.join(files::CONFIG)).unwrap();
+        let mut notes = Notes(Vec::new());
+        let summary = train(tiny(&data, 1), &out, Some(&checkpoint), &mut notes).unwrap();
+        assert!(summary.files.is_empty());
+        assert_eq!(
+            notes.0,
+            ["nothing to train: the checkpoint has 2 epochs, more than --epochs 1"]
+        );
+        // config.toml is as the run left it.
+        assert_eq!(fs::read_to_string(out.join(files::CONFIG)).unwrap(), before);
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_its_test_limit() {
+        let tmp = TempDir::new("test-limit");
+        let data = images_in(&tmp);
+        let out = tmp.path().join("run");
+        let mut config = tiny(&data, 1);
+        config.data.test_limit = Some(7);
+        train(config, &out, None, &mut Silent).unwrap();
+        // The command that resumes gives no --test-limit: the checkpoint's is kept.
+        let checkpoint = out.join(files::CHECKPOINT);
+        let summary = train(tiny(&data, 2), &out, Some(&checkpoint), &mut Silent).unwrap();
+        assert_eq!(summary.last.unwrap().epoch, 2);
+        let saved = fs::read_to_string(out.join(files::CONFIG)).unwrap();
+        assert_eq!(
+            RunConfig::from_toml(&saved).unwrap().data.test_limit,
+            Some(7)
+        );
+        let loaded = load(&checkpoint, tiny(&data, 2)).unwrap();
+        // `eval` tests on every image unless told otherwise.
+        assert_eq!(loaded.test.split.len(), 20);
+        let meta = checkpoint::read_metadata(&checkpoint).unwrap();
+        let resumed = tiny(&data, 2).from_checkpoint(&meta, &checkpoint).unwrap();
+        assert_eq!(resumed.data.test_limit, Some(7));
+    }
+
+    #[test]
+    fn the_schedule_sets_every_optimizers_rate_the_gans_two_included() {
+        let tmp = TempDir::new("gan-cosine");
+        let data = images_in(&tmp);
+        for (schedule, decays) in [(LrSchedule::Constant, false), (LrSchedule::Cosine, true)] {
+            let mut config = RunConfig::for_model("gan".parse().unwrap());
+            config.model.set("hidden", "4").unwrap();
+            config.model.set("latent_dim", "2").unwrap();
+            config.model.set("quality_samples", "0").unwrap();
+            config.data.dir = Some(data.clone());
+            (config.optimizer.batch_size, config.epochs) = (8, 3);
+            config.optimizer.lr_schedule = schedule;
+            let out = tmp.path().join(format!("gan-{schedule}"));
+            train(config.clone(), &out, None, &mut Silent).unwrap();
+            // The optimizers as the checkpoint saved them after the last epoch: epoch 3 of 3
+            // of the cosine trains at 1% of the rate.
+            let mut model = (config.kind().entry().build)(&config, &Build::of((4, 4)));
+            let path = out.join(files::CHECKPOINT);
+            restore(&mut *model, &path, Restore::Everything).unwrap();
+            let last = if decays { 2e-6 } else { 2e-4 };
+            for lr in model.state().lrs() {
+                assert!((lr - last).abs() < 1e-9, "{schedule}: {lr}");
+            }
+            assert_eq!(model.state().lrs().len(), 2);
         }
     }
 }

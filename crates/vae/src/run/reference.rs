@@ -25,7 +25,8 @@ use crate::models::{CLASSES, ClassifierSettings, predictions};
 /// `--model classifier` with `--hidden 512,512 --epochs 15 --lr-schedule cosine`. It trains in
 /// about 20 s on two cores and is deterministic for the seed (whatever the thread count).
 pub fn reference_config(dataset: Dataset, data_dir: Option<PathBuf>) -> RunConfig {
-    let mut config = RunConfig::for_model("classifier".parse().expect("the classifier is registered"));
+    let mut config =
+        RunConfig::for_model("classifier".parse().expect("the classifier is registered"));
     let classifier: &mut ClassifierSettings = config.model.get_mut();
     classifier.hidden = vec![512, 512];
     classifier.dropout = 0.0;
@@ -147,7 +148,9 @@ impl Reference {
 
     fn classify(&self, x: &Matrix) -> Classified {
         let model = &self.classifier.model;
-        (model.abilities().classify).expect("a classifier").classify(x)
+        (model.abilities().classify)
+            .expect("a classifier")
+            .classify(x)
     }
 
     /// The cheap part of the yardstick, for a model to follow its samples over training: the

@@ -13,8 +13,8 @@ use super::config::EPOCH;
 use super::dir::{
     EpochRow, check_image_size, files, metrics_header, prepare_out, previous_rows, write_atomic,
 };
-use super::world::{Halt, Replay, check_agreement, shared_test, stop_together};
 use super::reference as quality;
+use super::world::{Halt, Replay, check_agreement, shared_test, stop_together};
 use super::{Observer, RunError, Summary, pictures_rng, restore, save};
 use crate::chart;
 use crate::data::{Splits, eval_targets};
@@ -62,15 +62,11 @@ fn nothing_to_train(config: &RunConfig, start: usize) -> Option<String> {
 }
 
 /// The checkpoint `path`'s metadata, the settings it continues with, and its epochs.
-fn resumed(
-    config: &RunConfig,
-    path: &Path,
-) -> Result<(Metadata, RunConfig, usize), RunError> {
+fn resumed(config: &RunConfig, path: &Path) -> Result<(Metadata, RunConfig, usize), RunError> {
     let meta = checkpoint::read_metadata(path)?;
     let found = config.from_checkpoint(&meta, path)?;
-    let start = (meta.get(EPOCH).and_then(|e| e.parse().ok())).ok_or_else(|| {
-        RunError::Config(format!("{}: no epoch in its metadata", path.display()))
-    })?;
+    let start = (meta.get(EPOCH).and_then(|e| e.parse().ok()))
+        .ok_or_else(|| RunError::Config(format!("{}: no epoch in its metadata", path.display())))?;
     Ok((meta, found, start))
 }
 
@@ -129,7 +125,10 @@ impl<'a> Run<'a> {
         if let (Some((meta, ..)), Some(path)) = (&resumed, resume) {
             check_image_size(meta, path, shape, &splits.dir)?;
             restore(&mut *model, path, Restore::Everything)?;
-            observer.note(&format!("resumed from {} after epoch {start}", path.display()));
+            observer.note(&format!(
+                "resumed from {} after epoch {start}",
+                path.display()
+            ));
         }
         let mut run = Run::new(config, (out, world), model, build, splits, observer)?;
         (run.start, run.data_parallel) = (start, data_parallel);
@@ -211,7 +210,11 @@ impl<'a> Run<'a> {
     }
 
     /// Trains, tests, checkpoints and reports epoch `epoch` (from 1).
-    pub(super) fn epoch(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<(), RunError> {
+    pub(super) fn epoch(
+        &mut self,
+        epoch: usize,
+        observer: &mut dyn Observer,
+    ) -> Result<(), RunError> {
         let batches = self.data.batches(self.config.optimizer.batch_size);
         observer.epoch_start(epoch, self.config.epochs, batches);
         let started = Instant::now();
@@ -304,6 +307,7 @@ impl<'a> Run<'a> {
                 after_training: false,
                 epochs: self.config.epochs,
                 checkpoint: self.kept.clone(),
+                data_dir: self.config.data.dir.clone(),
             },
             Halt::Diverged => {
                 observer.note(&format!(
@@ -346,7 +350,13 @@ impl<'a> Run<'a> {
     /// Writes the checkpoint, `metrics.csv`, `curves.png` and the pictures of every epoch.
     fn write_epoch(&mut self, epoch: usize) -> Result<(), RunError> {
         let checkpoint = self.out.join(files::CHECKPOINT);
-        save(&mut *self.model, &checkpoint, &self.config, epoch, self.build.shape)?;
+        save(
+            &mut *self.model,
+            &checkpoint,
+            &self.config,
+            epoch,
+            self.build.shape,
+        )?;
         let (metrics, curves) = (self.out.join(files::METRICS), self.out.join(files::CURVES));
         write_atomic(&metrics, &self.metrics_csv)?;
         chart::save_curves(&curves, &self.metrics_csv)?;
@@ -380,7 +390,13 @@ impl<'a> Run<'a> {
         match fitted {
             ControlFlow::Continue(true) if self.writes() => {
                 let path = self.out.join(files::CHECKPOINT);
-                save(&mut *self.model, &path, &self.config, trained, self.build.shape)?;
+                save(
+                    &mut *self.model,
+                    &path,
+                    &self.config,
+                    trained,
+                    self.build.shape,
+                )?;
                 self.wrote(path);
                 Ok(())
             }
@@ -391,6 +407,7 @@ impl<'a> Run<'a> {
                 after_training: true,
                 epochs: self.config.epochs,
                 checkpoint: self.kept.clone(),
+                data_dir: self.config.data.dir.clone(),
             }),
         }
     }

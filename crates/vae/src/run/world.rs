@@ -37,7 +37,10 @@ pub(super) fn shared_test(
 /// them received (SIGTERM over SIGINT), so that all stop at the same step (`mpirun` passes a
 /// signal to each, and they see it at different steps). One all-reduce of two numbers, the
 /// processes that received each; alone, `received`.
-pub(super) fn stop_together(world: &dyn Collective, received: Option<Interrupt>) -> Option<Interrupt> {
+pub(super) fn stop_together(
+    world: &dyn Collective,
+    received: Option<Interrupt>,
+) -> Option<Interrupt> {
     if world.ranks() == 1 {
         return received;
     }
