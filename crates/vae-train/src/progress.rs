@@ -2,8 +2,8 @@
 //! and one summary line per epoch.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vae::models::Metrics;
 use vae::run::{EpochRow, Interrupt, Observer};
+use vae::train::Metrics;
 
 use crate::signals::Signals;
 

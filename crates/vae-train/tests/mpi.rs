@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use vae::run::{self, RunConfig, files};
+use vae::model::RunConfig;
+use vae::run::{self, files};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vae-train");
 
@@ -73,12 +74,11 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Every parameter of a checkpoint, by name.
 fn params(dir: &Path) -> Vec<(String, Vec<f32>)> {
-    let loaded = run::load(&dir.join(files::CHECKPOINT), RunConfig::default()).unwrap();
-    let store = loaded
-        .model
-        .shared_parameters()
-        .expect("a data-parallel model");
-    (store.iter())
+    let mut loaded = run::load(&dir.join(files::CHECKPOINT), RunConfig::default()).unwrap();
+    let state = loaded.model.state();
+    assert!(state.data_parallel, "a data-parallel model");
+    (state.trained.iter())
+        .flat_map(|(_, store, _)| store.iter())
         .map(|(_, name, v)| (name.to_string(), v.iter().copied().collect()))
         .collect()
 }
@@ -264,7 +264,7 @@ fn a_process_that_dies_ends_the_run_in_bounded_time_and_the_checkpoint_survives(
         std::thread::sleep(Duration::from_millis(50));
     }
     // The last finished epoch's checkpoint loads.
-    let loaded = run::load(&out.join(files::CHECKPOINT), RunConfig::default()).unwrap();
-    assert!(loaded.model.shared_parameters().is_some());
+    let mut loaded = run::load(&out.join(files::CHECKPOINT), RunConfig::default()).unwrap();
+    assert!(loaded.model.state().data_parallel);
     fs::remove_dir_all(&dir).unwrap();
 }

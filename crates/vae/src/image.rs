@@ -6,7 +6,7 @@ mod scatter;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use grid::{SEPARATOR, SEPARATOR_GRAY, save_grid};
+pub use grid::{SEPARATOR, SEPARATOR_GRAY, above, save_grid};
 pub use scatter::{MIN_SCATTER_PX, PALETTE, save_scatter};
 
 /// The largest width or height written, in pixels.

@@ -11,7 +11,6 @@ pub mod image;
 pub mod model;
 pub mod models;
 pub mod parallel;
-pub mod pictures;
 pub mod random;
 pub mod run;
 pub mod train;

@@ -5,11 +5,10 @@
 
 use std::ops::ControlFlow;
 
-use autodiff::{Anomaly, Tape};
+use autodiff::{Anomaly, Tape, Var};
 use nn::{Bound, Optimizer, ParamGrads, ParamStore};
 
 use crate::data::{Batch, TrainSet};
-use crate::models::{Loss, Metrics, MetricsMean};
 use crate::parallel::Collective;
 use crate::random::{Draws, Keys, Purpose};
 
@@ -259,6 +258,91 @@ pub fn semi_supervised_epoch(
         }
     }
     mean.mean()
+}
+
+/// A model's loss on one batch, with the named per-example parts it is made of.
+pub struct Loss<'t> {
+    /// The scalar (1×1) that training minimises.
+    pub loss: Var<'t>,
+    /// Per-example (m×1) parts, e.g. `("recon", …)`, `("kl", …)`.
+    pub parts: Vec<(&'static str, Var<'t>)>,
+}
+
+impl<'t> Loss<'t> {
+    /// A loss and its named parts.
+    pub fn new(loss: Var<'t>, parts: impl IntoIterator<Item = (&'static str, Var<'t>)>) -> Self {
+        Loss {
+            loss,
+            parts: parts.into_iter().collect(),
+        }
+    }
+
+    /// The per-example part named `name`, if the model reports one.
+    pub fn part(&self, name: &str) -> Option<Var<'t>> {
+        self.parts.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+
+    /// The loss and the batch mean of each part, as numbers.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            loss: f64::from(self.loss.item()),
+            parts: self
+                .parts
+                .iter()
+                .map(|&(name, v)| (name, f64::from(v.value().mean().unwrap_or(0.0))))
+                .collect(),
+        }
+    }
+}
+
+/// Numbers of one batch (or averages over many).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metrics {
+    /// The training loss.
+    pub loss: f64,
+    /// Means of the named parts.
+    pub parts: Vec<(&'static str, f64)>,
+}
+
+impl Metrics {
+    /// The part called `name`.
+    pub fn part(&self, name: &str) -> Option<f64> {
+        self.parts.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+}
+
+/// A running example-weighted mean of [`Metrics`].
+#[derive(Debug, Clone, Default)]
+pub struct MetricsMean {
+    sum: Metrics,
+    count: usize,
+}
+
+impl MetricsMean {
+    /// Adds the metrics of a batch of `examples` examples.
+    pub fn add(&mut self, m: &Metrics, examples: usize) {
+        let w = examples as f64;
+        if self.count == 0 {
+            self.sum = Metrics {
+                loss: 0.0,
+                parts: m.parts.iter().map(|&(n, _)| (n, 0.0)).collect(),
+            };
+        }
+        self.sum.loss += w * m.loss;
+        for ((_, total), &(_, v)) in self.sum.parts.iter_mut().zip(&m.parts) {
+            *total += w * v;
+        }
+        self.count += examples;
+    }
+
+    /// The mean so far.
+    pub fn mean(&self) -> Metrics {
+        let n = self.count.max(1) as f64;
+        Metrics {
+            loss: self.sum.loss / n,
+            parts: self.sum.parts.iter().map(|&(k, v)| (k, v / n)).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

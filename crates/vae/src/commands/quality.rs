@@ -14,9 +14,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::eval_targets;
+use crate::data::images;
 use crate::model::{Complete, FittedSample, RunError, Sample, Samples};
 use crate::run::reference::{Quality, Reference};
-use crate::run::{Loaded, images, write_atomic};
+use crate::run::{Loaded, write_atomic};
 
 /// Samples drawn by default (`--samples`).
 pub const SAMPLES: usize = 10_000;

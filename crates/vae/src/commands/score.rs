@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use crate::random::Keys;
 
 use crate::data::{
-    Dataset, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, eval_targets, load_split,
+    Dataset, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, eval_targets, images,
+    load_split,
 };
 use crate::image::png_bits;
 use crate::model::{RunError, ScoreSettings, Scores};
-use crate::run::{Loaded, images, write_atomic};
+use crate::run::{Loaded, write_atomic};
 
 /// Which split of a dataset to score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

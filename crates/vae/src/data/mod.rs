@@ -1,4 +1,5 @@
-//! MNIST-format datasets: IDX gz reading, binarization, shuffled batches.
+//! MNIST-format datasets: IDX gz reading, binarization, shuffled batches, and the corruptions
+//! of a denoising autoencoder's input.
 //!
 //! ```no_run
 //! use vae::data::{Binarize, Classes, Dataset, TrainSet, eval_targets};
@@ -16,6 +17,7 @@ mod classes;
 mod dataset;
 mod error;
 mod idx;
+mod noise;
 mod perturb;
 mod split;
 #[cfg(test)]
@@ -37,6 +39,7 @@ pub use idx::{
     IdxImages, IdxKind, MAX_BODY_BYTES, NUM_CLASSES, parse_images, parse_labels, read_images,
     read_labels,
 };
+pub use noise::{Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
 pub use perturb::perturb;
-pub use split::Split;
+pub use split::{CLASSES, Split, images, one_hot};
 pub use train_set::{Epoch, Share, TrainSet};

@@ -144,6 +144,28 @@ impl Split {
     }
 }
 
+/// The number of classes of MNIST and Fashion-MNIST.
+pub const CLASSES: usize = super::NUM_CLASSES;
+
+/// Labels as one-hot rows (`labels.len()` × [`CLASSES`]).
+///
+/// # Panics
+/// If a label is not below [`CLASSES`].
+#[track_caller]
+pub fn one_hot(labels: &[u8]) -> Matrix {
+    let mut y = Matrix::zeros((labels.len(), CLASSES));
+    for (i, &label) in labels.iter().enumerate() {
+        assert!(usize::from(label) < CLASSES, "one_hot: label {label}");
+        y[[i, usize::from(label)]] = 1.0;
+    }
+    y
+}
+
+/// All images of a split as one matrix of targets, a row each.
+pub fn images(split: &Split) -> Matrix {
+    split.batch(&(0..split.len()).collect::<Vec<_>>()).images
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

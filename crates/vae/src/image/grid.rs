@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use autodiff::Matrix;
+use ndarray::{Axis, concatenate, s};
 
 use super::{ImageError, ImageProblem, check_size, write_png};
 
@@ -82,6 +83,19 @@ fn gray(v: f32) -> u8 {
     } else {
         (v.clamp(0.0, 1.0) * 255.0).round() as u8
     }
+}
+
+/// Blocks of `cols` rows: the first `cols` images of each of `sets` one above the other, then
+/// the next `cols` of each, and so on (the sets have as many images each).
+pub fn above(sets: &[&Matrix], cols: usize) -> Matrix {
+    let n = sets[0].nrows();
+    let rows: Vec<_> = (0..n.div_ceil(cols))
+        .flat_map(|b| {
+            let r = b * cols..((b + 1) * cols).min(n);
+            sets.iter().map(move |set| set.slice(s![r.clone(), ..]))
+        })
+        .collect();
+    concatenate(Axis(0), &rows).expect("same widths")
 }
 
 #[cfg(test)]

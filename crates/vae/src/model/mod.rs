@@ -20,12 +20,60 @@ use nn::checkpoint::{self, Metadata, Trained, TrainedMut};
 use nn::{Adam, AdamConfig, Optimizer, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::{Binarize, Classes, Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split};
+use crate::data::{
+    Binarize, Classes, Split, TRAIN_IMAGES, TRAIN_LABELS, TrainSet, load_split, one_hot,
+};
 pub use crate::error::RunError;
-use crate::models::one_hot;
 use crate::parallel::{Collective, share};
 use crate::random::Keys;
 use crate::train::{Plan, Stepped};
+
+/// The file names of a run directory.
+pub mod files {
+    /// The run's configuration, as TOML.
+    pub const CONFIG: &str = "config.toml";
+    /// One row per epoch.
+    pub const METRICS: &str = "metrics.csv";
+    /// Parameters, optimizer state, the settings and the epoch, rewritten atomically every
+    /// epoch.
+    pub const CHECKPOINT: &str = "checkpoint.safetensors";
+    /// The `metrics.csv` columns against the epoch, rewritten every epoch.
+    pub const CURVES: &str = "curves.png";
+    /// 8×8 decodings of z ~ N(0, I).
+    pub const SAMPLES: &str = "samples.png";
+    /// Test images above their reconstructions.
+    pub const RECONSTRUCTIONS: &str = "reconstructions.png";
+    /// Decoded straight lines in latent space between pairs of test images.
+    pub const INTERPOLATION: &str = "interpolation.png";
+    /// A 2-D latent space decoded on a grid (latent dimension 2 only).
+    pub const MANIFOLD: &str = "manifold.png";
+    /// Test posterior means coloured by label (latent dimension 2 only).
+    pub const LATENT: &str = "latent.png";
+    /// Label-conditioned models: row y decodes the same draws of z under label y.
+    pub const CLASSES: &str = "classes.png";
+    /// Label-conditioned models: a test image, then its z decoded under each label.
+    pub const ANALOGIES: &str = "analogies.png";
+    /// Completion: the observed part, sampled completions, the truth.
+    pub const COMPLETION: &str = "completion.png";
+    /// DAE: test images corrupted, denoised, and clean, in rows.
+    pub const DENOISING: &str = "denoising.png";
+    /// Classifier: misclassified test images.
+    pub const MISTAKES: &str = "mistakes.png";
+    /// VQ-VAE: how often each code is used on the test set, as a bar chart.
+    pub const CODEBOOK: &str = "codebook.png";
+    /// GAN: a row of samples from the same noise per epoch, oldest at the top.
+    pub const PROGRESS: &str = "progress.png";
+    /// `eval --quality`: the sample-quality figures, one row per kind of sample.
+    pub const QUALITY: &str = "quality.csv";
+}
+
+/// Reads the checkpoint `path` into `model`: its own metadata first
+/// ([`RunModel::read_metadata`]), then its [`State`]. On error the state has not changed.
+pub fn restore(model: &mut dyn RunModel, path: &Path, what: Restore) -> Result<(), RunError> {
+    let meta = checkpoint::read_metadata(path)?;
+    model.read_metadata(&meta, path)?;
+    model.state().restore(path, what)
+}
 
 /// A model as the registry knows it: its name, its settings, how it is built.
 pub struct ModelEntry {
@@ -99,11 +147,6 @@ pub fn keep(_: &mut RunConfig) {}
 /// Which model a run trains (`--model`): an entry of [`crate::models::MODELS`].
 #[derive(Clone, Copy)]
 pub struct ModelKind(pub(crate) &'static ModelEntry);
-
-/// An unknown `--model` value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model `{0}` (expected {names})", names = crate::models::names())]
-pub struct ParseModelKindError(pub String);
 
 impl ModelKind {
     /// The name on the command line and in checkpoints.
@@ -757,7 +800,7 @@ pub struct TestData {
 impl TestData {
     /// The split's images as one matrix.
     pub fn new(split: Split) -> TestData {
-        let x = crate::run::images(&split);
+        let x = crate::data::images(&split);
         let examples = (0..split.len()).collect();
         TestData { split, x, examples }
     }

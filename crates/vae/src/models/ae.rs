@@ -15,21 +15,20 @@ use nn::{Activation, Bound, Linear, Mlp, MlpConfig, ParamStore};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::dae::{DaeSettings, Noise, NoiseKind};
+use super::Likelihood;
 use super::report::{Grids, cluster_figures};
-use super::{Likelihood, Loss};
-use crate::data::Binarize;
+use crate::data::{Binarize, Noise, NoiseKind};
 use crate::dist::standard_normal;
 use crate::eval::pca::{Pca, squared_error, squared_error_rows};
+use crate::model::files;
 use crate::model::{
     Abilities, Columns, Epoch, Figure, Finish, FittedSample, ModelEntry, Params, Picture, Report,
     Row, RunConfig, RunError, RunModel, Samples, Schema, Score, Settings, State, TestData,
     TrainData, all_images, by_str, check_hidden, keep, positive,
 };
-use crate::pictures;
 use crate::random::Keys;
-use crate::run::{self, files};
 use crate::train;
+use crate::train::Loss;
 
 /// Rows evaluated at once (bounds the memory of a forward pass over the test set).
 const CHUNK_ROWS: usize = 4096;
@@ -282,23 +281,13 @@ pub struct AeModel {
 impl AeModel {
     /// The plain autoencoder of `config` for images of `shape`.
     pub fn new(config: &RunConfig, shape: (usize, usize)) -> Self {
-        Self::build(
-            config,
-            config.settings::<AeSettings>().net.config(shape),
-            None,
-        )
+        let net = &config.settings::<AeSettings>().net;
+        Self::with_noise(config, net.config(shape), None)
     }
 
-    /// The denoising autoencoder of `config` (`noise`, `noise_level`) for images of `shape`.
-    pub fn denoising(config: &RunConfig, shape: (usize, usize)) -> Self {
-        let settings: &DaeSettings = config.settings();
-        let noise = settings
-            .noise()
-            .expect("the model's check accepted the level");
-        Self::build(config, settings.net.config(shape), Some(noise))
-    }
-
-    fn build(config: &RunConfig, ae_config: AeConfig, noise: Option<Noise>) -> Self {
+    /// The autoencoder `ae_config` of the run `config`, its input corrupted by `noise` (a
+    /// DAE) or not.
+    pub fn with_noise(config: &RunConfig, ae_config: AeConfig, noise: Option<Noise>) -> Self {
         let mut store = ParamStore::new();
         let ae = Autoencoder::new(&mut store, ae_config, &mut config.init_rng());
         AeModel {
@@ -478,7 +467,8 @@ impl Report for AeModel {
             "fitting PCA with {d} components to {} training images",
             train.len()
         ));
-        let pca = Pca::fit(&run::images(&train), d).map_err(|e| RunError::Config(e.to_string()))?;
+        let pca = Pca::fit(&crate::data::images(&train), d)
+            .map_err(|e| RunError::Config(e.to_string()))?;
         let pca_error = squared_error(&test.x, &pca.reconstruct(&test.x));
         figures.push(Figure::new(
             "PCA squared error",
@@ -515,7 +505,7 @@ impl Report for AeModel {
             let cols = 16;
             let x = x.slice(s![..x.nrows().min(3 * cols), ..]).to_owned();
             let noisy = noise.corrupt_test(&x, &test.examples[..x.nrows()]);
-            let rows = pictures::above(&[&noisy, &self.pictures_of(&noisy), &x], cols);
+            let rows = crate::image::above(&[&noisy, &self.pictures_of(&noisy), &x], cols);
             grids.grid(files::DENOISING, &rows, cols)?;
         }
         if self.ae.config.latent_dim == 2 {

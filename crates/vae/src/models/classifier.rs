@@ -15,18 +15,18 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Loss;
-use super::cvae::{CLASSES, one_hot};
 use super::report::Grids;
 use crate::data::{Batch, Binarize};
+use crate::data::{CLASSES, one_hot};
+use crate::model::files;
 use crate::model::{
     Abilities, Classified, Classify, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture,
     Report, Row, RunConfig, RunError, RunModel, Schema, Settings, State, TestData, TrainData,
     all_images, by_str, check_hidden, keep, positive, short_f32,
 };
 use crate::random::{Draws, Keys, Purpose};
-use crate::run::files;
 use crate::train;
+use crate::train::Loss;
 
 /// Rows classified at once (bounds the memory of a forward pass).
 const CHUNK_ROWS: usize = 4096;

@@ -15,8 +15,8 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::Loss;
 use crate::train;
+use crate::train::Loss;
 
 /// Elements of the one-hot input per forward pass when scoring or sampling many code sequences
 /// (16 MB of f32; with the logits and their log-softmax, a pass stays under 100 MB).

@@ -23,18 +23,18 @@ use rand_chacha::ChaCha8Rng;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Loss, Metrics, MetricsMean};
 use crate::data::{Binarize, TrainSet};
 use crate::dist::standard_normal;
 use crate::eval::quality::Coverage;
+use crate::model::files;
 use crate::model::{
     Abilities, Build, Columns, Epoch, Figure, Finish, ModelEntry, Picture, Report, Row, RunConfig,
     RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData, Yardstick,
     all_images, by_str, check_hidden, keep, positive,
 };
 use crate::random::{Draws, Keys, Purpose, examples};
-use crate::run::files;
 use crate::train;
+use crate::train::{Loss, Metrics, MetricsMean};
 
 /// The discriminator's hidden widths, as in `gan.py` (784 → 512 → 256 → 1).
 pub const D_HIDDEN: [usize; 2] = [512, 256];
@@ -748,7 +748,7 @@ impl GanModel {
             shown.push(n - 1);
         }
         let rows: Vec<&Matrix> = shown.iter().map(|&e| &progress[e]).collect();
-        Some(crate::pictures::above(&rows, PROGRESS_COLS))
+        Some(crate::image::above(&rows, PROGRESS_COLS))
     }
 
     /// `rows` as one checkpoint tensor, in a store of their own.
@@ -1195,7 +1195,7 @@ mod tests {
 
             let mut resumed = build(&config);
             assert_ne!(state(&resumed), state(&straight));
-            crate::run::restore(&mut resumed, &path, Restore::Everything).unwrap();
+            crate::model::restore(&mut resumed, &path, Restore::Everything).unwrap();
             assert_eq!(resumed.progress_rows().len(), 1);
             epoch(&mut resumed, &data, Keys::epoch(9, 2));
             assert_eq!(state(&resumed), state(&straight), "{name} {minibatch}");
@@ -1207,7 +1207,7 @@ mod tests {
             let mut sampler = build(&config);
             let later = dir.join(format!("{name}-{minibatch}-2.safetensors"));
             straight.state().save(&later, &Metadata::new()).unwrap();
-            crate::run::restore(&mut sampler, &later, Restore::Params).unwrap();
+            crate::model::restore(&mut sampler, &later, Restore::Params).unwrap();
             let z = standard_normal(&mut ChaCha8Rng::seed_from_u64(1), (5, 3));
             assert_eq!(sampler.generate(&z), straight.generate(&z));
         }

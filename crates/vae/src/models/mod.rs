@@ -29,36 +29,30 @@ macro_rules! spelled {
 mod ae;
 mod classifier;
 pub mod code_prior;
-mod completion;
-mod cvae;
 mod dae;
 mod gan;
-mod m2;
 pub mod pixel_ar;
 pub mod report;
-mod vae;
+pub mod vae;
 mod vqvae;
 
+pub use crate::data::{CLASSES, one_hot};
 pub use ae::{AeConfig, AeModel, AeNet, AeSettings, Autoencoder};
 pub use classifier::{Classifier, ClassifierModel, ClassifierSettings, predictions};
-pub use completion::{
-    Completion, CompletionModel, CompletionSettings, Mask, Observe, ParseObserveError, Regressor,
-    RegressorModel, RegressorSettings,
-};
-pub use cvae::{CLASSES, Cvae, CvaeModel, CvaeSettings, one_hot};
-pub use dae::{DaeSettings, Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
+pub use dae::DaeSettings;
 pub use gan::{
     D_HIDDEN, Discriminator, G_BATCH_NORM, GAN_BETA1, Game, GanLoss, GanModel, GanNet, GanSettings,
     Generator, MINIBATCH_DIMS, MINIBATCH_KERNELS, N_CRITIC, ParseGanLossError, WGAN_CLIP,
     WganSettings, critic_steps,
 };
-pub use m2::{Counts, M2, M2Model, M2Settings, PAPER_ALPHA, Unlabeled, balanced_subset};
 pub use pixel_ar::{
     LEVELS, MIN_LOG_SCALE, PixelAr, PixelArConfig, PixelArModel, PixelArSettings, Window,
 };
 pub use vae::{
-    Likelihood, ParseLikelihoodError, Prior, Vae, VaeConfig, VaeModel, VaeNet, VaeSettings,
-    bernoulli_means,
+    Completion, CompletionModel, CompletionSettings, Counts, Cvae, CvaeModel, CvaeSettings,
+    Likelihood, M2, M2Model, M2Settings, Mask, Observe, PAPER_ALPHA, ParseLikelihoodError,
+    ParseObserveError, Prior, Regressor, RegressorModel, RegressorSettings, Unlabeled, Vae,
+    VaeConfig, VaeModel, VaeNet, VaeSettings, balanced_subset, bernoulli_means,
 };
 pub use vqvae::{
     Codebook, CodebookUpdate, EMA_DECAY, EMA_EPSILON, Evaluation, PRIOR_FIT,
@@ -68,17 +62,15 @@ pub use vqvae::{
 
 use std::str::FromStr;
 
-use autodiff::Var;
-
-use crate::model::{ModelEntry, ModelKind, ParseModelKindError};
+use crate::model::{ModelEntry, ModelKind};
 
 /// Every model `--model` can name, in the order the help lists them: one line per model.
 pub static MODELS: &[&ModelEntry] = &[
-    &vae::MODEL,
-    &cvae::MODEL,
-    &completion::MODEL,
-    &completion::REGRESSOR,
-    &m2::MODEL,
+    &vae::model::MODEL,
+    &vae::cvae::MODEL,
+    &vae::completion::MODEL,
+    &vae::completion::REGRESSOR,
+    &vae::m2::MODEL,
     &ae::MODEL,
     &dae::MODEL,
     &vqvae::MODEL,
@@ -101,8 +93,13 @@ impl ModelKind {
     }
 }
 
+/// An unknown `--model` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model `{0}` (expected {names})", names = names())]
+pub struct ParseModelKindError(pub String);
+
 /// `vae, cvae, ... or m2`: every registered name.
-pub(crate) fn names() -> String {
+fn names() -> String {
     let names: Vec<&str> = MODELS.iter().map(|e| e.name).collect();
     match names.split_last() {
         Some((last, [])) => (*last).to_string(),
@@ -124,91 +121,6 @@ impl FromStr for ModelKind {
         ModelKind::all()
             .find(|k| k.name() == s)
             .ok_or_else(|| ParseModelKindError(s.to_string()))
-    }
-}
-
-/// A model's loss on one batch, with the named per-example parts it is made of.
-pub struct Loss<'t> {
-    /// The scalar (1×1) that training minimises.
-    pub loss: Var<'t>,
-    /// Per-example (m×1) parts, e.g. `("recon", …)`, `("kl", …)`.
-    pub parts: Vec<(&'static str, Var<'t>)>,
-}
-
-impl<'t> Loss<'t> {
-    /// A loss and its named parts.
-    pub fn new(loss: Var<'t>, parts: impl IntoIterator<Item = (&'static str, Var<'t>)>) -> Self {
-        Loss {
-            loss,
-            parts: parts.into_iter().collect(),
-        }
-    }
-
-    /// The per-example part named `name`, if the model reports one.
-    pub fn part(&self, name: &str) -> Option<Var<'t>> {
-        self.parts.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
-    }
-
-    /// The loss and the batch mean of each part, as numbers.
-    pub fn metrics(&self) -> Metrics {
-        Metrics {
-            loss: f64::from(self.loss.item()),
-            parts: self
-                .parts
-                .iter()
-                .map(|&(name, v)| (name, f64::from(v.value().mean().unwrap_or(0.0))))
-                .collect(),
-        }
-    }
-}
-
-/// Numbers of one batch (or averages over many).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Metrics {
-    /// The training loss.
-    pub loss: f64,
-    /// Means of the named parts.
-    pub parts: Vec<(&'static str, f64)>,
-}
-
-impl Metrics {
-    /// The part called `name`.
-    pub fn part(&self, name: &str) -> Option<f64> {
-        self.parts.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
-    }
-}
-
-/// A running example-weighted mean of [`Metrics`].
-#[derive(Debug, Clone, Default)]
-pub struct MetricsMean {
-    sum: Metrics,
-    count: usize,
-}
-
-impl MetricsMean {
-    /// Adds the metrics of a batch of `examples` examples.
-    pub fn add(&mut self, m: &Metrics, examples: usize) {
-        let w = examples as f64;
-        if self.count == 0 {
-            self.sum = Metrics {
-                loss: 0.0,
-                parts: m.parts.iter().map(|&(n, _)| (n, 0.0)).collect(),
-            };
-        }
-        self.sum.loss += w * m.loss;
-        for ((_, total), &(_, v)) in self.sum.parts.iter_mut().zip(&m.parts) {
-            *total += w * v;
-        }
-        self.count += examples;
-    }
-
-    /// The mean so far.
-    pub fn mean(&self) -> Metrics {
-        let n = self.count.max(1) as f64;
-        Metrics {
-            loss: self.sum.loss / n,
-            parts: self.sum.parts.iter().map(|&(k, v)| (k, v / n)).collect(),
-        }
     }
 }
 

@@ -25,15 +25,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::report::Grids;
-use super::vae::check_background;
+use super::vae::model::check_background;
 use crate::data::{Binarize, perturb};
+use crate::model::files;
 use crate::model::{
     Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row, RunConfig,
     RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData, TrainData,
     all_images, by_str, check_hidden, positive, short_f32,
 };
 use crate::random::Keys;
-use crate::run::files;
 use crate::train;
 
 /// Intensity levels of a pixel: 8-bit images.
@@ -461,7 +461,7 @@ impl RunModel for PixelArModel {
             |p, batch, draws| {
                 let x = perturb(batch.images, rate, false, draws);
                 let nll = model.nll(p, &x);
-                super::Loss::new(nll.mean_rows(), [("nll", nll)])
+                crate::train::Loss::new(nll.mean_rows(), [("nll", nll)])
             },
             &mut *ctx.on_batch,
         );

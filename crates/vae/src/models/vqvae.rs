@@ -32,12 +32,13 @@ use rand_chacha::ChaCha8Rng;
 use super::code_prior::{FitConfig, Made, categorical_log_prob, categorical_log_probs};
 use serde::{Deserialize, Serialize};
 
+use super::Likelihood;
 use super::report::Grids;
-use super::vae::check_background;
-use super::{Likelihood, Loss, MetricsMean};
+use super::vae::model::check_background;
 use crate::chart::codebook::save_usage;
 use crate::data::{Binarize, eval_targets, perturb};
 use crate::eval::pca::squared_error_rows;
+use crate::model::files;
 use crate::model::{
     Abilities, AfterTraining, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report,
     Row, RunConfig, RunError, RunModel, Sample, Samples, Schema, Score, ScoreSettings, Scores,
@@ -45,8 +46,8 @@ use crate::model::{
     short_f32,
 };
 use crate::random::{Keys, Purpose};
-use crate::run::files;
 use crate::train;
+use crate::train::{Loss, MetricsMean};
 
 /// The decay γ of the codebook's moving averages (the paper's appendix A.1).
 pub const EMA_DECAY: f32 = 0.99;
@@ -1347,7 +1348,7 @@ mod tests {
 
             let mut resumed = build(&config);
             assert_ne!(state(&resumed), state(&straight));
-            crate::run::restore(&mut resumed, &path, Restore::Everything).unwrap();
+            crate::model::restore(&mut resumed, &path, Restore::Everything).unwrap();
             epoch(&mut resumed, &data, Keys::epoch(9, 2));
             assert_eq!(state(&resumed), state(&straight), "{update}");
             assert_eq!(resumed.params.opt.state(), straight.params.opt.state());

@@ -13,45 +13,6 @@ use super::config::IMAGE_SIZE;
 use crate::error::io_error;
 use crate::model::{Columns, Row};
 
-/// The file names of a run directory.
-pub mod files {
-    /// The run's configuration, as TOML.
-    pub const CONFIG: &str = "config.toml";
-    /// One row per epoch.
-    pub const METRICS: &str = "metrics.csv";
-    /// Parameters, optimizer state, the settings and the epoch, rewritten atomically every
-    /// epoch.
-    pub const CHECKPOINT: &str = "checkpoint.safetensors";
-    /// The `metrics.csv` columns against the epoch, rewritten every epoch.
-    pub const CURVES: &str = "curves.png";
-    /// 8×8 decodings of z ~ N(0, I).
-    pub const SAMPLES: &str = "samples.png";
-    /// Test images above their reconstructions.
-    pub const RECONSTRUCTIONS: &str = "reconstructions.png";
-    /// Decoded straight lines in latent space between pairs of test images.
-    pub const INTERPOLATION: &str = "interpolation.png";
-    /// A 2-D latent space decoded on a grid (latent dimension 2 only).
-    pub const MANIFOLD: &str = "manifold.png";
-    /// Test posterior means coloured by label (latent dimension 2 only).
-    pub const LATENT: &str = "latent.png";
-    /// Label-conditioned models: row y decodes the same draws of z under label y.
-    pub const CLASSES: &str = "classes.png";
-    /// Label-conditioned models: a test image, then its z decoded under each label.
-    pub const ANALOGIES: &str = "analogies.png";
-    /// Completion: the observed part, sampled completions, the truth.
-    pub const COMPLETION: &str = "completion.png";
-    /// DAE: test images corrupted, denoised, and clean, in rows.
-    pub const DENOISING: &str = "denoising.png";
-    /// Classifier: misclassified test images.
-    pub const MISTAKES: &str = "mistakes.png";
-    /// VQ-VAE: how often each code is used on the test set, as a bar chart.
-    pub const CODEBOOK: &str = "codebook.png";
-    /// GAN: a row of samples from the same noise per epoch, oldest at the top.
-    pub const PROGRESS: &str = "progress.png";
-    /// `eval --quality`: the sample-quality figures, one row per kind of sample.
-    pub const QUALITY: &str = "quality.csv";
-}
-
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochRow {

@@ -156,7 +156,7 @@ where
 /// command takes depend on it, so it is read before the rest.
 pub fn model_named(
     args: &[String],
-) -> Result<Option<ModelKind>, crate::model::ParseModelKindError> {
+) -> Result<Option<ModelKind>, crate::models::ParseModelKindError> {
     let mut named = None;
     let mut words = args.iter();
     while let Some(word) = words.next() {

@@ -6,15 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use autodiff::Matrix;
 use nn::checkpoint;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::{Split, TEST_IMAGES, TEST_LABELS, eval_targets, load_split};
+use crate::data::{TEST_IMAGES, TEST_LABELS, eval_targets, load_split};
 use crate::model::{Build, Figure, Restore, RunConfig, RunModel, TestData, TrainImages};
-use crate::models::Metrics;
 use crate::parallel::{Alone, Collective};
+use crate::train::Metrics;
 
 pub mod config;
 mod dir;
@@ -24,8 +23,9 @@ mod training;
 mod world;
 
 pub use crate::error::{Interrupt, RunError};
+pub use crate::model::{files, restore};
+pub use dir::EpochRow;
 pub(crate) use dir::write_atomic;
-pub use dir::{EpochRow, files};
 
 /// What a run reports as it goes. Every method has an empty default.
 pub trait Observer {
@@ -82,18 +82,6 @@ pub struct Loaded {
     pub train: TrainImages,
 }
 
-/// Reads the checkpoint `path` into `model`: its own metadata first
-/// ([`RunModel::read_metadata`]), then its state.
-pub(crate) fn restore(
-    model: &mut dyn RunModel,
-    path: &Path,
-    what: Restore,
-) -> Result<(), RunError> {
-    let meta = checkpoint::read_metadata(path)?;
-    model.read_metadata(&meta, path)?;
-    model.state().restore(path, what)
-}
-
 /// Writes `model`'s checkpoint after `epoch` epochs of `config` on images of `shape` to `path`.
 fn save(
     model: &mut dyn RunModel,
@@ -119,11 +107,6 @@ pub fn pictures_rng(seed: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(3);
     rng
-}
-
-/// All images of a split as one matrix of targets.
-pub fn images(split: &Split) -> Matrix {
-    split.batch(&(0..split.len()).collect::<Vec<_>>()).images
 }
 
 /// Reads a run's checkpoint (parameters only) and its test data, for evaluation and sampling.

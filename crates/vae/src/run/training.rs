@@ -11,7 +11,7 @@ use nn::checkpoint::{self, Metadata};
 
 use super::config::EPOCH;
 use super::dir::{
-    EpochRow, check_image_size, files, metrics_header, prepare_out, previous_rows, write_atomic,
+    EpochRow, check_image_size, metrics_header, prepare_out, previous_rows, write_atomic,
 };
 use super::reference as quality;
 use super::world::{Halt, Replay, check_agreement, shared_test, stop_together};
@@ -20,7 +20,7 @@ use crate::chart;
 use crate::data::{Splits, eval_targets};
 use crate::model::{
     AfterTraining, Build, Epoch, Finish, Restore, RunConfig, RunModel, TestData, TrainData,
-    TrainImages, Yardstick,
+    TrainImages, Yardstick, files,
 };
 use crate::parallel::{self, Collective};
 use crate::random::Keys;

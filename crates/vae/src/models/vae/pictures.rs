@@ -10,9 +10,12 @@ use rand_chacha::ChaCha8Rng;
 
 use autodiff::Tape;
 
+use super::completion::{Completion, Regressor};
+use super::eval::{decode_images, posterior_means};
+use super::net::{Vae, bernoulli_means};
+use crate::data::{CLASSES, one_hot};
 use crate::dist::{normal_quantile, standard_normal};
-use crate::eval::{decode_images, posterior_means};
-use crate::models::{CLASSES, Completion, Regressor, Vae, bernoulli_means, one_hot};
+use crate::image::above;
 
 /// The gray that stands for "not observed" in the completion pictures.
 pub const UNOBSERVED_GRAY: f32 = 0.5;
@@ -41,19 +44,6 @@ pub fn reconstructions(
         None,
     );
     above(&[&originals, &recon], cols)
-}
-
-/// Blocks of `cols` rows: the first `cols` images of each of `sets` one above the other, then
-/// the next `cols` of each, and so on (the sets have as many images each).
-pub fn above(sets: &[&Matrix], cols: usize) -> Matrix {
-    let n = sets[0].nrows();
-    let rows: Vec<_> = (0..n.div_ceil(cols))
-        .flat_map(|b| {
-            let r = b * cols..((b + 1) * cols).min(n);
-            sets.iter().map(move |set| set.slice(s![r.clone(), ..]))
-        })
-        .collect();
-    concatenate(Axis(0), &rows).expect("same widths")
 }
 
 /// For `pairs` pairs of consecutive test images: the first image, `steps` decodings along the

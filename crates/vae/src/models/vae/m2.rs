@@ -22,21 +22,23 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::classifier::predictions;
 use super::cvae::{CLASSES, one_hot};
+use super::model::VaeNet;
+use super::net::{Prior, Vae, VaeConfig};
 use super::report::{
     active_units_figure, describe_elbo, describe_test_elbo, label_pictures, label_sample_picture,
     label_samples,
 };
-use super::{Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::{Binarize, Split, TrainSet};
 use crate::model::{
     Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row, RunConfig,
     RunError, RunModel, Sample, Samples, Schema, Score, Settings, State, TestData, TrainData, keep,
     positive, short_f32,
 };
+use crate::models::predictions;
 use crate::random::{Draws, Keys, examples};
 use crate::train;
+use crate::train::Loss;
 
 /// The paper's weight of the classification term.
 pub const PAPER_ALPHA: f32 = 0.1;

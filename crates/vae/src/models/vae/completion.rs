@@ -14,21 +14,24 @@ use std::path::{Path, PathBuf};
 use autodiff::Tape;
 use serde::{Deserialize, Serialize};
 
+use super::model::VaeNet;
+use super::net::{Likelihood, Prior, Vae, VaeConfig};
 use super::report::{
-    ELBO_COLUMNS, Grids, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch,
-    elbo_values, iw_nll_figure, nll_figure,
+    ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch, elbo_values,
+    iw_nll_figure,
 };
-use super::{Likelihood, Loss, Prior, Vae, VaeConfig, VaeNet};
+use super::{eval, pictures};
 use crate::data::Binarize;
 use crate::dist::standard_normal;
+use crate::model::files;
 use crate::model::{
     Abilities, Columns, Complete, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row,
     RunConfig, RunError, RunModel, Schema, Settings, State, TestData, TrainData, all_images,
     by_str, check_hidden, keep, positive,
 };
+use crate::models::report::{Grids, nll_figure};
 use crate::random::{Draws, Keys};
-use crate::run::files;
-use crate::{eval, pictures};
+use crate::train::Loss;
 
 /// Which part of the image is observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

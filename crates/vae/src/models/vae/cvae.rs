@@ -2,7 +2,7 @@
 //! et al. 2015): one-hot y fed to the encoder and the decoder, `q(z|x, y)`, `p(x|z, y)`, prior
 //! N(0, I); loss `-ELBO(x|y) = E_q[-ln p(x|z, y)] + KL(q(z|x, y) ‖ p(z))`.
 
-use autodiff::{Matrix, Var};
+use autodiff::Var;
 use nn::{Bound, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
@@ -10,36 +10,23 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::eval;
+use super::model::VaeNet;
+use super::net::{Prior, Vae, VaeConfig};
 use super::report::{
     ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch, elbo_values,
     iw_nll_figure, label_pictures, label_sample_picture, label_samples,
 };
-use super::{Loss, Prior, Vae, VaeConfig, VaeNet};
 use crate::data::Binarize;
-use crate::eval;
 use crate::model::{
     Abilities, Columns, Epoch, Figure, Finish, ModelEntry, Params, Picture, Report, Row, RunConfig,
     RunError, RunModel, Sample, Samples, Schema, Settings, State, TestData, TrainData, all_images,
     keep,
 };
 use crate::random::{Draws, Keys};
+use crate::train::Loss;
 
-/// The number of classes of MNIST and Fashion-MNIST.
-pub const CLASSES: usize = 10;
-
-/// Labels as one-hot rows (`labels.len()` × [`CLASSES`]).
-///
-/// # Panics
-/// If a label is not below [`CLASSES`].
-#[track_caller]
-pub fn one_hot(labels: &[u8]) -> Matrix {
-    let mut y = Matrix::zeros((labels.len(), CLASSES));
-    for (i, &label) in labels.iter().enumerate() {
-        assert!(usize::from(label) < CLASSES, "one_hot: label {label}");
-        y[[i, usize::from(label)]] = 1.0;
-    }
-    y
-}
+pub use crate::data::{CLASSES, one_hot};
 
 /// A [`Vae`] whose condition is the one-hot label.
 #[derive(Debug, Clone)]
@@ -219,7 +206,7 @@ impl Sample for CvaeModel {
 mod tests {
     use super::*;
     use crate::models::tiny_config;
-    use autodiff::{GradcheckConfig, Tape, gradcheck};
+    use autodiff::{GradcheckConfig, Matrix, Tape, gradcheck};
     use rand::SeedableRng;
 
     fn tiny() -> (ParamStore, Cvae) {
