@@ -28,13 +28,12 @@ macro_rules! spelled {
 
 mod ae;
 mod classifier;
-pub mod code_prior;
 mod dae;
-mod gan;
+pub mod gan;
 pub mod pixel_ar;
 pub mod report;
 pub mod vae;
-mod vqvae;
+pub mod vqvae;
 
 pub use crate::data::{CLASSES, one_hot};
 pub use ae::{AeConfig, AeModel, AeNet, AeSettings, Autoencoder};
