@@ -6,7 +6,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use henbun::vae::model::{Finish, ModelKind, RunConfig};
+use henbun::vae::model::{Finish, RunConfig};
+use henbun::vae::models;
 use henbun::vae::models::{
     CompletionSettings, DaeSettings, GanLoss, GanSettings, M2Settings, PixelArSettings,
     VaeSettings, VqVaeSettings, Window,
@@ -40,7 +41,7 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn every_kinds_flat_checkpoint_loads_with_its_settings_evaluates_and_resumes() {
     let data = fixture("data-4x4");
-    for kind in ModelKind::all() {
+    for kind in models::all() {
         let path = fixture(&format!("{kind}-flat-settings.safetensors"));
         let loaded = run::load(&path, command(Some(data.clone()), 1)).unwrap();
         let c = &loaded.config;

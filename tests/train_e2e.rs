@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use henbun::autodiff::Matrix;
 use henbun::vae::chart;
-use henbun::vae::model::{ModelKind, RunConfig};
+use henbun::vae::model::RunConfig;
+use henbun::vae::models;
 use henbun::vae::parallel::Collective;
 use henbun::vae::random::Keys;
 use henbun::vae::run::{self, RunError, Silent, files, flags};
@@ -170,7 +171,7 @@ fn same_seed_same_bytes_and_a_resume_continues_exactly() {
 /// M2, 50 labels; for the GANs, no per-epoch yardstick, which would train the reference
 /// classifier on all of MNIST). A setting the model does not have is left out.
 fn small_model_with(name: &str, epochs: usize, more: &[&str]) -> RunConfig {
-    let kind: ModelKind = name.parse().unwrap();
+    let kind = models::kind(name).unwrap();
     let has = |key: &str| RunConfig::for_model(kind).model.has(key);
     let epochs = epochs.to_string();
     let mut args = vec![
@@ -421,7 +422,7 @@ fn m2_learns_to_classify_from_a_few_labels() {
 fn every_model_that_samples_or_scores_does_so_sensibly() {
     let mut sampled = Vec::new();
     let mut scored = Vec::new();
-    for kind in ModelKind::all() {
+    for kind in models::all() {
         let dir = scratch(&format!("abilities-{kind}"));
         run::train(small_model(kind.name(), 3), &dir, None, &mut Silent).unwrap();
         let loaded = run::load(&dir.join(files::CHECKPOINT), RunConfig::default()).unwrap();

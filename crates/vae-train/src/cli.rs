@@ -11,7 +11,7 @@ use vae::commands::anomaly::Protocol;
 use vae::commands::score::SplitName;
 use vae::data::{Binarize, Dataset};
 use vae::model::{ModelKind, RunConfig, positive};
-use vae::models::Likelihood;
+use vae::models::{self, Likelihood};
 use vae::run::flags;
 
 /// What `vae-train` was asked to do.
@@ -103,14 +103,14 @@ pub fn chosen_model(args: &[String]) -> ModelKind {
             .ok()?;
         Some(config.kind())
     });
-    from_checkpoint.unwrap_or_default()
+    from_checkpoint.unwrap_or_else(models::default_kind)
 }
 
 /// The command line for a run of `kind`: `train`'s flags on the command itself (no subcommand
 /// means `train`) and on `train`, and the other commands.
 pub fn command(kind: ModelKind) -> Command {
     let train = |cmd: Command| ProcessArgs::augment_args(flags::add_flags(cmd, kind));
-    let others: Vec<String> = ModelKind::all()
+    let others: Vec<String> = models::all()
         .filter(|&k| k != kind)
         .map(|k| k.name().to_string())
         .collect();
@@ -242,9 +242,9 @@ pub struct AnomalyArgs {
     /// one-class or ood.
     #[arg(long)]
     pub protocol: Protocol,
-    /// The model to train: any that scores an image on its own (vae, ae, dae, vqvae,
+    /// The model to train: any that scores an image on its own (vae, m2, ae, dae, vqvae,
     /// pixel-ar).
-    #[arg(long, default_value = "vae")]
+    #[arg(long, default_value = "vae", value_parser = models::kind)]
     pub model: ModelKind,
     /// mnist or fashion-mnist (ood: trained on it, then on the other).
     #[arg(long, default_value = "mnist")]
@@ -446,7 +446,7 @@ mod tests {
         // A flag of no model is clap's own error.
         let args: Vec<String> = ["vae-train", "--codez", "3"].map(String::from).to_vec();
         let error = parse(args).unwrap_err();
-        assert_eq!(flags::foreign_flag(ModelKind::default(), &error), None);
+        assert_eq!(flags::foreign_flag(models::default_kind(), &error), None);
     }
 
     #[test]
@@ -492,7 +492,7 @@ mod tests {
         );
         assert_eq!((net.hidden.clone(), gan.epochs), (vec![64], 3));
         assert_eq!(gan.data.binarize, Binarize::Dynamic);
-        for model in ModelKind::all() {
+        for model in models::all() {
             let c = config(&["vae-train", "--model", model.name()]);
             assert_eq!(c, RunConfig::for_model(model), "{model}");
         }
@@ -500,8 +500,10 @@ mod tests {
 
     #[test]
     fn help_lists_the_chosen_models_flags_with_its_defaults() {
-        let help = command(ModelKind::default()).render_long_help().to_string();
-        for kind in ModelKind::all() {
+        let help = command(models::default_kind())
+            .render_long_help()
+            .to_string();
+        for kind in models::all() {
             assert!(
                 help.contains(&format!("{} ({})", kind.name(), kind.entry().about)),
                 "{kind} missing from: {help}"
@@ -511,7 +513,7 @@ mod tests {
             help.contains("Model vae:") && help.contains("[default: 400]"),
             "{help}"
         );
-        let gan: ModelKind = "gan".parse().unwrap();
+        let gan = models::kind("gan").unwrap();
         let help = command(gan).render_long_help().to_string();
         assert!(help.contains("Model gan:"), "{help}");
         assert!(help.contains("[default: 128,256,512,1024]"), "{help}");
@@ -519,13 +521,13 @@ mod tests {
             help.contains("[default: 0.0002]") && help.contains("[default: 64]"),
             "{help}"
         );
-        let pixel_ar: ModelKind = "pixel-ar".parse().unwrap();
+        let pixel_ar = models::kind("pixel-ar").unwrap();
         let help = command(pixel_ar).render_long_help().to_string();
         assert!(
             help.contains("[default: 7,7]") && help.contains("[default: none]"),
             "{help}"
         );
-        for kind in ModelKind::all() {
+        for kind in models::all() {
             command(kind).debug_assert();
         }
     }

@@ -470,7 +470,7 @@ fn score(args: ScoreArgs) -> Result<(), RunError> {
 /// `anomaly`: a protocol end to end, its table printed and its files written.
 fn anomaly(args: AnomalyArgs) -> Result<(), RunError> {
     if !args.model.entry().scores {
-        let scorers: Vec<&str> = (vae::model::ModelKind::all())
+        let scorers: Vec<&str> = (vae::models::all())
             .filter(|k| k.entry().scores)
             .map(|k| k.name())
             .collect();

@@ -71,7 +71,8 @@ impl Dataset {
             None => Err(DataError::new(
                 &dirs[0],
                 Problem::NotFound {
-                    dataset: self,
+                    dataset: self.to_string(),
+                    hint: self.how_to_get(),
                     looked: dirs.to_vec(),
                 },
             )),

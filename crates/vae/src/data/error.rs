@@ -4,8 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use super::dataset::Dataset;
-use super::idx::IdxKind;
+use super::kind::IdxKind;
 
 /// A dataset file (or folder) that could not be used, and why.
 ///
@@ -126,10 +125,12 @@ pub enum Problem {
     #[error("a train limit of 0 leaves no training images")]
     EmptyTrainLimit,
     /// No folder holding the dataset was found.
-    #[error("{dataset} not found; looked in {}; {}", Paths(.looked), .dataset.how_to_get())]
+    #[error("{dataset} not found; looked in {}; {hint}", Paths(.looked))]
     NotFound {
-        /// The dataset looked for.
-        dataset: Dataset,
+        /// The dataset looked for, e.g. `MNIST`.
+        dataset: String,
+        /// How to get it.
+        hint: String,
         /// Every folder looked in, in order.
         looked: Vec<PathBuf>,
     },

@@ -1,6 +1,5 @@
 //! IDX files in gzip (the MNIST format): validated, size-capped reading of images and labels.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -9,6 +8,7 @@ use byteorder::{BigEndian, ByteOrder};
 use flate2::read::GzDecoder;
 
 use super::error::{DataError, Problem};
+use super::kind::IdxKind;
 
 /// The largest decompressed IDX body accepted, in bytes (1 GiB; MNIST's largest is 47,040,000).
 pub const MAX_BODY_BYTES: usize = 1 << 30;
@@ -18,39 +18,6 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// The number of distinct labels (digits 0–9, or Fashion-MNIST's ten garment classes).
 pub const NUM_CLASSES: usize = 10;
-
-/// Which of the two unsigned-byte IDX layouts a file must have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdxKind {
-    /// Rank 3: `count × height × width` pixels; magic 2051 (`00 00 08 03`).
-    Images,
-    /// Rank 1: `count` labels; magic 2049 (`00 00 08 01`).
-    Labels,
-}
-
-impl IdxKind {
-    /// The number of dimensions in the header.
-    pub fn rank(self) -> u8 {
-        match self {
-            IdxKind::Images => 3,
-            IdxKind::Labels => 1,
-        }
-    }
-
-    /// The magic number: two zero bytes, the type byte `0x08` (unsigned byte), the rank.
-    pub fn magic(self) -> u32 {
-        0x0800 | u32::from(self.rank())
-    }
-}
-
-impl fmt::Display for IdxKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IdxKind::Images => "images",
-            IdxKind::Labels => "labels",
-        })
-    }
-}
 
 /// The images of one IDX file: `count` images of `height × width` pixels, row-major, one byte each.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,6 +17,7 @@ mod classes;
 mod dataset;
 mod error;
 mod idx;
+mod kind;
 mod noise;
 mod perturb;
 mod split;
@@ -36,9 +37,9 @@ pub use dataset::{
 };
 pub use error::{DataError, Problem};
 pub use idx::{
-    IdxImages, IdxKind, MAX_BODY_BYTES, NUM_CLASSES, parse_images, parse_labels, read_images,
-    read_labels,
+    IdxImages, MAX_BODY_BYTES, NUM_CLASSES, parse_images, parse_labels, read_images, read_labels,
 };
+pub use kind::IdxKind;
 pub use noise::{Noise, NoiseKind, ParseNoiseError, TEST_NOISE_SEED};
 pub use perturb::perturb;
 pub use split::{CLASSES, Split, images, one_hot};

@@ -59,8 +59,6 @@ pub use vqvae::{
     nearest, squared_distances,
 };
 
-use std::str::FromStr;
-
 use crate::model::{ModelEntry, ModelKind};
 
 /// Every model `--model` can name, in the order the help lists them: one line per model.
@@ -85,11 +83,21 @@ pub(crate) fn row_chunks(n: usize, size: usize) -> impl Iterator<Item = std::ops
     (0..n).step_by(size).map(move |s| s..(s + size).min(n))
 }
 
-impl ModelKind {
-    /// Every kind, in the registry's order.
-    pub fn all() -> impl Iterator<Item = ModelKind> {
-        MODELS.iter().map(|&e| ModelKind(e))
-    }
+/// Every model, in the registry's order.
+pub fn all() -> impl Iterator<Item = ModelKind> {
+    MODELS.iter().map(|&e| ModelKind(e))
+}
+
+/// The model `--model NAME` names.
+pub fn kind(name: &str) -> Result<ModelKind, ParseModelKindError> {
+    all()
+        .find(|k| k.name() == name)
+        .ok_or_else(|| ParseModelKindError(name.to_string()))
+}
+
+/// The model of a run that names none: the VAE, the registry's first.
+pub fn default_kind() -> ModelKind {
+    ModelKind(MODELS[0])
 }
 
 /// An unknown `--model` value.
@@ -104,22 +112,6 @@ fn names() -> String {
         Some((last, [])) => (*last).to_string(),
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
         None => String::new(),
-    }
-}
-
-impl Default for ModelKind {
-    /// The VAE, the first entry.
-    fn default() -> Self {
-        ModelKind(MODELS[0])
-    }
-}
-
-impl FromStr for ModelKind {
-    type Err = ParseModelKindError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ModelKind::all()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| ParseModelKindError(s.to_string()))
     }
 }
 
@@ -179,7 +171,7 @@ mod registry_tests {
 
     #[test]
     fn every_registered_name_is_unique_and_parses_back() {
-        let names: Vec<&str> = ModelKind::all().map(ModelKind::name).collect();
+        let names: Vec<&str> = all().map(ModelKind::name).collect();
         assert_eq!(
             names,
             [
@@ -197,11 +189,11 @@ mod registry_tests {
                 "classifier"
             ]
         );
-        for kind in ModelKind::all() {
-            assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+        for kind in all() {
+            assert_eq!(super::kind(kind.name()), Ok(kind));
         }
-        assert_eq!(ModelKind::default().name(), "vae");
-        let err = "gn".parse::<ModelKind>().unwrap_err().to_string();
+        assert_eq!(default_kind().name(), "vae");
+        let err = super::kind("gn").unwrap_err().to_string();
         assert_eq!(
             err,
             "unknown model `gn` (expected vae, cvae, completion, regressor, m2, ae, dae, vqvae, \
@@ -217,7 +209,7 @@ mod registry_tests {
         let pixels: Vec<u8> = (0..20 * 16).map(|i| ((i * 37) % 256) as u8).collect();
         let labels: Vec<u8> = (0..20).map(|i| (i % 10) as u8).collect();
         let split = Split::new(pixels, labels, (4, 4));
-        for kind in ModelKind::all() {
+        for kind in all() {
             let mut config = tiny_run(kind);
             config.optimizer.batch_size = 8;
             config.data.binarize = Binarize::Static;

@@ -695,7 +695,7 @@ mod tests {
 
     #[test]
     fn the_background_model_is_local_and_narrower() {
-        let mut config = RunConfig::for_model("pixel-ar".parse().unwrap());
+        let mut config = RunConfig::for_model(crate::models::kind("pixel-ar").unwrap());
         let settings: &PixelArSettings = config.settings();
         assert_eq!(
             (settings.hidden.as_slice(), settings.local),

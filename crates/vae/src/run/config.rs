@@ -12,6 +12,7 @@ use crate::data::{Classes, Dataset};
 use crate::model::{
     DataSettings, LrSchedule, ModelKind, ModelSettings, OptimizerSettings, RunConfig,
 };
+use crate::models;
 
 /// The checkpoint metadata key of a run's settings, as the TOML of [`RunConfig::to_toml`]
 /// without the data folder.
@@ -24,7 +25,7 @@ pub const IMAGE_SIZE: &str = "image_size";
 impl Default for RunConfig {
     /// The defaults of `vae-train`: the first model of the registry, the VAE.
     fn default() -> Self {
-        RunConfig::for_model(ModelKind::default())
+        RunConfig::for_model(models::default_kind())
     }
 }
 
@@ -104,7 +105,7 @@ impl RunConfig {
     /// Reads the TOML of [`to_toml`](Self::to_toml); the error says what is wrong.
     pub fn from_toml(text: &str) -> Result<RunConfig, String> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| e.message().to_string())?;
-        let kind: ModelKind = file.model.parse().map_err(|e| format!("{e}"))?;
+        let kind = models::kind(&file.model).map_err(|e| e.to_string())?;
         let mut tables = file.settings;
         let own = match tables.remove(kind.name()) {
             Some(toml::Value::Table(own)) => own,
@@ -206,7 +207,8 @@ fn legacy(meta: &Metadata, path: &Path, base: &RunConfig) -> Result<RunConfig, R
     ) -> Result<T, RunError> {
         v.parse().map_err(|_| bad(key, v))
     }
-    let kind: ModelKind = parse(get("model")?, "model", &bad)?;
+    let name = get("model")?;
+    let kind = models::kind(name).map_err(|_| bad("model", name))?;
     let mut config = RunConfig::for_model(kind);
     for &(key, value) in kind.entry().legacy {
         config.model.set(key, value).map_err(|_| bad(key, value))?;
@@ -257,7 +259,7 @@ mod tests {
 
     #[test]
     fn every_models_config_toml_parses_and_reads_back_the_same_settings() {
-        for kind in ModelKind::all() {
+        for kind in models::all() {
             let mut config = RunConfig::for_model(kind);
             config.data.test_limit = Some(100);
             config.data.dir = Some("some/where".into());

@@ -11,6 +11,7 @@ use crate::data::{Binarize, Classes, Dataset, parse_class_list};
 use crate::model::{
     DataSettings, LrSchedule, ModelKind, ModelSettings, OptimizerSettings, RunConfig, positive,
 };
+use crate::models;
 
 /// The data flags.
 #[derive(Args, Debug, Clone)]
@@ -77,10 +78,10 @@ fn excluded(s: &str) -> Result<Classes, String> {
 /// `cmd` with the flags of a run of `kind`: `--model`, the shared groups with the model's own
 /// defaults (shown by `--help`), and the model's flags under their heading.
 pub fn add_flags(cmd: Command, kind: ModelKind) -> Command {
-    let models: Vec<String> = ModelKind::all()
+    let models: Vec<String> = models::all()
         .map(|k| format!("{} ({})", k.name(), k.entry().about))
         .collect();
-    let names: Vec<&'static str> = ModelKind::all().map(ModelKind::name).collect();
+    let names: Vec<&'static str> = models::all().map(ModelKind::name).collect();
     let cmd = cmd.arg(
         clap::Arg::new("model")
             .long("model")
@@ -144,7 +145,7 @@ where
     let args: Vec<String> = args.into_iter().map(Into::into).collect();
     let kind = model_named(&args)
         .map_err(|e| e.to_string())?
-        .unwrap_or_default();
+        .unwrap_or_else(models::default_kind);
     let cmd = add_flags(Command::new("train").no_binary_name(true), kind);
     let matches = cmd
         .try_get_matches_from(&args)
@@ -169,7 +170,7 @@ pub fn model_named(
             named = Some(name.to_string());
         }
     }
-    named.map(|name| name.parse()).transpose()
+    named.map(|name| models::kind(&name)).transpose()
 }
 
 /// Whether the flag `id` (clap's id: the setting's key, e.g. `latent_dim`) has another value in
@@ -207,7 +208,7 @@ pub fn foreign_flag(kind: ModelKind, error: &clap::Error) -> Option<String> {
         _ => return None,
     };
     let long = given.strip_prefix("--")?.split('=').next()?.to_string();
-    let takers: Vec<&str> = ModelKind::all()
+    let takers: Vec<&str> = models::all()
         .filter(|k| k.entry().schema.flags().contains(&long))
         .map(ModelKind::name)
         .collect();

@@ -382,7 +382,7 @@ mod tests {
         let tmp = TempDir::new("gan-cosine");
         let data = images_in(&tmp);
         for (schedule, decays) in [(LrSchedule::Constant, false), (LrSchedule::Cosine, true)] {
-            let mut config = RunConfig::for_model("gan".parse().unwrap());
+            let mut config = RunConfig::for_model(crate::models::kind("gan").unwrap());
             config.model.set("hidden", "4").unwrap();
             config.model.set("latent_dim", "2").unwrap();
             config.model.set("quality_samples", "0").unwrap();

@@ -25,8 +25,9 @@ use crate::models::{CLASSES, ClassifierSettings, predictions};
 /// `--model classifier` with `--hidden 512,512 --epochs 15 --lr-schedule cosine`. It trains in
 /// about 20 s on two cores and is deterministic for the seed (whatever the thread count).
 pub fn reference_config(dataset: Dataset, data_dir: Option<PathBuf>) -> RunConfig {
-    let mut config =
-        RunConfig::for_model("classifier".parse().expect("the classifier is registered"));
+    let mut config = RunConfig::for_model(
+        crate::models::kind("classifier").expect("the classifier is registered"),
+    );
     let classifier: &mut ClassifierSettings = config.model.get_mut();
     classifier.hidden = vec![512, 512];
     classifier.dropout = 0.0;

@@ -14,8 +14,9 @@ use nn::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::WGAN;
 use super::net::{Discriminator, GAN_BETA1, Game, GanLoss, Generator, WGAN_CLIP, critic_steps};
-use super::settings::{GanSettings, WGAN, WganSettings};
+use super::settings::{GanSettings, WganSettings};
 use crate::data::TrainSet;
 use crate::dist::standard_normal;
 use crate::eval::quality::Coverage;

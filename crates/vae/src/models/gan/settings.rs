@@ -1,13 +1,9 @@
-//! The settings of `--model gan` and `--model wgan`, their checks, and their registry entries.
+//! The settings of `--model gan` and `--model wgan` and their checks.
 
 use serde::{Deserialize, Serialize};
 
-use super::model::GanModel;
 use super::net::GanLoss;
-use crate::data::Binarize;
-use crate::model::{
-    ModelEntry, RunConfig, Schema, Settings, all_images, by_str, check_hidden, keep, positive,
-};
+use crate::model::{RunConfig, Settings, by_str, check_hidden, positive};
 
 /// The generator of both GANs, and the samples scored every epoch.
 #[derive(clap::Args, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -95,37 +91,3 @@ impl Settings for WganSettings {
         self.net.quality_samples > 0
     }
 }
-
-/// `--model gan` in the registry.
-pub const GAN: ModelEntry = ModelEntry {
-    name: "gan",
-    about: "the MLP GAN of PyTorch-GAN's gan.py, non-saturating or minimax loss",
-    schema: Schema::of::<GanSettings>(),
-    binarize: Binarize::None,
-    defaults: |c| {
-        c.optimizer.batch_size = 64;
-        c.optimizer.lr = 2e-4;
-    },
-    background: keep,
-    legacy: &[],
-    scores: false,
-    data: all_images,
-    build: |config, build| Box::new(GanModel::new(config, build)),
-};
-
-/// `--model wgan` in the registry.
-pub const WGAN: ModelEntry = ModelEntry {
-    name: "wgan",
-    about: "the Wasserstein GAN: gan's generator, a weight-clipped critic, RMSProp",
-    schema: Schema::of::<WganSettings>(),
-    binarize: Binarize::None,
-    defaults: |c| {
-        c.optimizer.batch_size = 64;
-        c.optimizer.lr = 5e-5;
-    },
-    background: keep,
-    legacy: &[],
-    scores: false,
-    data: all_images,
-    build: |config, build| Box::new(GanModel::new(config, build)),
-};

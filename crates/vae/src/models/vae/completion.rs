@@ -5,7 +5,7 @@
 //! generation network without z, `x_o → x_u`, which can only predict each pixel's mean.
 
 use autodiff::{Matrix, Var, bce_with_logits, reparameterize};
-use ndarray::Axis;
+use ndarray::{Axis, concatenate, s};
 use nn::{Bound, Mlp, MlpConfig, ParamStore};
 use rand_chacha::ChaCha8Rng;
 
@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use autodiff::Tape;
 use serde::{Deserialize, Serialize};
 
+use super::eval;
 use super::model::VaeNet;
-use super::net::{Likelihood, Prior, Vae, VaeConfig};
+use super::net::{Likelihood, Prior, Vae, VaeConfig, bernoulli_means};
 use super::report::{
     ELBO_COLUMNS, active_units_figure, describe_elbo, describe_test_elbo, elbo_epoch, elbo_values,
     iw_nll_figure,
 };
-use super::{eval, pictures};
 use crate::data::Binarize;
 use crate::dist::standard_normal;
 use crate::model::files;
@@ -336,7 +336,7 @@ impl CompletionModel {
     fn completions(&self, test: &TestData, n: usize, rng: &mut ChaCha8Rng) -> Picture {
         let store = &self.params.store;
         Picture {
-            images: pictures::completions(&self.completion, store, &test.x, n, SAMPLES, rng),
+            images: completions(&self.completion, store, &test.x, n, SAMPLES, rng),
             cols: SAMPLES + 2,
             what: format!("completions of {} test images", n.min(test.split.len())),
         }
@@ -477,7 +477,7 @@ impl RegressorModel {
     fn completions(&self, test: &TestData, n: usize) -> Picture {
         let store = &self.params.store;
         Picture {
-            images: pictures::regressions(&self.regressor, store, &test.x, n),
+            images: regressions(&self.regressor, store, &test.x, n),
             cols: 3,
             what: format!("completions of {} test images", n.min(test.split.len())),
         }
@@ -546,6 +546,66 @@ impl Report for RegressorModel {
     ) -> Result<Picture, String> {
         Ok(self.completions(test, n))
     }
+}
+
+/// A row per test image (the first `n`): the observed part, `samples` completions (z drawn
+/// from the prior network's `p(z|x_o)`, the unobserved pixels' decoded means beside the
+/// observed ones), and the truth (`samples + 2` per row).
+pub fn completions(
+    model: &Completion,
+    store: &ParamStore,
+    x: &Matrix,
+    n: usize,
+    samples: usize,
+    rng: &mut ChaCha8Rng,
+) -> Matrix {
+    let n = n.min(x.nrows());
+    let x = x.slice(s![..n, ..]).to_owned();
+    let (x_o, _) = model.mask().split(&x);
+    // Row i·samples + s completes image i.
+    let rows: Vec<usize> = (0..n)
+        .flat_map(|i| std::iter::repeat_n(i, samples))
+        .collect();
+    let filled = model.complete(store, &x_o.select(Axis(0), &rows), rng);
+    let observed = observed_only(model.mask(), &x);
+    let mut out = Vec::with_capacity(n * (samples + 2));
+    for i in 0..n {
+        out.push(observed.slice(s![i..i + 1, ..]));
+        out.push(filled.slice(s![i * samples..(i + 1) * samples, ..]));
+        out.push(x.slice(s![i..i + 1, ..]));
+    }
+    concatenate(Axis(0), &out).expect("same widths")
+}
+
+/// The regressor's row per test image (the first `n`): the observed part, its one prediction
+/// (the unobserved pixels' predicted means), and the truth.
+pub fn regressions(model: &Regressor, store: &ParamStore, x: &Matrix, n: usize) -> Matrix {
+    let n = n.min(x.nrows());
+    let x = x.slice(s![..n, ..]).to_owned();
+    let (x_o, _) = model.mask().split(&x);
+    let predicted = {
+        let tape = Tape::new();
+        let p = store.bind_frozen(&tape);
+        let logits = model.predict(&p, p.constant(x_o.clone())).value();
+        model.mask().join(&x_o, &bernoulli_means(&logits))
+    };
+    let observed = observed_only(model.mask(), &x);
+    let mut out = Vec::with_capacity(3 * n);
+    for i in 0..n {
+        out.push(observed.slice(s![i..i + 1, ..]));
+        out.push(predicted.slice(s![i..i + 1, ..]));
+        out.push(x.slice(s![i..i + 1, ..]));
+    }
+    concatenate(Axis(0), &out).expect("same widths")
+}
+
+/// The gray that stands for "not observed" in the completion pictures.
+pub const UNOBSERVED_GRAY: f32 = 0.5;
+
+/// Whole images of `x`'s observed pixels with the rest [`UNOBSERVED_GRAY`].
+fn observed_only(mask: &Mask, x: &Matrix) -> Matrix {
+    let (x_o, x_u) = mask.split(x);
+    mask.join(&x_o, &Matrix::from_elem(x_u.dim(), UNOBSERVED_GRAY))
 }
 
 #[cfg(test)]

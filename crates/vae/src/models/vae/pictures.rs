@@ -8,17 +8,11 @@ use ndarray::{Axis, concatenate, s};
 use nn::ParamStore;
 use rand_chacha::ChaCha8Rng;
 
-use autodiff::Tape;
-
-use super::completion::{Completion, Regressor};
 use super::eval::{decode_images, posterior_means};
-use super::net::{Vae, bernoulli_means};
+use super::net::Vae;
 use crate::data::{CLASSES, one_hot};
 use crate::dist::{normal_quantile, standard_normal};
 use crate::image::above;
-
-/// The gray that stands for "not observed" in the completion pictures.
-pub const UNOBSERVED_GRAY: f32 = 0.5;
 
 /// `n` decoder means of `z ~ N(0, I)`.
 pub fn samples(vae: &Vae, store: &ParamStore, n: usize, rng: &mut ChaCha8Rng) -> Matrix {
@@ -130,63 +124,6 @@ pub fn analogies(vae: &Vae, store: &ParamStore, x: &Matrix, labels: &[u8], n: us
         rows.extend(decoded.iter().map(|d| d.slice(s![i..i + 1, ..])));
     }
     concatenate(Axis(0), &rows).expect("same widths")
-}
-
-/// Whole images of `x`'s observed pixels with the rest [`UNOBSERVED_GRAY`].
-fn observed_only(mask: &crate::models::Mask, x: &Matrix) -> Matrix {
-    let (x_o, x_u) = mask.split(x);
-    mask.join(&x_o, &Matrix::from_elem(x_u.dim(), UNOBSERVED_GRAY))
-}
-
-/// A row per test image (the first `n`): the observed part, `samples` completions (z drawn
-/// from the prior network's `p(z|x_o)`, the unobserved pixels' decoded means beside the
-/// observed ones), and the truth (`samples + 2` per row).
-pub fn completions(
-    model: &Completion,
-    store: &ParamStore,
-    x: &Matrix,
-    n: usize,
-    samples: usize,
-    rng: &mut ChaCha8Rng,
-) -> Matrix {
-    let n = n.min(x.nrows());
-    let x = x.slice(s![..n, ..]).to_owned();
-    let (x_o, _) = model.mask().split(&x);
-    // Row i·samples + s completes image i.
-    let rows: Vec<usize> = (0..n)
-        .flat_map(|i| std::iter::repeat_n(i, samples))
-        .collect();
-    let filled = model.complete(store, &x_o.select(Axis(0), &rows), rng);
-    let observed = observed_only(model.mask(), &x);
-    let mut out = Vec::with_capacity(n * (samples + 2));
-    for i in 0..n {
-        out.push(observed.slice(s![i..i + 1, ..]));
-        out.push(filled.slice(s![i * samples..(i + 1) * samples, ..]));
-        out.push(x.slice(s![i..i + 1, ..]));
-    }
-    concatenate(Axis(0), &out).expect("same widths")
-}
-
-/// The regressor's row per test image (the first `n`): the observed part, its one prediction
-/// (the unobserved pixels' predicted means), and the truth.
-pub fn regressions(model: &Regressor, store: &ParamStore, x: &Matrix, n: usize) -> Matrix {
-    let n = n.min(x.nrows());
-    let x = x.slice(s![..n, ..]).to_owned();
-    let (x_o, _) = model.mask().split(&x);
-    let predicted = {
-        let tape = Tape::new();
-        let p = store.bind_frozen(&tape);
-        let logits = model.predict(&p, p.constant(x_o.clone())).value();
-        model.mask().join(&x_o, &bernoulli_means(&logits))
-    };
-    let observed = observed_only(model.mask(), &x);
-    let mut out = Vec::with_capacity(3 * n);
-    for i in 0..n {
-        out.push(observed.slice(s![i..i + 1, ..]));
-        out.push(predicted.slice(s![i..i + 1, ..]));
-        out.push(x.slice(s![i..i + 1, ..]));
-    }
-    concatenate(Axis(0), &out).expect("same widths")
 }
 
 #[cfg(test)]

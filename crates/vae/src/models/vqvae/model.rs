@@ -656,7 +656,7 @@ mod tests {
     fn tiny_run(update: CodebookUpdate) -> (RunConfig, Split) {
         let pixels: Vec<u8> = (0..40 * 16).map(|i| ((i * 37) % 256) as u8).collect();
         let labels: Vec<u8> = (0..40).map(|i| (i % 10) as u8).collect();
-        let mut config = RunConfig::for_model("vqvae".parse().unwrap());
+        let mut config = RunConfig::for_model(crate::models::kind("vqvae").unwrap());
         let settings: &mut VqVaeSettings = config.model.get_mut();
         settings.hidden = vec![8];
         (settings.codes, settings.code_dim, settings.codebook) = (2, 3, 5);

@@ -10,7 +10,7 @@ use crate::model::all_images;
 fn tiny_run(model: &str, minibatch: bool) -> (RunConfig, Split) {
     let pixels: Vec<u8> = (0..40 * 16).map(|i| ((i * 37) % 256) as u8).collect();
     let labels: Vec<u8> = (0..40).map(|i| (i % 10) as u8).collect();
-    let mut config = RunConfig::for_model(model.parse().unwrap());
+    let mut config = RunConfig::for_model(crate::models::kind(model).unwrap());
     config.model.set("hidden", "6,5").unwrap();
     config.model.set("latent_dim", "3").unwrap();
     if minibatch {
