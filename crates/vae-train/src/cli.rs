@@ -131,7 +131,10 @@ pub fn command(kind: ModelKind) -> Command {
             .about("Train a model (the default).")
             .after_help(after),
     );
-    Other::augment_subcommands(root)
+    // The subcommands' derive would name the command after the enum's doc comment.
+    Other::augment_subcommands(root).about(
+        "Train generative models on MNIST or Fashion-MNIST, evaluate them, sample from them.",
+    )
 }
 
 /// Parses `args` (with the binary's name first).
@@ -530,6 +533,12 @@ mod tests {
         for kind in models::all() {
             command(kind).debug_assert();
         }
+    }
+
+    #[test]
+    fn the_help_opens_with_what_the_program_does() {
+        let help = command(models::default_kind()).render_help().to_string();
+        assert!(help.starts_with("Train generative models"), "{help}");
     }
 
     #[test]

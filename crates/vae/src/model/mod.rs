@@ -154,6 +154,13 @@ pub fn keep(_: &mut RunConfig) {}
 pub struct ModelKind(pub(crate) &'static ModelEntry);
 
 impl ModelKind {
+    /// The model of `entry`: one of the registry's ([`crate::models::kind`] finds it by name),
+    /// or a model of a program's own that it trains through [`crate::run`] (such a run's
+    /// checkpoint resumes only in that program).
+    pub fn of(entry: &'static ModelEntry) -> ModelKind {
+        ModelKind(entry)
+    }
+
     /// The name on the command line and in checkpoints.
     pub fn name(self) -> &'static str {
         self.0.name
