@@ -52,7 +52,7 @@ fn every_kinds_flat_checkpoint_loads_with_its_settings_evaluates_and_resumes() {
         );
         let test = loaded.model.test(&loaded.test, Keys::evaluation(c.seed));
         assert!(test.values().all(f64::is_finite), "{kind}: {test:?}");
-        let figures = loaded.model.report().finish(
+        let figures = loaded.model.finish(
             &loaded.test,
             &mut Finish {
                 iw_samples: 3,
@@ -165,7 +165,6 @@ fn checkpoints_from_before_the_trait_load_with_their_settings_and_evaluate() {
     assert_eq!(completion.observe.to_string(), "left-half");
     let figures = loaded
         .model
-        .report()
         .finish(
             &loaded.test,
             &mut Finish {

@@ -360,8 +360,8 @@ fn evaluate(args: EvalArgs) -> Result<(), RunError> {
         test.split.len(),
         loaded.config.kind()
     );
-    println!("{}", model.report().describe_test(&tested));
-    let figures = model.report().finish(
+    println!("{}", model.describe_test(&tested));
+    let figures = model.finish(
         test,
         &mut vae::model::Finish {
             iw_samples: args.iw_samples,
@@ -552,7 +552,7 @@ fn sample(args: SampleArgs) -> Result<(), RunError> {
     let loaded = run::load(&args.checkpoint, RunConfig::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let test = &loaded.test;
-    let picture = (loaded.model.report().sample_picture(test, args.n, &mut rng))
+    let picture = (loaded.model.sample_picture(test, args.n, &mut rng))
         .map_err(|why| RunError::Config(format!("{}: {why}", args.checkpoint.display())))?;
     image::save_grid(
         &args.out,

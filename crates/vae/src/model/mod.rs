@@ -200,16 +200,16 @@ pub fn check_hidden(hidden: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
-/// A model as a run trains, tests, checkpoints and reports it. It owns its parameters and its
-/// optimizers (any number of each), so an epoch may take any steps on any of them; the run
-/// owns what every model shares: it sets every optimizer's rate each epoch, saves and restores
-/// the [`State`], names the metrics, and writes the files.
+/// A model as a run trains, tests and checkpoints it; what it reports is its [`Report`]. It owns
+/// its parameters and its optimizers (any number of each), so an epoch may take any steps on any
+/// of them; the run owns what every model shares: it sets every optimizer's rate each epoch,
+/// saves and restores the [`State`], names the metrics, and writes the files.
 ///
 /// The run calls, in order: [`ModelEntry::data`] once, then each epoch
 /// [`train_epoch`](Self::train_epoch) and [`test`](Self::test), and saves the
 /// [`state`](Self::state); after the last epoch [`after_training`](Self::after_training), then
-/// the [`report`](Self::report)'s pictures and figures. A resumed run restores the state first.
-pub trait RunModel {
+/// the [`Report`]'s pictures and figures. A resumed run restores the state first.
+pub trait RunModel: Report {
     /// Its `metrics.csv` columns between `epoch` and `seconds`.
     fn columns(&self) -> Columns;
 
@@ -222,9 +222,6 @@ pub trait RunModel {
 
     /// Its parameters, optimizers and buffers: what the run schedules, saves and restores.
     fn state(&mut self) -> State<'_>;
-
-    /// What it reports of an epoch and of the end of a run: lines, warnings, pictures, figures.
-    fn report(&self) -> &dyn Report;
 
     /// What the commands may ask of it: sampling, scoring, completing, classifying.
     fn abilities(&self) -> Abilities<'_>;

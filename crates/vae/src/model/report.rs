@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{Finish, RunError, TestData};
 
 /// What a model reports: the terminal's lines of an epoch, the pictures and the figures of the
-/// end of a run. A model implements it on itself; [`RunModel::report`] returns it.
+/// end of a run. Every [`RunModel`](super::RunModel) is one (the trait is its supertrait).
 pub trait Report {
     /// One line for the terminal of an epoch's `row` (train columns, then test columns).
     fn describe(&self, row: &Row) -> String {

@@ -406,10 +406,6 @@ impl RunModel for AeModel {
         self.params.state().data_parallel()
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             score: Some(self),

@@ -251,10 +251,6 @@ impl RunModel for ClassifierModel {
         self.params.state().data_parallel()
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             classify: Some(self),

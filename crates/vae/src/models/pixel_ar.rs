@@ -477,10 +477,6 @@ impl RunModel for PixelArModel {
         self.params.state().data_parallel()
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             sample: Some(self),

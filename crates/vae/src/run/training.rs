@@ -235,7 +235,7 @@ impl<'a> Run<'a> {
         );
         self.check_parameters(epoch)?;
         let row = train.then(test);
-        let line = self.model.report().describe(&row);
+        let line = self.model.describe(&row);
         let row = EpochRow {
             epoch,
             row,
@@ -249,7 +249,7 @@ impl<'a> Run<'a> {
             self.write_epoch(epoch)?;
         }
         observer.epoch_end(&row);
-        for warning in self.model.report().warnings(&row.row) {
+        for warning in self.model.warnings(&row.row) {
             observer.note(&format!("warning: {warning}"));
         }
         self.last = Some(row);
@@ -360,7 +360,7 @@ impl<'a> Run<'a> {
         let (metrics, curves) = (self.out.join(files::METRICS), self.out.join(files::CURVES));
         write_atomic(&metrics, &self.metrics_csv)?;
         chart::save_curves(&curves, &self.metrics_csv)?;
-        let pictures = self.model.report().epoch_pictures(self.out)?;
+        let pictures = self.model.epoch_pictures(self.out)?;
         for path in [checkpoint, metrics, curves].into_iter().chain(pictures) {
             self.wrote(path);
         }
@@ -416,10 +416,10 @@ impl<'a> Run<'a> {
     pub(super) fn finish(mut self, observer: &mut dyn Observer) -> Result<Summary, RunError> {
         if self.writes() {
             let rng = &mut pictures_rng(self.config.seed);
-            let pictures = self.model.report().pictures(&self.test, self.out, rng)?;
+            let pictures = self.model.pictures(&self.test, self.out, rng)?;
             pictures.into_iter().for_each(|path| self.wrote(path));
         }
-        let figures = self.model.report().finish(
+        let figures = self.model.finish(
             &self.test,
             &mut Finish {
                 iw_samples: self.config.iw_samples,
@@ -430,11 +430,11 @@ impl<'a> Run<'a> {
             },
         )?;
         let test_columns = self.model.columns().test;
-        let report = self.model.report();
+        let model = &self.model;
         Ok(Summary {
             epochs: self.config.epochs.max(self.start),
             test_line: (self.last.as_ref())
-                .map(|row| report.describe_test(&row.row.only(test_columns))),
+                .map(|row| model.describe_test(&row.row.only(test_columns))),
             last: self.last,
             figures,
             files: self.written,

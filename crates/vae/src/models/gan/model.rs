@@ -574,10 +574,6 @@ impl RunModel for GanModel {
         }
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             sample: Some(self),

@@ -366,10 +366,6 @@ impl RunModel for CompletionModel {
         self.params.state().data_parallel()
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             complete: Some(self),
@@ -503,10 +499,6 @@ impl RunModel for RegressorModel {
 
     fn state(&mut self) -> State<'_> {
         self.params.state().data_parallel()
-    }
-
-    fn report(&self) -> &dyn Report {
-        self
     }
 
     fn abilities(&self) -> Abilities<'_> {

@@ -147,10 +147,6 @@ impl RunModel for CvaeModel {
         self.params.state().data_parallel()
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             sample: Some(self),

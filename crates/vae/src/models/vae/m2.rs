@@ -399,10 +399,6 @@ impl RunModel for M2Model {
         self.params.state().data_parallel()
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             sample: Some(self),

@@ -176,10 +176,6 @@ impl RunModel for VaeModel {
         self.params.state().data_parallel()
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             sample: Some(self),

@@ -421,10 +421,6 @@ impl RunModel for VqVaeModel {
         }
     }
 
-    fn report(&self) -> &dyn Report {
-        self
-    }
-
     fn abilities(&self) -> Abilities<'_> {
         Abilities {
             sample: self.prior_fitted.then_some(self as &dyn Sample),
