@@ -4,7 +4,7 @@
 //! First the step of the default VAE as `vae::train::shared_step` and the run make it: one
 //! all-reduce per gradient matrix (its 8 parameters, 667 248 f32 in all), one of the step's 3
 //! metrics (f64) and one of the 2 numbers by which the processes agree on a signal. Then single buffers of 1 Ki to 4 Mi f32, whose times give the latency α and the
-//! bandwidth β of the scaling model in README.md. Process 0 prints one line per case.
+//! bandwidth β of the scaling model in docs/mpi.md. Process 0 prints one line per case.
 
 use std::time::Instant;
 

@@ -439,8 +439,7 @@ fn small_run(out: &Path, epochs: &str) -> Vec<String> {
 #[test]
 fn one_thread_and_two_write_the_same_checkpoint_bytes() {
     // Every GEMM element and every reduction is summed in one order whatever the threads: the
-    // driver splits C into blocks, never the sum over k (README, "Training on several
-    // processes").
+    // driver splits C into blocks, never the sum over k (docs/mpi.md).
     let dir = scratch("threads");
     let checkpoints: Vec<Vec<u8>> = ["1", "2"]
         .iter()

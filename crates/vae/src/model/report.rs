@@ -129,7 +129,7 @@ impl Row {
         self
     }
 
-    /// The values as a mutable slice's worth, for a sum over processes.
+    /// The values, to change in place (a sum over processes).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut f64> + '_ {
         self.0.iter_mut().map(|(_, v)| v)
     }

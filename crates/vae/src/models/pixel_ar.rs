@@ -67,8 +67,7 @@ impl Window {
 
     /// The window of the model (`--window 7,7`): 7 rows above, 7 columns on each side (112
     /// pixels). Against the [`LOCAL`](Self::LOCAL) background its likelihood ratio separates
-    /// MNIST from Fashion-MNIST far better than a 3,3 foreground's (README, "A local
-    /// autoregressive model of gray levels").
+    /// MNIST from Fashion-MNIST far better than a 3,3 foreground's (docs/pixel-ar.md).
     pub const WIDE: Window = Window {
         rows_above: 7,
         half_width: 7,

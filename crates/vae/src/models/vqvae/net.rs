@@ -38,7 +38,7 @@ pub const EMA_DECAY: f32 = 0.99;
 pub const EMA_EPSILON: f32 = 1e-5;
 
 /// How the codebook learns (`--codebook-update`). The run's default is `Ema`, which gave a lower
-/// reconstruction term and rate than `Loss` at K = 64 and K = 512 (README.md).
+/// reconstruction term and rate than `Loss` at K = 64 and K = 512 (docs/vqvae.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodebookUpdate {
     /// By gradient descent on the codebook term `‖sg[z_e] − e‖²` of the loss (the paper's main
