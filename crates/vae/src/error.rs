@@ -47,7 +47,7 @@ pub enum RunError {
         signal: Interrupt,
         /// The epoch it stopped (1-based), or after which it stopped.
         epoch: usize,
-        /// Whether it stopped in [`RunModel::after_training`], every epoch done.
+        /// Whether it stopped in [`RunModel::after_training`](crate::model::RunModel::after_training), every epoch done.
         after_training: bool,
         /// The run's `--epochs`.
         epochs: usize,

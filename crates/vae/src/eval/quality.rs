@@ -1,7 +1,7 @@
 //! The sample-quality yardstick's numbers, each a function of plain matrices so that it can be
 //! checked on constructed cases: the classifier Inception Score, the Fréchet distance between
 //! two sets of features, mode coverage, and Goodfellow et al.'s (2014) Parzen-window
-//! log-likelihood. [`crate::run::quality`] applies them to a model's samples with the reference
+//! log-likelihood. [`crate::commands::quality`] applies them to a model's samples with the reference
 //! classifier.
 
 use autodiff::Matrix;

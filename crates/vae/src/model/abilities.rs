@@ -27,7 +27,7 @@ pub struct Abilities<'a> {
 /// the sample-quality yardstick).
 pub trait Classify {
     /// The class probabilities and the features of every row of `x` (images as in
-    /// [`TestData::x`]), in evaluation mode.
+    /// [`TestData::x`](super::TestData::x)), in evaluation mode.
     fn classify(&self, x: &Matrix) -> Classified;
 
     /// The SHA-256 of its parameters (each one's name, shape and little-endian f32 values, in
@@ -69,7 +69,7 @@ pub struct Samples {
 /// A model that draws images from a density fitted to its codes of the images `x`.
 pub trait FittedSample {
     /// `n` images in [0, 1] (a Bernoulli decoder's means), their codes drawn from the density
-    /// fitted to the codes of the rows of `x` (images as in [`TestData::x`]).
+    /// fitted to the codes of the rows of `x` (images as in [`TestData::x`](super::TestData::x)).
     fn sample_fitted(&self, x: &Matrix, n: usize, rng: &mut ChaCha8Rng) -> Samples;
 
     /// What the density is, e.g. `a diagonal Gaussian fitted to the codes`.
@@ -78,7 +78,7 @@ pub trait FittedSample {
 
 /// A model that draws the part of an image it does not see from the part it sees.
 pub trait Complete {
-    /// Every row of `x` (whole images, as in [`TestData::x`]) with its seen part kept and the
+    /// Every row of `x` (whole images, as in [`TestData::x`](super::TestData::x)) with its seen part kept and the
     /// rest drawn (a Bernoulli decoder's means), in [0, 1].
     fn complete(&self, x: &Matrix, rng: &mut ChaCha8Rng) -> Matrix;
 }
@@ -88,7 +88,7 @@ pub trait Score {
     /// What the score is, e.g. `-ELBO` (in nats).
     fn score_name(&self) -> &'static str;
 
-    /// The score of each row of `x`, targets as in [`TestData::x`], row `r` drawing (if the
+    /// The score of each row of `x`, targets as in [`TestData::x`](super::TestData::x), row `r` drawing (if the
     /// score is random) as example `r` of `keys`.
     fn score(&self, x: &Matrix, keys: Keys) -> Vec<f64>;
 

@@ -38,7 +38,7 @@ impl<'a> Epoch<'a> {
     }
 }
 
-/// What [`RunModel::after_training`] is given besides the training data.
+/// What [`RunModel::after_training`](super::RunModel::after_training) is given besides the training data.
 pub struct AfterTraining<'a> {
     /// Tells the user what is taking long.
     pub note: &'a mut dyn FnMut(&str),

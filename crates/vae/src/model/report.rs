@@ -62,8 +62,8 @@ pub trait Report {
     fn finish(&self, test: &TestData, ctx: &mut Finish<'_>) -> Result<Vec<Figure>, RunError>;
 }
 
-/// An epoch's figures by name: the `train` columns of [`RunModel::train_epoch`] or the `test`
-/// columns of [`RunModel::test`], in [`Columns`] order.
+/// An epoch's figures by name: the `train` columns of [`RunModel::train_epoch`](super::RunModel::train_epoch) or the `test`
+/// columns of [`RunModel::test`](super::RunModel::test), in [`Columns`] order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row(Vec<(&'static str, f64)>);
 
@@ -139,9 +139,9 @@ impl Row {
 /// (`seconds` follows them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Columns {
-    /// What [`RunModel::train_epoch`] returns, e.g. `train_neg_elbo`.
+    /// What [`RunModel::train_epoch`](super::RunModel::train_epoch) returns, e.g. `train_neg_elbo`.
     pub train: &'static [&'static str],
-    /// What [`RunModel::test`] returns, e.g. `test_neg_elbo`.
+    /// What [`RunModel::test`](super::RunModel::test) returns, e.g. `test_neg_elbo`.
     pub test: &'static [&'static str],
 }
 

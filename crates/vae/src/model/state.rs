@@ -21,12 +21,12 @@ pub struct State<'a> {
     /// Tensors of its state that no optimizer trains (a codebook's moving averages, a fitted
     /// prior, a generator's batch-norm statistics).
     pub buffers: Vec<&'a mut ParamStore>,
-    /// The model's own metadata entries (read back by [`RunModel::read_metadata`]).
+    /// The model's own metadata entries (read back by [`RunModel::read_metadata`](super::RunModel::read_metadata)).
     pub metadata: Metadata,
     /// Whether it trains data-parallel: the processes of a run then hold its parameters
     /// alike. Such a model takes its share of every batch through
-    /// [`train::epoch`](crate::train::epoch) with [`Epoch::plan`], keys every draw of its epoch
-    /// by its example, and makes every value of its [`test`](RunModel::test) a mean over the
+    /// [`train::epoch`](crate::train::epoch) with [`Epoch::plan`](super::Epoch::plan), keys every draw of its epoch
+    /// by its example, and makes every value of its [`test`](super::RunModel::test) a mean over the
     /// test images of per-image values, so that the processes can each take a share.
     pub data_parallel: bool,
 }

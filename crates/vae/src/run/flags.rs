@@ -26,7 +26,7 @@ pub struct DataFlags {
     /// Train and test on every label but these, comma-separated, e.g. 7.
     #[arg(long, value_name = "C[,C...]", value_parser = excluded)]
     pub exclude_class: Option<Classes>,
-    /// Folder holding the four IDX gz files (default: data/<dataset>, then the system's copy).
+    /// Folder holding the four IDX gz files (default: `data/<dataset>`, then the system's copy).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Train on the first N training images only.

@@ -15,7 +15,7 @@ pub struct GanNet {
     #[arg(long, value_name = "N", value_parser = positive, default_value_t = 100)]
     pub latent_dim: usize,
     /// Samples scored every epoch by the sample-quality yardstick's reference classifier
-    /// (trained once into reference-classifier-<dataset> beside the run's directory); 0: none.
+    /// (trained once into `reference-classifier-<dataset>` beside the run's directory); 0: none.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub quality_samples: usize,
 }
