@@ -635,12 +635,16 @@ fn processes_that_disagree_on_the_data_or_the_parameters_stop_the_run_unsaved() 
     assert_eq!(summary.unwrap().epochs, 2);
     assert!(dir.join(files::CHECKPOINT).exists());
     // A model that trains as one process is refused by name.
-    let gan = with(&["--model", "gan", "--epochs", "1", "--quality-samples", "0"]);
-    let e = run::train_shared(gan, &dir, None, &mut Silent, &twin(false, false)).unwrap_err();
+    // Refused before anything else: the reference classifier it follows its samples with
+    // (--quality-samples, 2000 by default) is not trained first.
+    let gan = with(&["--model", "gan", "--epochs", "1"]);
+    let out = dir.join("gan");
+    let e = run::train_shared(gan, &out, None, &mut Silent, &twin(false, false)).unwrap_err();
     assert!(
         e.to_string().contains("does not train data-parallel"),
         "{e}"
     );
+    assert!(!dir.join("reference-classifier-mnist").exists());
     fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -111,17 +111,16 @@ impl<'a> Run<'a> {
         }
         let splits = load_splits(&config, observer)?;
         let shape = splits.train.image_shape();
-        let build = Build {
-            shape,
-            reference: match config.model.wants_reference() {
-                true => Some(reference(&config, out, shape, observer)?),
-                false => None,
-            },
-        };
+        let mut build = Build::of(shape);
         let mut model = (config.kind().entry().build)(&config, &build);
         let data_parallel = model.state().data_parallel;
         let shared = (&splits.train, &splits.test, splits.dir.as_path());
         check_agreement(world, (&config, data_parallel), shared)?;
+        // The reference classifier, once the processes agree (it may have to be trained).
+        if config.model.wants_reference() {
+            build.reference = Some(reference(&config, out, shape, observer)?);
+            model = (config.kind().entry().build)(&config, &build);
+        }
         if let (Some((meta, ..)), Some(path)) = (&resumed, resume) {
             check_image_size(meta, path, shape, &splits.dir)?;
             restore(&mut *model, path, Restore::Everything)?;
