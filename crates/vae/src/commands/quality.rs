@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::eval_targets;
 use crate::data::images;
 use crate::model::{Complete, FittedSample, RunError, Sample, Samples};
+use crate::models::Likelihood;
 use crate::run::reference::{Quality, Reference};
 use crate::run::{Loaded, write_atomic};
 
@@ -127,9 +128,13 @@ pub fn measure(
         &samples.images,
         labels,
     )?);
-    // A decoder's means are pixel probabilities unless its likelihood is Gaussian.
-    let likelihood = run.config.model.to_table().get("likelihood").cloned();
-    if means && likelihood.as_ref().and_then(|l| l.as_str()) != Some("gaussian") {
+    // A decoder's means are pixel probabilities unless its likelihood (the `likelihood`
+    // setting of the models that have one) is Gaussian.
+    let settings = run.config.model.to_table();
+    let likelihood = settings
+        .get("likelihood")
+        .and_then(|l| l.as_str()?.parse().ok());
+    if means && likelihood != Some(Likelihood::Gaussian) {
         let binary = samples.images.mapv(|p| f32::from(rng.random::<f32>() < p));
         rows.push(measure(
             format!("{model}: {what} (binary)"),

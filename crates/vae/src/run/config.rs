@@ -155,7 +155,7 @@ impl RunConfig {
                 ))
             })?,
             None => {
-                let mut legacy = legacy(meta, path, self)?;
+                let mut legacy = legacy(meta, path)?;
                 legacy.data.test_limit = self.data.test_limit;
                 legacy
             }
@@ -183,9 +183,9 @@ struct ConfigFile {
 }
 
 /// The settings of a checkpoint written before they were typed: one metadata key per setting,
-/// its value as the flag spelled it. `base` gives the epochs, importance samples and data
-/// folder.
-fn legacy(meta: &Metadata, path: &Path, base: &RunConfig) -> Result<RunConfig, RunError> {
+/// its value as the flag spelled it. What they did not keep (the epochs, importance samples,
+/// data folder and test limit) is left at the model's defaults for the caller to set.
+fn legacy(meta: &Metadata, path: &Path) -> Result<RunConfig, RunError> {
     let get = |key: &str| {
         meta.get(key).map(String::as_str).ok_or_else(|| {
             RunError::Config(format!(
@@ -247,9 +247,6 @@ fn legacy(meta: &Metadata, path: &Path, base: &RunConfig) -> Result<RunConfig, R
         config.optimizer.lr_schedule = parse(v, "lr_schedule", &bad)?;
     }
     config.seed = parse(get("seed")?, "seed", &bad)?;
-    config.epochs = base.epochs;
-    config.iw_samples = base.iw_samples;
-    config.data.dir = base.data.dir.clone();
     Ok(config)
 }
 
